@@ -1,0 +1,1 @@
+"""Everything an app author touches: the SDK and the shipped Python apps."""

@@ -1,0 +1,142 @@
+"""Node-side clients for RequestorApp and ProviderApp, over a grpclib channel.
+
+Every failure surfaces as `grpclib.exceptions.GRPCError`: an app's refusal keeps its status and
+message, and an app that is not (or no longer) running gives UNAVAILABLE naming its address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
+from protos import taskapi_pb2 as pb
+from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
+
+T = TypeVar("T")
+
+CALL_TIMEOUT_S = 300.0
+
+
+async def wait_until_serving(host: str, port: int, timeout: float = 10.0) -> Channel:
+    """Poll the health service until the app reports SERVING; return an open channel to it."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        channel = Channel(host, port)
+        try:
+            reply = await HealthStub(channel).Check(HealthCheckRequest(service=""), timeout=2.0)
+            if reply.status == HealthCheckResponse.SERVING:
+                return channel
+        except (OSError, StreamTerminatedError, GRPCError, TimeoutError) as exc:
+            last_error = exc
+        channel.close()
+        await asyncio.sleep(0.05)
+    raise GRPCError(
+        Status.UNAVAILABLE, f"app at {host}:{port} did not become healthy in {timeout:.0f} s: {last_error}"
+    )
+
+
+class _AppClient:
+    def __init__(self, channel: Channel, timeout: float = CALL_TIMEOUT_S) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self._address = f"{channel._host}:{channel._port}"
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except (OSError, StreamTerminatedError) as exc:
+            raise GRPCError(Status.UNAVAILABLE, f"app at {self._address} is unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class RequestorAppClient(_AppClient):
+    """Typed calls to an app's RequestorApp service."""
+
+    def __init__(self, channel: Channel, timeout: float = CALL_TIMEOUT_S) -> None:
+        super().__init__(channel, timeout)
+        self._stub = RequestorAppStub(channel)
+
+    async def create_task(self, task_id: str, max_subtasks_count: int, params: JsonDict) -> CreatedTask:
+        request = pb.CreateTaskRequest(
+            task_id=task_id, max_subtasks_count=max_subtasks_count, task_params_json=json.dumps(params)
+        )
+        reply = await self._call(self._stub.CreateTask(request, timeout=self.timeout))
+        return CreatedTask(
+            env_id=reply.env_id,
+            prerequisites=json.loads(reply.prerequisites_json or "{}"),
+            min_memory_mib=reply.inf_requirements.min_memory_mib,
+        )
+
+    async def next_subtask(self, task_id: str, subtask_id: str, opaque_node_id: str = "") -> Subtask | None:
+        request = pb.NextSubtaskRequest(task_id=task_id, subtask_id=subtask_id, opaque_node_id=opaque_node_id)
+        reply = await self._call(self._stub.NextSubtask(request, timeout=self.timeout))
+        if not reply.HasField("subtask"):
+            return None
+        return Subtask(
+            params=json.loads(reply.subtask.subtask_params_json), resources=list(reply.subtask.resources)
+        )
+
+    async def verify(self, task_id: str, subtask_id: str) -> tuple[VerifyResult, str]:
+        request = pb.VerifyRequest(task_id=task_id, subtask_id=subtask_id)
+        reply = await self._call(self._stub.Verify(request, timeout=self.timeout))
+        return VerifyResult(reply.result), reply.reason
+
+    async def discard_subtasks(self, task_id: str, subtask_ids: list[str]) -> list[str]:
+        request = pb.DiscardSubtasksRequest(task_id=task_id, subtask_ids=subtask_ids)
+        reply = await self._call(self._stub.DiscardSubtasks(request, timeout=self.timeout))
+        return list(reply.discarded_subtask_ids)
+
+    async def run_benchmark(self) -> float:
+        reply = await self._call(self._stub.RunBenchmark(pb.RunBenchmarkRequest(), timeout=self.timeout))
+        return reply.score
+
+    async def has_pending_subtasks(self, task_id: str) -> bool:
+        request = pb.HasPendingSubtasksRequest(task_id=task_id)
+        reply = await self._call(self._stub.HasPendingSubtasks(request, timeout=self.timeout))
+        return reply.has_pending_subtasks
+
+    async def abort_task(self, task_id: str) -> None:
+        await self._call(self._stub.AbortTask(pb.AbortTaskRequest(task_id=task_id), timeout=self.timeout))
+
+    async def abort_subtask(self, task_id: str, subtask_id: str) -> None:
+        request = pb.AbortSubtaskRequest(task_id=task_id, subtask_id=subtask_id)
+        await self._call(self._stub.AbortSubtask(request, timeout=self.timeout))
+
+    async def shutdown(self) -> None:
+        await self._call(self._stub.Shutdown(pb.ShutdownRequest(), timeout=self.timeout))
+
+
+class ProviderAppClient(_AppClient):
+    """Typed calls to an app's ProviderApp service."""
+
+    def __init__(self, channel: Channel, timeout: float = CALL_TIMEOUT_S) -> None:
+        super().__init__(channel, timeout)
+        self._stub = ProviderAppStub(channel)
+
+    async def compute(self, task_id: str, subtask_id: str, params: JsonDict) -> Path:
+        request = pb.ComputeRequest(
+            task_id=task_id, subtask_id=subtask_id, subtask_params_json=json.dumps(params)
+        )
+        reply = await self._call(self._stub.Compute(request, timeout=self.timeout))
+        return Path(reply.output_filepath)
+
+    async def run_benchmark(self) -> float:
+        reply = await self._call(self._stub.RunBenchmark(pb.RunBenchmarkRequest(), timeout=self.timeout))
+        return reply.score
+
+    async def shutdown(self) -> None:
+        await self._call(self._stub.Shutdown(pb.ShutdownRequest(), timeout=self.timeout))

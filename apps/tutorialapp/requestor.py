@@ -1,0 +1,158 @@
+"""tutorialapp's requestor side: splits the nonce space into ranges and verifies claimed results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from apps.sdk import (
+    CreatedTask,
+    InvalidArgument,
+    JsonDict,
+    RequestorAppHandler,
+    RequestorTaskDir,
+    Subtask,
+    VerifyResult,
+)
+from apps.tutorialapp import pow
+from apps.tutorialapp.plan import Plan, RangeState
+
+ENV_ID = "docker_cpu"
+IMAGE = {"image": "taskapi/tutorialapp", "tag": "0.1.0"}
+MAX_DIFFICULTY = 40
+MAX_SPOT_CHECKS = 4096
+RESULT_FILE = "result.json"
+
+
+def _int_param(params: JsonDict, name: str, low: int, high: int) -> int:
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"task parameter {name!r} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def parse_params(params: JsonDict, max_subtasks_count: int) -> Plan:
+    """Validate task parameters into a fresh plan, naming the first bad one."""
+    unknown = set(params) - {"input", "difficulty", "subtasks"}
+    if unknown:
+        raise InvalidArgument(f"unknown task parameters: {sorted(unknown)}")
+    text = params.get("input")
+    if not isinstance(text, str):
+        raise InvalidArgument(f"task parameter 'input' must be a string, got {text!r}")
+    difficulty = _int_param(params, "difficulty", 0, MAX_DIFFICULTY)
+    subtasks = _int_param(params, "subtasks", 1, 10_000)
+    return Plan.new(text, difficulty, min(subtasks, max_subtasks_count))
+
+
+def check_claim(plan: Plan, index: int, claim: Any, seed: str) -> str | None:
+    """Why the claimed result of range `index` is wrong, or None when it passes every check."""
+    start, end = plan.bounds(index)
+    if not isinstance(claim, dict) or claim.get("start") != start or claim.get("end") != end:
+        return f"result does not describe the assigned range [{start}, {end})"
+    nonce = claim.get("nonce")
+    checked_end = end
+    if nonce is not None:
+        if isinstance(nonce, bool) or not isinstance(nonce, int) or not start <= nonce < end:
+            return f"claimed nonce {nonce!r} is not in [{start}, {end})"
+        hash_hex = pow.digest(plan.input, nonce).hex()
+        if claim.get("hash") != hash_hex:
+            return f"claimed hash does not match sha256 of nonce {nonce}"
+        if not pow.meets(plan.input, nonce, plan.difficulty):
+            return f"nonce {nonce} has fewer than {plan.difficulty} leading zero bits"
+        checked_end = nonce
+    span = checked_end - start
+    sample_size = min(span, MAX_SPOT_CHECKS, max(64, span // 16))
+    for candidate in random.Random(seed).sample(range(start, checked_end), sample_size):
+        if pow.meets(plan.input, candidate, plan.difficulty):
+            return f"spot check found valid nonce {candidate} that the result missed"
+    return None
+
+
+class TutorialRequestor(RequestorAppHandler):
+    """Plans ranges, verifies claims by recomputation and spot checks, writes task_outputs/result.json."""
+
+    async def create_task(
+        self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
+    ) -> CreatedTask:
+        plan = parse_params(params, max_subtasks_count)
+        plan.save(task_dir.root)
+        return CreatedTask(env_id=ENV_ID, prerequisites=IMAGE)
+
+    async def next_subtask(
+        self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
+    ) -> Subtask | None:
+        plan = Plan.load(task_dir.root)
+        index = plan.next_pending()
+        if index is not None:
+            plan.assign(index, subtask_id)
+        plan.save(task_dir.root)
+        if index is None:
+            return None
+        start, end = plan.bounds(index)
+        return Subtask(
+            params={"input": plan.input, "difficulty": plan.difficulty, "start": start, "end": end}
+        )
+
+    async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
+        plan = Plan.load(task_dir.root)
+        index = plan.index_of(subtask_id)
+        if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
+            return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
+        problem = await asyncio.to_thread(self._check_result, plan, index, task_dir, subtask_id)
+        if problem is not None:
+            plan.release(subtask_id)
+            plan.save(task_dir.root)
+            return VerifyResult.FAILURE, problem
+        plan.ranges[index].state = RangeState.DONE
+        plan.save(task_dir.root)
+        self._write_answer(plan, task_dir)
+        return VerifyResult.SUCCESS, ""
+
+    @staticmethod
+    def _check_result(plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id: str) -> str | None:
+        path = task_dir.subtask_outputs(subtask_id) / RESULT_FILE
+        try:
+            claim = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return f"unreadable {RESULT_FILE}: {exc}"
+        problem = check_claim(plan, index, claim, seed=subtask_id)
+        if problem is None:
+            plan.ranges[index].nonce = claim["nonce"]
+        return problem
+
+    async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
+        plan = Plan.load(task_dir.root)
+        discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
+        plan.save(task_dir.root)
+        self._write_answer(plan, task_dir)
+        return discarded
+
+    async def has_pending_subtasks(self, task_dir: RequestorTaskDir) -> bool:
+        plan = Plan.load(task_dir.root)
+        pending = plan.next_pending() is not None
+        plan.save(task_dir.root)
+        return pending
+
+    async def abort_task(self, task_dir: RequestorTaskDir) -> None:
+        """Nothing to undo: the protocol layer stops all further calls on the task."""
+
+    async def abort_subtask(self, task_dir: RequestorTaskDir, subtask_id: str) -> None:
+        plan = Plan.load(task_dir.root)
+        plan.release(subtask_id)
+        plan.save(task_dir.root)
+
+    async def run_benchmark(self, work_dir: Path) -> float:
+        return await asyncio.to_thread(pow.benchmark)
+
+    @staticmethod
+    def _write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
+        """Write task_outputs/result.json once the answer is certain; remove it if a discard undid that."""
+        path = task_dir.task_outputs / RESULT_FILE
+        nonce = plan.answer()
+        if nonce is None:
+            path.unlink(missing_ok=True)
+            return
+        path.write_text(json.dumps({"nonce": nonce, "hash": pow.digest(plan.input, nonce).hex()}) + "\n")
