@@ -45,6 +45,7 @@ class TaskOutcome:
 
     task_id: str
     env_id: str
+    outputs_dir: Path
     outputs: list[Path]
     progress: TaskProgress = field(default_factory=TaskProgress)
 
@@ -91,7 +92,7 @@ class LocalLifecycle:
             await run.complete()
             task_dir = RequestorWorkDir(requestor.work_dir).task_dir(task_id)
             outputs = sorted(p for p in task_dir.task_outputs.rglob("*") if p.is_file())
-            return TaskOutcome(task_id, created.env_id, outputs, run.progress)
+            return TaskOutcome(task_id, created.env_id, task_dir.task_outputs, outputs, run.progress)
         finally:
             with contextlib.suppress(GRPCError):
                 await client.shutdown()

@@ -1,0 +1,1 @@
+"""The taskapi node: app catalogue, requestor, provider, CLI."""
