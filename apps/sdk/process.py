@@ -23,10 +23,10 @@ def python_app_command(app_module: str) -> list[str]:
     return [sys.executable, "-m", app_module]
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+def free_port(host: str = HOST) -> int:
+    """A TCP port on `host` that nothing listens on right now."""
     with socket.socket() as sock:
-        sock.bind((HOST, 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 

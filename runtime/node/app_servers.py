@@ -1,0 +1,75 @@
+"""The requestor side of every app in use: one long-lived app server per app build (Golem's model)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from grpclib.exceptions import GRPCError
+
+from apps.sdk.client import RequestorAppClient
+from apps.sdk.process import AppProcess
+from runtime.catalog import find_app
+
+
+@dataclass(frozen=True)
+class ResolvedApp:
+    """An app build the node can serve: how to start its server, and what providers need to run it."""
+
+    name: str
+    app_id: str
+    env_id: str
+    command: list[str]
+    module: Path | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.env_id}"
+
+
+def resolve_app(name: str, env: str | None) -> ResolvedApp:
+    """Find an app build by name and environment (UnknownApp names what exists)."""
+    env_id, command = find_app(name).command(env)
+    module = Path(command[-1]) if env_id == "wasm" else None
+    identity = {"name": name, "env": env_id, "module_sha256": _sha256(module) if module else None}
+    app_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return ResolvedApp(name, app_id, env_id, command, module)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class AppServers:
+    """Starts requestor app servers on demand under `<work_root>/<app>-<env>` and restarts dead ones."""
+
+    def __init__(self, work_root: Path) -> None:
+        self.work_root = work_root
+        self._servers: dict[str, tuple[AppProcess, RequestorAppClient]] = {}
+        self._lock = asyncio.Lock()
+
+    def work_dir(self, app: ResolvedApp) -> Path:
+        return self.work_root / app.key
+
+    async def client(self, app: ResolvedApp) -> RequestorAppClient:
+        async with self._lock:
+            entry = self._servers.get(app.key)
+            if entry is not None and entry[0].running:
+                return entry[1]
+            process = AppProcess(app.command, "requestor", self.work_dir(app))
+            client = RequestorAppClient(await process.start())
+            self._servers[app.key] = (process, client)
+            return client
+
+    async def close(self) -> None:
+        """Shut every app server down gracefully (killed if it does not stop in time)."""
+        for process, client in self._servers.values():
+            with contextlib.suppress(GRPCError):
+                await client.shutdown()
+            client.close()
+            await process.wait(timeout=10)
+        self._servers.clear()

@@ -1,0 +1,81 @@
+"""Provider-side compute: one runner per environment turns an assignment into a result file and usage."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from apps.sdk.client import ProviderAppClient
+from apps.sdk.process import AppProcess
+from apps.sdk.workdir import ProviderTaskDir
+from protos import node_pb2 as npb
+from runtime.catalog import find_app
+
+
+@dataclass(frozen=True)
+class ComputeOutcome:
+    output: Path
+    usage: npb.Usage
+
+
+class ComputeRunner(Protocol):
+    """Computes subtasks of one environment on this provider."""
+
+    env_id: str
+
+    async def compute(
+        self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
+    ) -> ComputeOutcome:
+        """Compute the assigned subtask in `task_dir` (resources already in its subtask_inputs)."""
+
+    async def benchmark(self) -> float:
+        """A positive score for this machine in this environment."""
+
+    async def close(self) -> None:
+        """Release processes and pools."""
+
+
+class LocalRunner:
+    """Python apps as plain child processes (development only: no sandbox). One provider server per task.
+
+    cpu_ns is approximated by wall time: the child is shared by the task's subtasks.
+    """
+
+    env_id = "local"
+
+    def __init__(self) -> None:
+        self._servers: dict[str, tuple[AppProcess, ProviderAppClient]] = {}
+
+    async def compute(
+        self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
+    ) -> ComputeOutcome:
+        key = assignment.task_id
+        if key not in self._servers or not self._servers[key][0].running:
+            _, command = find_app(assignment.app_name).command("local")
+            process = AppProcess(command, "provider", task_dir.root)
+            self._servers[key] = (process, ProviderAppClient(await process.start()))
+        began = time.monotonic()
+        output = await self._servers[key][1].compute(
+            assignment.task_id, assignment.subtask_id, _params(assignment.subtask_params_json)
+        )
+        wall_ms = int((time.monotonic() - began) * 1000)
+        return ComputeOutcome(task_dir.root / output, npb.Usage(wall_ms=wall_ms, cpu_ns=wall_ms * 1_000_000))
+
+    async def benchmark(self) -> float:
+        return 1.0
+
+    async def close(self) -> None:
+        for process, client in self._servers.values():
+            client.close()
+            await process.kill()
+        self._servers.clear()
+
+
+def _params(text: str) -> dict[str, object]:
+    value = json.loads(text or "{}")
+    if not isinstance(value, dict):
+        raise ValueError("subtask params must be a JSON object")
+    return value

@@ -1,0 +1,295 @@
+"""The provider: dials a requestor, takes subtasks it is allowed to run, computes them and returns results.
+
+Failures are reported at once (never left to a lease timeout); results are retried while the lease
+lasts, so a requestor restart loses no finished work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from apps.sdk.workdir import ProviderTaskDir, check_id
+from protos import node_pb2 as npb
+from protos.node_grpc import RequestorStub
+from runtime.node.compute import ComputeRunner
+from runtime.node.requestor_service import bearer
+from runtime.node.resources import read_chunks, sha256_file
+from runtime.node.store import now_ms
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.5
+
+
+class Refused(Exception):
+    """An assignment this provider will not run (off its whitelist); the message says why."""
+
+
+@dataclass
+class Whitelist:
+    """What this provider runs: wasm modules by sha256, local apps by name. Everything else is refused."""
+
+    wasm_modules: set[str] = field(default_factory=set)
+    local_apps: set[str] = field(default_factory=set)
+
+    def check(self, assignment: npb.Assignment) -> None:
+        if assignment.env_id == "wasm":
+            digest = assignment.app_module.sha256
+            if digest not in self.wasm_modules:
+                raise Refused(
+                    f"refused: wasm module sha256 {digest} of app {assignment.app_name} is not whitelisted"
+                )
+        elif assignment.env_id == "local":
+            if assignment.app_name not in self.local_apps:
+                raise Refused(f"refused: local app {assignment.app_name!r} is not whitelisted")
+        else:
+            raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here")
+
+
+@dataclass
+class ProviderConfig:
+    host: str
+    port: int
+    token: str
+    data_dir: Path
+    capacity: int = 2
+    price: float = 1.0
+    provider_id: str = ""
+    tls: ssl.SSLContext | None = None
+
+
+class ProviderNode:
+    """One provider: `run()` until `stop` is set, computing up to `capacity` subtasks at once."""
+
+    def __init__(self, config: ProviderConfig, runners: list[ComputeRunner], whitelist: Whitelist) -> None:
+        self.config = config
+        self.runners = {runner.env_id: runner for runner in runners}
+        self.whitelist = whitelist
+        self.provider_id = config.provider_id or self._stable_id()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._heartbeat_ms = 5000
+        self.completed = 0
+
+    def _stable_id(self) -> str:
+        path = self.config.data_dir / "provider-id"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"provider-{uuid.uuid4().hex[:12]}")
+        return check_id("provider id", path.read_text().strip())
+
+    async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
+        """Scores per environment, measured on first start and stored in the data dir."""
+        path = self.config.data_dir / "benchmarks.json"
+        stored: dict[str, float] = {} if refresh or not path.is_file() else json.loads(path.read_text())
+        for env_id, runner in self.runners.items():
+            if env_id not in stored:
+                stored[env_id] = await runner.benchmark()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored))
+        return stored
+
+    async def run(self, stop: asyncio.Event) -> None:
+        channel = Channel(self.config.host, self.config.port, ssl=self.config.tls)
+        stub = RequestorStub(channel)
+        metadata = bearer(self.config.token)
+        try:
+            await self._join(stub, metadata, stop)
+            heartbeat = asyncio.create_task(self._heartbeat_forever(stub, metadata))
+            try:
+                await self._work(stub, metadata, stop)
+            finally:
+                heartbeat.cancel()
+                for task in self._running.values():
+                    task.cancel()
+                await asyncio.gather(*self._running.values(), return_exceptions=True)
+                with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+                    await stub.Leave(
+                        npb.LeaveRequest(provider_id=self.provider_id), metadata=metadata, timeout=5
+                    )
+        finally:
+            for runner in self.runners.values():
+                await runner.close()
+            channel.close()
+
+    async def _join(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
+        scores = await self.benchmarks()
+        offer = npb.Offer(
+            provider_id=self.provider_id,
+            envs=[npb.EnvOffer(env_id=env_id, benchmark_score=score) for env_id, score in scores.items()],
+            price=self.config.price,
+            capacity=self.config.capacity,
+        )
+        while not stop.is_set():
+            try:
+                reply = await stub.Join(npb.JoinRequest(offer=offer), metadata=metadata, timeout=10)
+                self._heartbeat_ms = reply.heartbeat_ms or self._heartbeat_ms
+                log.info("provider %s joined %s:%d", self.provider_id, self.config.host, self.config.port)
+                return
+            except (OSError, StreamTerminatedError) as exc:
+                log.warning("requestor unreachable (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+
+    async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._running = {k: t for k, t in self._running.items() if not t.done()}
+            free = self.config.capacity - len(self._running)
+            if free <= 0:
+                await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                reply = await stub.RequestWork(
+                    npb.WorkRequest(provider_id=self.provider_id, slots=free, wait_ms=500),
+                    metadata=metadata,
+                    timeout=35,
+                )
+            except GRPCError as exc:
+                if exc.status is Status.FAILED_PRECONDITION:
+                    await self._join(stub, metadata, stop)
+                    continue
+                raise
+            except (OSError, StreamTerminatedError) as exc:
+                log.warning("requestor unreachable (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                await self._join(stub, metadata, stop)
+                continue
+            for assignment in reply.assignments:
+                self._running[assignment.subtask_id] = asyncio.create_task(
+                    self._execute(stub, metadata, assignment)
+                )
+
+    async def _heartbeat_forever(self, stub: RequestorStub, metadata: dict[str, str]) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_ms / 1000)
+            live = [subtask_id for subtask_id, task in self._running.items() if not task.done()]
+            try:
+                reply = await stub.Heartbeat(
+                    npb.HeartbeatRequest(provider_id=self.provider_id, subtask_ids=live),
+                    metadata=metadata,
+                    timeout=10,
+                )
+            except (GRPCError, OSError, StreamTerminatedError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for subtask_id in reply.cancelled_subtask_ids:
+                task = self._running.get(subtask_id)
+                if task is not None:
+                    log.info("subtask %s cancelled by the requestor", subtask_id)
+                    task.cancel()
+
+    async def _execute(
+        self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
+    ) -> None:
+        subtask_id = assignment.subtask_id
+        try:
+            self.whitelist.check(assignment)
+            runner = self.runners.get(assignment.env_id)
+            if runner is None:
+                raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here")
+            task_dir = ProviderTaskDir(
+                self.config.data_dir / "work" / check_id("task id", assignment.task_id)
+            )
+            task_dir.prepare()
+            module = await self._fetch_module(stub, metadata, assignment)
+            for resource in assignment.resources:
+                target = task_dir.subtask_inputs / check_id("resource name", resource.name)
+                await self._fetch(stub, metadata, resource, target)
+            outcome = await runner.compute(assignment, task_dir, module)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
+            log.warning("subtask %s failed here: %s", subtask_id, reason)
+            with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+                await stub.ReportFailure(
+                    npb.FailureReport(provider_id=self.provider_id, subtask_id=subtask_id, reason=reason),
+                    metadata=metadata,
+                    timeout=10,
+                )
+            return
+        await self._submit(stub, metadata, assignment, outcome.output, outcome.usage)
+
+    async def _fetch_module(
+        self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
+    ) -> Path | None:
+        if not assignment.app_module.sha256:
+            return None
+        target = self.config.data_dir / "modules" / f"{assignment.app_module.sha256}.wasm"
+        await self._fetch(stub, metadata, assignment.app_module, target)
+        return target
+
+    async def _fetch(
+        self, stub: RequestorStub, metadata: dict[str, str], resource: npb.Resource, target: Path
+    ) -> None:
+        """Download a content-addressed file unless a verified copy is there; check its sha256 on arrival."""
+        if target.is_file() and sha256_file(target) == resource.sha256:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        digest = hashlib.sha256()
+        async with stub.FetchResource.open(metadata=metadata, timeout=60) as stream:
+            await stream.send_message(npb.FetchRequest(sha256=resource.sha256), end=True)
+            with open(partial, "wb") as handle:
+                async for chunk in stream:
+                    digest.update(chunk.data)
+                    handle.write(chunk.data)
+        if digest.hexdigest() != resource.sha256:
+            partial.unlink(missing_ok=True)
+            raise ValueError(f"resource {resource.name} arrived with a different sha256 than announced")
+        partial.replace(target)
+
+    async def _submit(
+        self,
+        stub: RequestorStub,
+        metadata: dict[str, str],
+        assignment: npb.Assignment,
+        output: Path,
+        usage: npb.Usage,
+    ) -> None:
+        """Send the result; retry while the lease lasts if the requestor is unreachable (e.g. restarting)."""
+        header = npb.ResultHeader(
+            provider_id=self.provider_id,
+            subtask_id=assignment.subtask_id,
+            file_name=output.name,
+            size=output.stat().st_size,
+            sha256=sha256_file(output),
+            usage=usage,
+        )
+        while True:
+            try:
+                reply = await self._send_result(stub, metadata, header, output)
+                log.info("subtask %s %s %s", assignment.subtask_id, reply.verdict, reply.reason)
+                self.completed += 1
+                return
+            except (OSError, StreamTerminatedError) as exc:
+                if now_ms() > assignment.deadline_ms + 60_000:
+                    log.error("subtask %s: giving up on delivery: %s", assignment.subtask_id, exc)
+                    return
+                await asyncio.sleep(RETRY_S)
+            except GRPCError as exc:
+                log.warning("subtask %s: result not taken: %s", assignment.subtask_id, exc.message)
+                return
+
+    @staticmethod
+    async def _send_result(
+        stub: RequestorStub, metadata: dict[str, str], header: npb.ResultHeader, output: Path
+    ) -> npb.SubmitReply:
+        async with stub.SubmitResult.open(metadata=metadata, timeout=300) as stream:
+            await stream.send_message(npb.ResultPart(header=header))
+            for block in read_chunks(output):
+                await stream.send_message(npb.ResultPart(data=block))
+            await stream.end()
+            reply = await stream.recv_message()
+        assert reply is not None
+        return reply

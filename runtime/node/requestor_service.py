@@ -1,0 +1,181 @@
+"""The requestor's gRPC face: the node protocol for providers, the control API for the CLI, token checks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+from grpclib.const import Status
+from grpclib.events import RecvRequest, listen
+from grpclib.exceptions import GRPCError
+from grpclib.health.service import Health
+from grpclib.server import Server, Stream
+
+from apps.sdk.process import free_port
+from protos import node_pb2 as npb
+from protos.node_grpc import ControlBase, RequestorBase
+from runtime.node.market import ProviderOffer
+from runtime.node.requestor import NodeError, RequestorNode
+from runtime.node.resources import read_chunks
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/taskapi.node.Control/"
+
+
+@contextmanager
+def _node_errors() -> Iterator[None]:
+    """Answer a node refusal with its gRPC status, and a malformed id with INVALID_ARGUMENT."""
+    try:
+        yield
+    except NodeError as exc:
+        raise GRPCError(exc.status, exc.message) from exc
+    except ValueError as exc:
+        raise GRPCError(Status.INVALID_ARGUMENT, str(exc)) from exc
+
+
+class RequestorService(RequestorBase):
+    """Node protocol: what providers call."""
+
+    def __init__(self, node: RequestorNode) -> None:
+        self.node = node
+
+    async def Join(self, stream: Stream[npb.JoinRequest, npb.JoinReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        offer = request.offer
+        provider_offer = ProviderOffer(
+            offer.provider_id,
+            {env.env_id: env.benchmark_score for env in offer.envs},
+            offer.price,
+            offer.capacity,
+        )
+        with _node_errors():
+            reply = self.node.join(provider_offer)
+        await stream.send_message(reply)
+
+    async def RequestWork(self, stream: Stream[npb.WorkRequest, npb.WorkReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            assignments = await self.node.request_work(request.provider_id, request.slots, request.wait_ms)
+        await stream.send_message(npb.WorkReply(assignments=assignments))
+
+    async def Heartbeat(self, stream: Stream[npb.HeartbeatRequest, npb.HeartbeatReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            reply = self.node.heartbeat(request.provider_id, list(request.subtask_ids))
+        await stream.send_message(reply)
+
+    async def FetchResource(self, stream: Stream[npb.FetchRequest, npb.Chunk]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            path = self.node.resource_path(request.sha256)
+        for block in read_chunks(path):
+            await stream.send_message(npb.Chunk(data=block))
+
+    async def SubmitResult(self, stream: Stream[npb.ResultPart, npb.SubmitReply]) -> None:
+        first = await stream.recv_message()
+        if first is None or first.WhichOneof("part") != "header":
+            raise GRPCError(Status.INVALID_ARGUMENT, "SubmitResult must start with a header")
+
+        async def data() -> AsyncIterator[bytes]:
+            async for part in stream:
+                if part.WhichOneof("part") != "data":
+                    raise GRPCError(Status.INVALID_ARGUMENT, "only data may follow the header")
+                yield part.data
+
+        with _node_errors():
+            reply = await self.node.submit_result(first.header, data())
+        await stream.send_message(reply)
+
+    async def ReportFailure(self, stream: Stream[npb.FailureReport, npb.FailureReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            await self.node.report_failure(request.provider_id, request.subtask_id, request.reason)
+        await stream.send_message(npb.FailureReply())
+
+    async def Leave(self, stream: Stream[npb.LeaveRequest, npb.LeaveReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            await self.node.leave(request.provider_id)
+        await stream.send_message(npb.LeaveReply())
+
+
+class ControlService(ControlBase):
+    """Control API: what `taskapi task submit|status|abort` calls."""
+
+    def __init__(self, node: RequestorNode) -> None:
+        self.node = node
+
+    async def SubmitTask(self, stream: Stream[npb.SubmitTaskRequest, npb.SubmitTaskReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        try:
+            params = json.loads(request.task_params_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise GRPCError(Status.INVALID_ARGUMENT, f"task_params_json is not valid JSON: {exc}") from exc
+        with _node_errors():
+            task_id = await self.node.submit_task(
+                request.app, request.env_id or None, params, request.max_subtasks or 10_000
+            )
+        await stream.send_message(npb.SubmitTaskReply(task_id=task_id))
+
+    async def GetTask(self, stream: Stream[npb.GetTaskRequest, npb.TaskStatus]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            status = self.node.task_status(request.task_id)
+        await stream.send_message(status)
+
+    async def AbortTask(self, stream: Stream[npb.ControlAbortRequest, npb.ControlAbortReply]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        with _node_errors():
+            await self.node.abort_task(request.task_id)
+        await stream.send_message(npb.ControlAbortReply())
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The call metadata that authenticates with `token`."""
+    return {"authorization": f"Bearer {token}"}
+
+
+def require_tokens(server: Server, provider_token: str, control_token: str) -> None:
+    """Refuse every call (UNAUTHENTICATED) whose bearer token is not the one for its service."""
+
+    async def check(event: RecvRequest) -> None:
+        if event.method_name.startswith("/grpc.health.v1.Health/"):
+            return
+        expected = control_token if event.method_name.startswith(CONTROL_PREFIX) else provider_token
+        given = str(event.metadata.get("authorization", ""))
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            log.warning("refused %s from %s: bad or missing token", event.method_name, event.peer.addr())
+            raise GRPCError(Status.UNAUTHENTICATED, "missing or wrong token")
+
+    listen(server, RecvRequest, check)
+
+
+async def serve_requestor(
+    node: RequestorNode,
+    host: str,
+    port: int,
+    *,
+    provider_token: str,
+    control_token: str,
+    tls: ssl.SSLContext | None = None,
+) -> tuple[Server, int]:
+    """Start the requestor's gRPC server; returns it and its port (port 0: a free one is chosen)."""
+    server = Server([RequestorService(node), ControlService(node), Health()])
+    require_tokens(server, provider_token, control_token)
+    port = port or free_port(host)
+    await server.start(host, port, ssl=tls)
+    return server, port

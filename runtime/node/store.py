@@ -1,0 +1,295 @@
+"""The requestor's SQLite store (WAL): tasks, subtasks and providers, written before every acknowledgement.
+
+Subtask states (the node's view; the app keeps its own in its work dir):
+  requested  - NextSubtask is being asked under this id (written first, so a crash can be reconciled)
+  assigned   - handed to a provider under a lease (deadline_ms)
+  delivered  - its result file is in subtask_outputs, Verify not yet answered
+  accepted   - Verify said SUCCESS
+  rejected   - Verify said FAILURE (the app returns the work to pending)
+  expired    - the lease ran out or the provider left; aborted on the app
+  failed     - the provider reported a failure; aborted on the app
+  abandoned  - a request interrupted by a crash, reconciled on restart
+  aborted    - the task was aborted
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    env_id TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    max_subtasks INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    prerequisites_json TEXT NOT NULL DEFAULT '{}',
+    created_ms INTEGER NOT NULL,
+    finished_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS subtasks (
+    subtask_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    state TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    params_json TEXT NOT NULL DEFAULT '{}',
+    resources_json TEXT NOT NULL DEFAULT '[]',
+    deadline_ms INTEGER NOT NULL DEFAULT 0,
+    result_name TEXT,
+    result_sha256 TEXT,
+    wall_ms INTEGER NOT NULL DEFAULT 0,
+    cpu_ns INTEGER NOT NULL DEFAULT 0,
+    fuel INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subtasks_by_task ON subtasks(task_id, state);
+CREATE TABLE IF NOT EXISTS providers (
+    provider_id TEXT PRIMARY KEY,
+    offer_json TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+);
+"""
+
+LIVE_SUBTASK_STATES = ("requested", "assigned", "delivered")
+
+
+def now_ms() -> int:
+    """The one time unit of the store: unix epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    app: str
+    app_id: str
+    env_id: str
+    params: dict[str, Any]
+    max_subtasks: int
+    state: str
+    reason: str
+    prerequisites: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubtaskRow:
+    subtask_id: str
+    task_id: str
+    state: str
+    provider_id: str
+    params_json: str
+    resources: list[dict[str, Any]]
+    deadline_ms: int
+    result_name: str | None
+    fuel: int
+    cpu_ns: int
+
+
+class Store:
+    """One SQLite connection; every method commits before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # tasks
+
+    def add_task(self, row: TaskRow) -> None:
+        self._db.execute(
+            "INSERT INTO tasks (task_id, app, app_id, env_id, params_json, max_subtasks, state, reason,"
+            " prerequisites_json, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.task_id,
+                row.app,
+                row.app_id,
+                row.env_id,
+                json.dumps(row.params),
+                row.max_subtasks,
+                row.state,
+                row.reason,
+                json.dumps(row.prerequisites),
+                now_ms(),
+            ),
+        )
+
+    def set_task_state(self, task_id: str, state: str, reason: str = "") -> None:
+        finished = None if state == "active" else now_ms()
+        self._db.execute(
+            "UPDATE tasks SET state = ?, reason = ?, finished_ms = ? WHERE task_id = ?",
+            (state, reason, finished, task_id),
+        )
+
+    def set_task_prerequisites(self, task_id: str, env_id: str, prerequisites: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE tasks SET env_id = ?, prerequisites_json = ? WHERE task_id = ?",
+            (env_id, json.dumps(prerequisites), task_id),
+        )
+
+    def task(self, task_id: str) -> TaskRow | None:
+        row = self._db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        return None if row is None else _task_row(row)
+
+    def tasks(self, state: str | None = None) -> list[TaskRow]:
+        if state is None:
+            rows = self._db.execute("SELECT * FROM tasks ORDER BY created_ms").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM tasks WHERE state = ? ORDER BY created_ms", (state,)
+            ).fetchall()
+        return [_task_row(row) for row in rows]
+
+    # subtasks
+
+    def add_subtask(self, subtask_id: str, task_id: str, provider_id: str) -> None:
+        """Record the intent to ask the app for a subtask under this id (before the app is asked)."""
+        self._db.execute(
+            "INSERT INTO subtasks (subtask_id, task_id, state, provider_id, updated_ms)"
+            " VALUES (?, ?, 'requested', ?, ?)",
+            (subtask_id, task_id, provider_id, now_ms()),
+        )
+
+    def assign_subtask(
+        self, subtask_id: str, params_json: str, resources: list[dict[str, Any]], deadline_ms: int
+    ) -> None:
+        self._db.execute(
+            "UPDATE subtasks SET state = 'assigned', params_json = ?, resources_json = ?, deadline_ms = ?,"
+            " updated_ms = ? WHERE subtask_id = ?",
+            (params_json, json.dumps(resources), deadline_ms, now_ms(), subtask_id),
+        )
+
+    def set_subtask_state(self, subtask_id: str, state: str, reason: str = "") -> None:
+        self._db.execute(
+            "UPDATE subtasks SET state = ?, reason = ?, updated_ms = ? WHERE subtask_id = ?",
+            (state, reason, now_ms(), subtask_id),
+        )
+
+    def forget_subtask(self, subtask_id: str) -> None:
+        """Drop a request the app answered with "no subtask"."""
+        self._db.execute("DELETE FROM subtasks WHERE subtask_id = ? AND state = 'requested'", (subtask_id,))
+
+    def deliver_subtask(self, subtask_id: str, result_name: str, sha256: str, usage: dict[str, int]) -> None:
+        self._db.execute(
+            "UPDATE subtasks SET state = 'delivered', result_name = ?, result_sha256 = ?,"
+            " wall_ms = ?, cpu_ns = ?, fuel = ?, updated_ms = ? WHERE subtask_id = ?",
+            (result_name, sha256, usage["wall_ms"], usage["cpu_ns"], usage["fuel"], now_ms(), subtask_id),
+        )
+
+    def renew_leases(self, provider_id: str, subtask_ids: list[str], deadline_ms: int) -> list[str]:
+        """Extend the leases the provider holds; return the ids among `subtask_ids` it no longer holds."""
+        held = []
+        for subtask_id in subtask_ids:
+            cursor = self._db.execute(
+                "UPDATE subtasks SET deadline_ms = ?"
+                " WHERE subtask_id = ? AND provider_id = ? AND state = 'assigned'",
+                (deadline_ms, subtask_id, provider_id),
+            )
+            if cursor.rowcount:
+                held.append(subtask_id)
+        return [subtask_id for subtask_id in subtask_ids if subtask_id not in held]
+
+    def subtask(self, subtask_id: str) -> SubtaskRow | None:
+        row = self._db.execute("SELECT * FROM subtasks WHERE subtask_id = ?", (subtask_id,)).fetchone()
+        return None if row is None else _subtask_row(row)
+
+    def subtasks(self, *, task_id: str | None = None, states: tuple[str, ...] = ()) -> list[SubtaskRow]:
+        query, args = "SELECT * FROM subtasks WHERE 1=1", []
+        if task_id is not None:
+            query, args = query + " AND task_id = ?", [task_id]
+        if states:
+            query += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        return [_subtask_row(row) for row in self._db.execute(query + " ORDER BY rowid", args).fetchall()]
+
+    def expired(self, at_ms: int) -> list[SubtaskRow]:
+        rows = self._db.execute(
+            "SELECT * FROM subtasks WHERE state = 'assigned' AND deadline_ms < ?", (at_ms,)
+        ).fetchall()
+        return [_subtask_row(row) for row in rows]
+
+    def count_by_state(self, task_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT state, COUNT(*) AS n FROM subtasks WHERE task_id = ? GROUP BY state", (task_id,)
+        ).fetchall()
+        return {row["state"]: row["n"] for row in rows}
+
+    def bills(self, task_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT provider_id, COUNT(*) AS n, SUM(fuel) AS fuel, SUM(cpu_ns) AS cpu_ns FROM subtasks"
+            " WHERE task_id = ? AND state = 'accepted' GROUP BY provider_id ORDER BY provider_id",
+            (task_id,),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    # providers
+
+    def upsert_provider(self, provider_id: str, offer: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO providers (provider_id, offer_json, last_seen_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT(provider_id) DO UPDATE SET offer_json = excluded.offer_json,"
+            " last_seen_ms = excluded.last_seen_ms",
+            (provider_id, json.dumps(offer), now_ms()),
+        )
+
+    def provider_offer(self, provider_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT offer_json FROM providers WHERE provider_id = ?", (provider_id,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row["offer_json"]))
+
+
+def _task_row(row: sqlite3.Row) -> TaskRow:
+    return TaskRow(
+        row["task_id"],
+        row["app"],
+        row["app_id"],
+        row["env_id"],
+        json.loads(row["params_json"]),
+        row["max_subtasks"],
+        row["state"],
+        row["reason"],
+        json.loads(row["prerequisites_json"]),
+    )
+
+
+def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
+    return SubtaskRow(
+        row["subtask_id"],
+        row["task_id"],
+        row["state"],
+        row["provider_id"],
+        row["params_json"],
+        json.loads(row["resources_json"]),
+        row["deadline_ms"],
+        row["result_name"],
+        row["fuel"],
+        row["cpu_ns"],
+    )
