@@ -227,7 +227,7 @@ class ProviderBill(_message.Message):
     def __init__(self, provider_id: _Optional[str] = ..., subtasks: _Optional[int] = ..., fuel: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills")
+    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills", "outputs_dir")
     class SubtasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class TaskStatus(_message.Message):
     SUBTASKS_BY_STATE_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     BILLS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_DIR_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     app: str
     env_id: str
@@ -251,7 +252,8 @@ class TaskStatus(_message.Message):
     subtasks_by_state: _containers.ScalarMap[str, int]
     outputs: _containers.RepeatedScalarFieldContainer[str]
     bills: _containers.RepeatedCompositeFieldContainer[ProviderBill]
-    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ...) -> None: ...
+    outputs_dir: str
+    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ..., outputs_dir: _Optional[str] = ...) -> None: ...
 
 class ControlAbortRequest(_message.Message):
     __slots__ = ("task_id",)

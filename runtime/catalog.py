@@ -1,61 +1,70 @@
-"""The apps `taskapi run` knows without set-up, and how to serve each in each environment.
+"""`taskapi run`'s view of the app manager: an app by name, and the command that serves each build.
 
 `local` runs a Python app as a plain child process: no sandbox, for app development only.
 `wasm` serves a gWASM module through the wasm environment's adapter (sandboxed, the default).
+Docker builds are described and managed, but not served from here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from apps.sdk.process import python_app_command
+from runtime.appmanager import (
+    App,
+    AppManager,
+    AppNotAvailable,
+    LocalDescriptor,
+    WasmDescriptor,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WASM_APPS = REPO_ROOT / "wasm_apps"
-DEFAULT_ENV = "wasm"
+UnknownApp = AppNotAvailable
+"""Anything that stops an app being used (unknown, disabled, no such build); the message lists the apps."""
 
 
-class UnknownApp(LookupError):
-    """An app name or environment the catalogue does not have; the message lists what it has."""
-
-
-def wasm_app_command(module: Path) -> list[str]:
-    """The command that serves a gWASM module as a task-api app."""
-    return [sys.executable, "-m", "environments.wasm", str(module)]
+def serve_command(app: App) -> list[str]:
+    """The command that serves an app build as a task-api app server (`... requestor|provider PORT`)."""
+    if isinstance(app.descriptor, WasmDescriptor):
+        assert app.module is not None
+        return [sys.executable, "-m", "environments.wasm", str(app.module)]
+    if isinstance(app.descriptor, LocalDescriptor):
+        return python_app_command(app.descriptor.prerequisites.module)
+    raise AppNotAvailable(f"{app.label()}: {app.environment} builds cannot be served by this node yet")
 
 
 @dataclass(frozen=True)
 class CatalogApp:
+    """An app name and the app manager that knows its builds."""
+
     name: str
-    commands: dict[str, list[str]] = field(default_factory=dict)
+    manager: AppManager
 
     def command(self, env: str | None) -> tuple[str, list[str]]:
-        """The environment used and the app server command for it (`env` None: the default)."""
-        chosen = env or (DEFAULT_ENV if DEFAULT_ENV in self.commands else next(iter(self.commands)))
-        if chosen not in self.commands:
-            raise UnknownApp(
-                f"app {self.name!r} has no build for environment {chosen!r}; it has {sorted(self.commands)}"
-            )
-        return chosen, self.commands[chosen]
+        """The environment used and the app server command for it (`env` None: the default build)."""
+        app = self.manager.resolve(self.name, env)
+        return app.environment, serve_command(app)
+
+    @property
+    def commands(self) -> dict[str, list[str]]:
+        """The server command of each environment that has one usable enabled build."""
+        found: dict[str, list[str]] = {}
+        for env in sorted({app.environment for app in self.manager.find(self.name) if app.enabled}):
+            with contextlib.suppress(AppNotAvailable):
+                found[env] = self.command(env)[1]
+        return found
 
 
-def builtin_apps() -> dict[str, CatalogApp]:
-    """Every shipped app with the environments it has a build for (wasm only if its module exists)."""
-    apps = {
-        "tutorialapp": CatalogApp("tutorialapp", {"local": python_app_command("apps.tutorialapp")}),
-        "mandelbrot": CatalogApp("mandelbrot"),
-    }
-    for name, app in apps.items():
-        module = WASM_APPS / name / f"{name}.wasm"
-        if module.is_file():
-            app.commands["wasm"] = wasm_app_command(module)
+def find_app(name: str, manager: AppManager | None = None) -> CatalogApp:
+    """An app known to the app manager (default data dir unless `manager` is given); UnknownApp if none."""
+    manager = manager or AppManager()
+    manager.find(name)
+    return CatalogApp(name, manager)
+
+
+def builtin_apps(manager: AppManager | None = None) -> dict[str, CatalogApp]:
+    """Every app with at least one usable enabled build, by name (shipped or added)."""
+    manager = manager or AppManager()
+    apps = {app.name: CatalogApp(app.name, manager) for app in manager.inventory().apps if app.enabled}
     return {name: app for name, app in apps.items() if app.commands}
-
-
-def find_app(name: str) -> CatalogApp:
-    apps = builtin_apps()
-    if name not in apps:
-        raise UnknownApp(f"unknown app {name!r}; known apps: {', '.join(sorted(apps))}")
-    return apps[name]

@@ -1,4 +1,4 @@
-"""The `taskapi` command line."""
+"""The `taskapi` command line: `run` (everything in one process) and the node's commands."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import click
-from grpclib.exceptions import GRPCError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from apps.sdk.lifecycle import LifecycleError, LocalLifecycle, TaskOutcome, TaskProgress
+from protos import node_pb2 as npb
 from runtime.catalog import UnknownApp, find_app
+from runtime.cli_apps import apps
+from runtime.node.embedded import run_embedded
+from runtime.node.requestor import NodeError
+from runtime.node.runners import builtin_whitelist, runners_for
 
 console = Console(stderr=True)
 
@@ -42,6 +44,9 @@ def main() -> None:
     """taskapi: a sandboxed, WASM-first compute runtime speaking Golem's task-api."""
 
 
+main.add_command(apps)
+
+
 @main.command()
 @click.argument("app")
 @click.option(
@@ -50,69 +55,71 @@ def main() -> None:
 @click.option(
     "--providers", default=2, show_default=True, type=click.IntRange(min=1), help="Local providers."
 )
+@click.option(
+    "--capacity", default=1, show_default=True, type=click.IntRange(min=1), help="Subtasks per provider."
+)
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A task parameter (repeatable).")
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     help="Copy the task's outputs here (default: ./taskapi-output/TASK_ID).",
 )
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep app work dirs here.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep node state here.")
 @click.option("--max-subtasks", default=10_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run(
     app: str,
     env: str | None,
     providers: int,
+    capacity: int,
     settings: tuple[str, ...],
     output: Path | None,
-    work_dir: Path | None,
+    data_dir: Path | None,
     max_subtasks: int,
     as_json: bool,
 ) -> None:
-    """Run one task of APP end to end on this machine and collect its outputs."""
+    """Run one task of APP end to end: a requestor and local providers in this process, over gRPC."""
     params = parse_settings(settings)
     try:
-        env_used, command = find_app(app).command(env)
+        env_used, _ = find_app(app).command(env)
     except UnknownApp as exc:
         raise click.UsageError(str(exc)) from exc
-    task_id = f"{app}-{uuid.uuid4().hex[:12]}"
-    work_root = work_dir or Path(tempfile.mkdtemp(prefix="taskapi-run-"))
+    root = data_dir or Path(tempfile.mkdtemp(prefix="taskapi-run-"))
     began = time.monotonic()
     try:
-        outcome = _run_with_progress(command, work_root, task_id, params, providers, max_subtasks)
-        outputs = _collect(outcome, output or Path("taskapi-output") / task_id)
-    except (GRPCError, LifecycleError) as exc:
-        message = exc.message if isinstance(exc, GRPCError) else str(exc)
-        raise click.ClickException(f"task {task_id} failed: {message}") from exc
+        status = _run_with_progress(app, env_used, params, root, providers, capacity, max_subtasks)
+        if status.state != "finished":
+            raise click.ClickException(f"task {status.task_id} {status.state}: {status.reason}")
+        outputs = _collect(status, output or Path("taskapi-output") / status.task_id)
+    except NodeError as exc:
+        raise click.ClickException(exc.message) from exc
     finally:
-        if work_dir is None:
-            shutil.rmtree(work_root, ignore_errors=True)
+        if data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
     summary: dict[str, Any] = {
-        "task_id": task_id,
+        "task_id": status.task_id,
         "app": app,
         "env": env_used,
         "outputs": [str(p) for p in outputs],
-        "verified_subtasks": outcome.progress.verified,
-        "failed_subtasks": outcome.progress.failed,
+        "subtasks": dict(status.subtasks_by_state),
         "wall_s": round(time.monotonic() - began, 3),
     }
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        console.print(
-            f"[green]task {task_id} done[/] on {env_used} ({summary['wall_s']} s): "
-            + ", ".join(summary["outputs"])
-        )
+        done = f"[green]task {status.task_id} done[/] on {env_used} ({summary['wall_s']} s)"
+        console.print(f"{done}: {', '.join(summary['outputs']) or '(no outputs)'}")
 
 
 def _run_with_progress(
-    command: list[str],
-    work_root: Path,
-    task_id: str,
+    app: str,
+    env: str,
     params: dict[str, Any],
+    root: Path,
     providers: int,
+    capacity: int,
     max_subtasks: int,
-) -> TaskOutcome:
+) -> npb.TaskStatus:
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -122,23 +129,39 @@ def _run_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        bar = progress.add_task(task_id, total=None, counts="")
+        bar = progress.add_task(app, total=None, counts="")
 
-        def on_progress(state: TaskProgress) -> None:
-            counts = f"verified {state.verified}  failed {state.failed}  running {state.in_flight}"
-            progress.update(bar, completed=state.verified, counts=counts)
+        def on_status(status: npb.TaskStatus) -> None:
+            counts = dict(status.subtasks_by_state)
+            done = counts.get("accepted", 0)
+            running = counts.get("assigned", 0) + counts.get("delivered", 0)
+            total = done + running if running else None
+            text = f"accepted {done}  running {running}  failed {sum(counts.values()) - done - running}"
+            progress.update(bar, description=status.task_id, completed=done, total=total, counts=text)
 
-        lifecycle = LocalLifecycle(command, work_root, providers=providers, on_progress=on_progress)
-        return asyncio.run(lifecycle.run(task_id, params, max_subtasks))
+        return asyncio.run(
+            run_embedded(
+                app,
+                env,
+                params,
+                data_dir=root,
+                providers=providers,
+                capacity=capacity,
+                runners=lambda: runners_for([env]),
+                whitelist=builtin_whitelist(),
+                max_subtasks=max_subtasks,
+                on_status=on_status,
+            )
+        )
 
 
-def _collect(outcome: TaskOutcome, output: Path) -> list[Path]:
-    """Copy the task's outputs into `output`, keeping their layout under task_outputs."""
+def _collect(status: npb.TaskStatus, output: Path) -> list[Path]:
+    """Copy the task's outputs into `output`, keeping their layout."""
     output.mkdir(parents=True, exist_ok=True)
     copied = []
-    for path in outcome.outputs:
-        target = output / path.relative_to(outcome.outputs_dir)
+    for name in status.outputs:
+        target = output / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        shutil.copyfile(Path(status.outputs_dir) / name, target)
         copied.append(target)
     return copied

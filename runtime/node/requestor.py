@@ -174,8 +174,9 @@ class RequestorNode:
             state=row.state,
             reason=row.reason,
             subtasks_by_state=self.store.count_by_state(task_id),
-            outputs=[str(p) for p in sorted(outputs.rglob("*")) if p.is_file()] if outputs.is_dir() else [],
+            outputs=[str(p.relative_to(outputs)) for p in sorted(outputs.rglob("*")) if p.is_file()],
             bills=bills,
+            outputs_dir=str(outputs),
         )
 
     async def abort_task(
@@ -257,6 +258,7 @@ class RequestorNode:
             return None
         if subtask is None or self._active.get(task_id) is not active:
             self.store.forget_subtask(subtask_id)
+            await self._maybe_finish(active)
             return None
         resources: list[dict[str, Any]] = []
         for name in subtask.resources:

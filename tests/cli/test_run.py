@@ -41,7 +41,7 @@ def test_run_tutorialapp_writes_the_smallest_nonce(tmp_path: Path) -> None:
     expected = smallest_nonce("hello", 12)
     written = json.loads((tmp_path / "out" / "result.json").read_text())
     assert written == {"nonce": expected, "hash": pow.digest("hello", expected).hex()}
-    assert summary["env"] == "local" and summary["verified_subtasks"] >= 1
+    assert summary["env"] == "local" and summary["subtasks"]["accepted"] >= 1
 
 
 def test_run_rejects_bad_parameters_naming_them(tmp_path: Path) -> None:

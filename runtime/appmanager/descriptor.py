@@ -1,0 +1,144 @@
+"""The app descriptor: what an app build is, what it needs, and how it is identified.
+
+One descriptor describes one build of an app in one environment; the builds of an app share its `name`.
+Which prerequisites a descriptor has depends on its `environment`, so the model is a union of one class per
+environment kind, told apart by that field. `docs/apps.md` documents the format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from runtime.appmanager.params import ParamSpec, check_params
+
+ENVIRONMENTS = ("wasm", "docker_cpu", "docker_gpu", "local")
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A validator that accepts strings matching `pattern` and otherwise says they must be `what`."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {what}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[
+    str, _matching(r"[a-z0-9][a-z0-9_-]{0,63}", "lowercase letters, digits, '-' or '_' (at most 64)")
+]
+Version = Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}", "a version such as 1.2.0")]
+Sha256 = Annotated[str, _matching(r"[0-9a-f]{64}", "64 lowercase hex digits")]
+StrategyName = Annotated[str, _matching(r"[a-z][a-z0-9_]{0,63}", "a strategy name such as 'balanced'")]
+ParamName = Annotated[str, _matching(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "an identifier (at most 64)")]
+PythonModule = Annotated[
+    str, _matching(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", "a dotted Python module name such as apps.tutorialapp")
+]
+DockerImage = Annotated[
+    str,
+    _matching(
+        r"([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*",
+        "a docker repository such as taskapi/tutorialapp",
+    ),
+]
+DockerTag = Annotated[str, _matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a docker tag such as 0.1.0")]
+DockerDigest = Annotated[str, _matching(r"sha256:[0-9a-f]{64}", "'sha256:' and 64 lowercase hex digits")]
+
+
+def _relative_module_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or "\\" in value or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"must be a path relative to the descriptor's folder, inside it, got {value!r}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WasmPrerequisites(_Strict):
+    """A gWASM module: its file, relative to the descriptor's folder, and the sha256 of its bytes."""
+
+    module: Annotated[str, AfterValidator(_relative_module_path)]
+    sha256: Sha256
+
+
+class DockerPrerequisites(_Strict):
+    """A docker image: repository, tag, and its digest once known."""
+
+    image: DockerImage
+    tag: DockerTag
+    digest: DockerDigest | None = None
+
+
+class LocalPrerequisites(_Strict):
+    """A Python app package served as `python -m MODULE` (development only: no sandbox)."""
+
+    module: PythonModule
+
+
+class ResourceNeeds(_Strict):
+    """What a provider must have to compute the app's subtasks."""
+
+    min_memory_mib: int = Field(default=0, ge=0)
+    gpu: bool = False
+
+
+class DescriptorBase(_Strict):
+    """The fields every descriptor has, whatever its environment."""
+
+    name: Name
+    version: Version
+    description: str = Field(default="", max_length=500)
+    environment: str
+    prerequisites: BaseModel
+    resources: ResourceNeeds = Field(default_factory=ResourceNeeds)
+    market_strategy: StrategyName = "balanced"
+    max_benchmark_score: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    parameters: dict[ParamName, ParamSpec] = Field(default_factory=dict)
+
+    @field_validator("resources")
+    @classmethod
+    def _gpu_needs_gpu_environment(cls, value: ResourceNeeds, info: ValidationInfo) -> ResourceNeeds:
+        environment = info.data.get("environment")
+        if value.gpu and environment != "docker_gpu":
+            raise ValueError(f"gpu: true needs environment docker_gpu, not {environment}")
+        return value
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Task parameters checked against `parameters`, defaults filled in (ValueError names the bad one)."""
+        return check_params(self.parameters, params)
+
+
+class WasmDescriptor(DescriptorBase):
+    """A gWASM build, served through the wasm environment's adapter (sandboxed)."""
+
+    environment: Literal["wasm"]
+    prerequisites: WasmPrerequisites
+
+
+class DockerDescriptor(DescriptorBase):
+    """A docker build (`docker_gpu` when it needs a GPU)."""
+
+    environment: Literal["docker_cpu", "docker_gpu"]
+    prerequisites: DockerPrerequisites
+
+
+class LocalDescriptor(DescriptorBase):
+    """A Python build run as a plain child process: for app development only, unsandboxed."""
+
+    environment: Literal["local"]
+    prerequisites: LocalPrerequisites
+
+
+Descriptor: TypeAlias = Annotated[
+    WasmDescriptor | DockerDescriptor | LocalDescriptor, Field(discriminator="environment")
+]
+"""Any descriptor; `environment` decides which class (and so which prerequisites) it is."""
