@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from protos import node_pb2 as npb
 from runtime.catalog import UnknownApp, find_app
 from runtime.cli_apps import apps
+from runtime.cli_node import provider, requestor, task
+from runtime.cli_settings import parse_settings
 from runtime.node.embedded import run_embedded
 from runtime.node.requestor import NodeError
 from runtime.node.runners import builtin_whitelist, runners_for
@@ -24,24 +26,15 @@ from runtime.node.runners import builtin_whitelist, runners_for
 console = Console(stderr=True)
 
 
-def parse_settings(settings: tuple[str, ...]) -> dict[str, Any]:
-    """`key=value` pairs into task parameters; a value is JSON when it parses as JSON, else a string."""
-    params: dict[str, Any] = {}
-    for item in settings:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
-
-
 @click.group()
 @click.version_option(package_name="taskapi")
 def main() -> None:
     """taskapi: a sandboxed, WASM-first compute runtime speaking Golem's task-api."""
+
+
+main.add_command(requestor)
+main.add_command(provider)
+main.add_command(task)
 
 
 main.add_command(apps)

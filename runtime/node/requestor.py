@@ -28,6 +28,7 @@ from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
+from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.resources import ResourceRegistry, sha256_file
 from runtime.node.store import LIVE_SUBTASK_STATES, Store, TaskRow, now_ms
 
@@ -268,6 +269,7 @@ class RequestorNode:
         deadline_ms = now_ms() + self.config.lease_ms
         params_json = _json(subtask.params)
         self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
+        SUBTASKS.labels("assigned").inc()
         module = active.app.module
         return npb.Assignment(
             task_id=task_id,
@@ -331,6 +333,7 @@ class RequestorNode:
             )
             return await self._refuse_result(active, subtask_id, problem)
         partial.replace(target_dir / name)
+        BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
         self.store.deliver_subtask(subtask_id, name, header.sha256, usage)
         verdict, reason = await self._verify(active, subtask_id)
@@ -362,14 +365,19 @@ class RequestorNode:
             verdict, reason = await active.client.verify(task_id, subtask_id)
         except GRPCError as exc:
             verdict, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
+        VERIFICATIONS.labels(verdict.name.lower()).inc()
         if verdict is VerifyResult.SUCCESS:
             self.store.set_subtask_state(subtask_id, "accepted")
+            SUBTASKS.labels("accepted").inc()
+            subtask = self.store.subtask(subtask_id)
+            FUEL.inc(subtask.fuel if subtask else 0)
             log.info("subtask %s accepted", subtask_id)
             await self._maybe_finish(active)
             await self._notify()
             return "accepted", ""
         if verdict is VerifyResult.FAILURE:
             self.store.set_subtask_state(subtask_id, "rejected", reason)
+            SUBTASKS.labels("rejected").inc()
             log.warning("subtask %s rejected by the app: %s", subtask_id, reason)
             await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}")
         else:
@@ -382,6 +390,7 @@ class RequestorNode:
         with contextlib.suppress(GRPCError):
             await active.client.abort_subtask(active.row.task_id, subtask_id)
         self.store.set_subtask_state(subtask_id, state, reason)
+        SUBTASKS.labels(state).inc()
         await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}")
         await self._notify()
 

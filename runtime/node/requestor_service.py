@@ -19,6 +19,7 @@ from apps.sdk.process import free_port
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
 from runtime.node.market import ProviderOffer
+from runtime.node.metrics import BYTES
 from runtime.node.requestor import NodeError, RequestorNode
 from runtime.node.resources import read_chunks
 
@@ -79,6 +80,7 @@ class RequestorService(RequestorBase):
             path = self.node.resource_path(request.sha256)
         for block in read_chunks(path):
             await stream.send_message(npb.Chunk(data=block))
+            BYTES.labels("resources").inc(len(block))
 
     async def SubmitResult(self, stream: Stream[npb.ResultPart, npb.SubmitReply]) -> None:
         first = await stream.recv_message()

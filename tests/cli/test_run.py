@@ -8,7 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from apps.tutorialapp import pow
-from runtime.cli import main, parse_settings
+from runtime.cli import main
+from runtime.cli_settings import parse_settings
 
 
 def smallest_nonce(text: str, difficulty: int) -> int:

@@ -1,0 +1,323 @@
+"""`taskapi requestor|provider|task ...`: the node as separate processes on one or many machines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from rich.console import Console
+from rich.table import Table
+
+from protos import node_pb2 as npb
+from protos.node_grpc import ControlStub
+from runtime.cli_settings import parse_settings
+from runtime.node.metrics import serve_metrics
+from runtime.node.provider import ProviderConfig, ProviderNode
+from runtime.node.requestor import RequestorConfig, RequestorNode
+from runtime.node.requestor_service import bearer, serve_requestor
+from runtime.node.runners import builtin_whitelist, runners_for
+
+T = TypeVar("T")
+console = Console()
+DEFAULT_DATA_DIR = Path(os.environ.get("TASKAPI_DATA_DIR", Path.home() / ".local/share/taskapi"))
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {address!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def stored_token(path: Path, given: str | None) -> str:
+    """The given token, else the one stored at `path`, else a new one stored there (mode 0600)."""
+    if given:
+        return given
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    path.touch(mode=0o600)
+    path.write_text(token)
+    return token
+
+
+async def until_signalled(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return await work(stop)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@click.group()
+def requestor() -> None:
+    """Run a requestor node."""
+
+
+@requestor.command("serve")
+@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="HOST:PORT to listen on.")
+@data_dir_option
+@click.option(
+    "--token", envvar="TASKAPI_TOKEN", help="Token providers must present (default: stored in data dir)."
+)
+@click.option("--lease-ms", default=30_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+def requestor_serve(
+    listen: str,
+    data_dir: Path,
+    token: str | None,
+    lease_ms: int,
+    metrics_port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
+    """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
+    _logging()
+    host, port = parse_address(listen)
+    provider_token = stored_token(data_dir / "provider-token", token)
+    control_token = stored_token(data_dir / "control-token", None)
+    tls = None
+    if tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(tls_cert, tls_key)
+        tls.set_alpn_protocols(["h2"])
+    if metrics_port:
+        serve_metrics(metrics_port)
+
+    async def serve(stop: asyncio.Event) -> None:
+        node = RequestorNode(
+            data_dir, RequestorConfig(lease_ms=lease_ms, heartbeat_ms=max(50, lease_ms // 6))
+        )
+        await node.start()
+        server, bound = await serve_requestor(
+            node, host, port, provider_token=provider_token, control_token=control_token, tls=tls
+        )
+        click.echo(f"requestor listening on {host}:{bound} (data dir {data_dir})", err=True)
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            await server.wait_closed()
+            await node.stop()
+
+    asyncio.run(until_signalled(serve))
+
+
+@click.group()
+def provider() -> None:
+    """Run a provider node."""
+
+
+@provider.command("join")
+@click.argument("address")
+@click.option("--token", envvar="TASKAPI_TOKEN", required=True, help="The requestor's provider token.")
+@click.option(
+    "--env", "envs", multiple=True, default=("wasm",), show_default=True, help="Environment to offer."
+)
+@click.option("--capacity", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--price", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--allow", multiple=True, help="Also whitelist a wasm module sha256 or a local app name.")
+@click.option(
+    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="Dial with TLS, trusting this CA."
+)
+@data_dir_option
+def provider_join(
+    address: str,
+    token: str,
+    envs: tuple[str, ...],
+    capacity: int,
+    price: float,
+    allow: tuple[str, ...],
+    tls_ca: str | None,
+    data_dir: Path,
+) -> None:
+    """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
+    _logging()
+    host, port = parse_address(address)
+    try:
+        runners = runners_for(list(envs))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--env") from exc
+    whitelist = builtin_whitelist()
+    for entry in allow:
+        (whitelist.wasm_modules if len(entry) == 64 else whitelist.local_apps).add(entry)
+    tls = None
+    if tls_ca:
+        tls = ssl.create_default_context(cafile=tls_ca)
+        tls.set_alpn_protocols(["h2"])
+    config = ProviderConfig(host, port, token, data_dir / "provider", capacity=capacity, price=price, tls=tls)
+    node = ProviderNode(config, runners, whitelist)
+    click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
+    asyncio.run(until_signalled(node.run))
+
+
+@click.group()
+def task() -> None:
+    """Submit, inspect and abort tasks on a running requestor."""
+
+
+requestor_option = click.option("--requestor", "address", default="127.0.0.1:7420", show_default=True)
+control_token_option = click.option(
+    "--token", envvar="TASKAPI_CONTROL_TOKEN", help="Control token (default: read from the data dir)."
+)
+
+
+async def _control(
+    address: str, token: str, call: Callable[[ControlStub, dict[str, str]], Awaitable[T]]
+) -> T:
+    host, port = parse_address(address)
+    channel = Channel(host, port)
+    try:
+        return await call(ControlStub(channel), bearer(token))
+    except GRPCError as exc:
+        raise click.ClickException(f"{exc.status.name}: {exc.message}") from exc
+    except (OSError, StreamTerminatedError) as exc:
+        raise click.ClickException(f"requestor at {address} is unreachable: {exc}") from exc
+    finally:
+        channel.close()
+
+
+def _control_token(data_dir: Path, token: str | None) -> str:
+    path = data_dir / "control-token"
+    if token:
+        return token
+    if not path.is_file():
+        raise click.UsageError(f"no --token given and no control token at {path}")
+    return path.read_text().strip()
+
+
+@task.command("submit")
+@click.argument("app")
+@click.option("--env", default="", help="Environment (default: the app's default).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE")
+@click.option("--max-subtasks", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--wait", is_flag=True, help="Wait for the task to end and print its status.")
+@requestor_option
+@control_token_option
+@data_dir_option
+def task_submit(
+    app: str,
+    env: str,
+    settings: tuple[str, ...],
+    max_subtasks: int,
+    wait: bool,
+    address: str,
+    token: str | None,
+    data_dir: Path,
+) -> None:
+    """Submit a task of APP; prints its id."""
+    request = npb.SubmitTaskRequest(
+        app=app, env_id=env, task_params_json=json.dumps(parse_settings(settings)), max_subtasks=max_subtasks
+    )
+    secret = _control_token(data_dir, token)
+    reply = asyncio.run(_control(address, secret, lambda stub, md: stub.SubmitTask(request, metadata=md)))
+    click.echo(reply.task_id)
+    if wait:
+        status = asyncio.run(_wait_for(address, secret, reply.task_id))
+        _print_status(status, as_json=False)
+        if status.state != "finished":
+            raise click.ClickException(f"task {status.task_id} {status.state}: {status.reason}")
+
+
+async def _wait_for(address: str, token: str, task_id: str) -> npb.TaskStatus:
+    while True:
+        status = await _control(
+            address, token, lambda stub, md: stub.GetTask(npb.GetTaskRequest(task_id=task_id), metadata=md)
+        )
+        if status.state != "active":
+            return status
+        await asyncio.sleep(0.2)
+
+
+@task.command("status")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+@requestor_option
+@control_token_option
+@data_dir_option
+def task_status(task_id: str, as_json: bool, address: str, token: str | None, data_dir: Path) -> None:
+    """Show a task's state, subtasks and the bill per provider."""
+    request = npb.GetTaskRequest(task_id=task_id)
+    secret = _control_token(data_dir, token)
+    status = asyncio.run(_control(address, secret, lambda stub, md: stub.GetTask(request, metadata=md)))
+    _print_status(status, as_json)
+
+
+@task.command("abort")
+@click.argument("task_id")
+@requestor_option
+@control_token_option
+@data_dir_option
+def task_abort(task_id: str, address: str, token: str | None, data_dir: Path) -> None:
+    """Abort a task: providers stop its subtasks at their next heartbeat."""
+    request = npb.ControlAbortRequest(task_id=task_id)
+    secret = _control_token(data_dir, token)
+    asyncio.run(_control(address, secret, lambda stub, md: stub.AbortTask(request, metadata=md)))
+    click.echo(f"task {task_id} aborted")
+
+
+def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
+    summary: dict[str, Any] = {
+        "task_id": status.task_id,
+        "app": status.app,
+        "env": status.env_id,
+        "state": status.state,
+        "reason": status.reason,
+        "subtasks": dict(status.subtasks_by_state),
+        "outputs": [str(Path(status.outputs_dir) / name) for name in status.outputs],
+        "bills": [
+            {
+                "provider": b.provider_id,
+                "subtasks": b.subtasks,
+                "fuel": b.fuel,
+                "cpu_ns": b.cpu_ns,
+                "cost": b.cost,
+            }
+            for b in status.bills
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    console.print(
+        f"[bold]{status.task_id}[/] {status.app} on {status.env_id}: {status.state} {status.reason}"
+    )
+    console.print("subtasks: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["subtasks"].items())))
+    for output in summary["outputs"]:
+        console.print(f"output: {output}")
+    table = Table("provider", "subtasks", "fuel", "cpu ns", "cost")
+    for bill in summary["bills"]:
+        table.add_row(
+            bill["provider"],
+            str(bill["subtasks"]),
+            str(bill["fuel"]),
+            str(bill["cpu_ns"]),
+            f"{bill['cost']:.6f}",
+        )
+    console.print(table)
