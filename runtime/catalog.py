@@ -8,6 +8,7 @@ Docker builds are described and managed, but not served from here.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from runtime.appmanager import (
     WasmDescriptor,
 )
 
+WASM_ADAPTER = "environments.wasm.__main__"
+
 UnknownApp = AppNotAvailable
 """Anything that stops an app being used (unknown, disabled, no such build); the message lists the apps."""
 
@@ -28,6 +31,8 @@ def serve_command(app: App) -> list[str]:
     """The command that serves an app build as a task-api app server (`... requestor|provider PORT`)."""
     if isinstance(app.descriptor, WasmDescriptor):
         assert app.module is not None
+        if importlib.util.find_spec(WASM_ADAPTER) is None:
+            raise AppNotAvailable(f"{app.label()}: the wasm adapter {WASM_ADAPTER} is missing (try --env)")
         return [sys.executable, "-m", "environments.wasm", str(app.module)]
     if isinstance(app.descriptor, LocalDescriptor):
         return python_app_command(app.descriptor.prerequisites.module)

@@ -25,11 +25,12 @@ ENV_OPTION = click.option("--env", default=None, help="Only the build for this e
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
 
-def prerequisites_text(app: App) -> str:
-    """One line saying what a build needs: module and hash, image, or Python module."""
+def prerequisites_text(app: App, *, full: bool = True) -> str:
+    """One line saying what a build needs: wasm module (and hash when `full`), image, or Python module."""
     descriptor = app.descriptor
     if isinstance(descriptor, WasmDescriptor):
-        return f"{descriptor.prerequisites.module} (sha256 {descriptor.prerequisites.sha256[:12]})"
+        module = descriptor.prerequisites.module
+        return f"{module} (sha256 {descriptor.prerequisites.sha256})" if full else module
     if isinstance(descriptor, DockerDescriptor):
         image = f"{descriptor.prerequisites.image}:{descriptor.prerequisites.tag}"
         return f"{image}@{descriptor.prerequisites.digest}" if descriptor.prerequisites.digest else image
@@ -95,7 +96,13 @@ def list_apps(manager: AppManager, as_json: bool) -> None:
         enabled = "[green]yes[/]" if app.enabled else "[red]no[/]"
         source = "shipped" if app.builtin else "added"
         table.add_row(
-            app.app_id[:12], app.name, app.version, app.environment, enabled, source, prerequisites_text(app)
+            app.app_id[:12],
+            app.name,
+            app.version,
+            app.environment,
+            enabled,
+            source,
+            prerequisites_text(app, full=False),
         )
     Console().print(table)
     for error in inventory.problems:
