@@ -1,0 +1,239 @@
+"""tutorialapp.wasm against the Python tutorialapp: same plan, same result files, same verdicts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from wasm_harness import JsonDict, WasmTask
+
+from apps.sdk.errors import InvalidArgument
+from apps.tutorialapp import pow
+from apps.tutorialapp.plan import Plan, RangeState
+from apps.tutorialapp.requestor import check_claim, parse_params
+from wasm_apps import module_path
+from wasm_apps.run import ModuleRunner
+
+
+@pytest.fixture(scope="module")
+def runner() -> ModuleRunner:
+    return ModuleRunner(module_path("tutorialapp"))
+
+
+@pytest.fixture
+def task(runner: ModuleRunner, tmp_path: Path) -> WasmTask:
+    return WasmTask(runner, tmp_path)
+
+
+def smallest_nonce(text: str, difficulty: int) -> int:
+    """The smallest valid nonce, by the Python kernel."""
+    start, step = 0, 2**difficulty
+    while (nonce := pow.search(text, difficulty, start, start + step)) is None:
+        start += step
+    return nonce
+
+
+def expected_result(text: str, difficulty: int) -> bytes:
+    """task_outputs/result.json as the Python requestor writes it."""
+    nonce = smallest_nonce(text, difficulty)
+    return (json.dumps({"nonce": nonce, "hash": pow.digest(text, nonce).hex()}) + "\n").encode()
+
+
+def empty_first_round_input(difficulty: int) -> str:
+    """An input with no valid nonce in [0, 2**difficulty): its task needs a second round."""
+    candidates: Iterator[str] = (f"rounds-{i}" for i in range(10_000))
+    return next(t for t in candidates if pow.search(t, difficulty, 0, 2**difficulty) is None)
+
+
+@pytest.mark.parametrize(
+    ("text", "difficulty", "subtasks", "max_subtasks"),
+    [
+        ("hello", 8, 3, 100),
+        ("golem", 10, 7, 4),
+        ("", 0, 5, 100),
+        ('ünïcødé ✓ 🚀 "quoted" \\ \n tab\t', 6, 1, 100),
+        ("x" * 130, 12, 16, 100),
+        ("split", 9, 10_000, 3),
+    ],
+)
+def test_result_is_byte_identical_to_the_python_app(
+    task: WasmTask, text: str, difficulty: int, subtasks: int, max_subtasks: int
+) -> None:
+    params = {"input": text, "difficulty": difficulty, "subtasks": subtasks}
+    assert task.create(params, max_subtasks) == {}
+    assert Plan.load(task.task_dir) == parse_params(params, max_subtasks)
+    task.run_to_end()
+    result = task.task_dir / "task_outputs" / "result.json"
+    assert result.read_bytes() == expected_result(text, difficulty)
+    assert Plan.load(task.task_dir).answer() == smallest_nonce(text, difficulty)
+
+
+def test_a_round_without_a_valid_nonce_opens_the_next(task: WasmTask) -> None:
+    text = empty_first_round_input(6)
+    task.create({"input": text, "difficulty": 6, "subtasks": 4})
+    task.run_to_end()
+    assert Plan.load(task.task_dir).open_rounds >= 2
+    assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result(text, 6)
+
+
+def test_compute_writes_the_python_providers_result_file(task: WasmTask) -> None:
+    params = {"input": "hello", "difficulty": 8, "start": 0, "end": 400}
+    output = task.compute("sub-x", params)
+    nonce = pow.search("hello", 8, 0, 400)
+    assert nonce is not None
+    python = {"start": 0, "end": 400, "nonce": nonce, "hash": pow.digest("hello", nonce).hex()}
+    assert output.read_bytes() == json.dumps(python).encode()
+    empty = task.compute("sub-y", {"input": "hello", "difficulty": 30, "start": 5, "end": 9})
+    assert empty.read_bytes() == json.dumps({"start": 5, "end": 9, "nonce": None, "hash": None}).encode()
+
+
+def test_the_same_compute_gives_the_same_bytes_and_fuel(runner: ModuleRunner, tmp_path: Path) -> None:
+    params = {"input": "abc", "difficulty": 10, "start": 0, "end": 3000}
+    request = {"task_id": "t", "subtask_id": "s", "params": params}
+    outputs = [tmp_path / "out0", tmp_path / "out1"]
+    runs = [runner.run("compute", request, inputs=tmp_path / "in", output=out) for out in outputs]
+    assert runs[0].fuel == runs[1].fuel > 0
+    assert (outputs[0] / "result.json").read_bytes() == (outputs[1] / "result.json").read_bytes()
+
+
+def two_nonce_input(difficulty: int) -> str:
+    """An input whose range [0, 2**difficulty) holds two valid nonces, the first of them not 0."""
+    for i in range(10_000):
+        text = f"forge-{i}"
+        valid = [n for n in range(2**difficulty) if pow.meets(text, n, difficulty)]
+        if len(valid) >= 2 and valid[0] > 0:
+            return text
+    raise AssertionError("no such input")
+
+
+def forged_claims(text: str, difficulty: int, start: int, end: int) -> dict[str, str]:
+    """result.json texts for range [start, end) that the Python verifier rejects, by what is wrong."""
+    nonce = pow.search(text, difficulty, start, end)
+    assert nonce is not None
+    later = pow.search(text, difficulty, nonce + 1, end)
+    assert later is not None
+    weak = next(n for n in range(start, end) if not pow.meets(text, n, difficulty))
+
+    def claim(n: int | None, **extra: object) -> str:
+        digest = None if n is None else pow.digest(text, n).hex()
+        return json.dumps({"start": start, "end": end, "nonce": n, "hash": digest, **extra})
+
+    return {
+        "other range": claim(nonce, start=start + 1),
+        "nonce outside": claim(end + 3),
+        "nonce not an int": claim(nonce, nonce=float(nonce)),
+        "bool nonce": claim(nonce, nonce=True),
+        "string nonce": claim(nonce, nonce=f"{nonce}'s"),
+        "wrong hash": claim(nonce, hash="00" * 32),
+        "hash with NUL": claim(nonce, hash=pow.digest(text, nonce).hex() + "\u0000"),
+        "too weak": claim(weak),
+        "missed nonce": claim(None),
+        "not the smallest": claim(later),
+        "not an object": "[1, 2]",
+        "not json": "{nonce: 1",
+        "empty": "",
+    }
+
+
+def python_verdict(plan: Plan, claim: str, subtask_id: str) -> str | None:
+    """The Python requestor's reason for rejecting a result.json text (None: it passes)."""
+    try:
+        return check_claim(plan, 0, json.loads(claim), seed=subtask_id)
+    except json.JSONDecodeError:
+        return "unreadable result.json"
+
+
+def test_forged_results_are_rejected_and_the_range_is_handed_out_again(task: WasmTask) -> None:
+    difficulty = 5
+    text = two_nonce_input(difficulty)
+    task.create({"input": text, "difficulty": difficulty, "subtasks": 1})
+    plan = Plan.load(task.task_dir)
+    start, end = plan.bounds(0)  # 32 nonces: every one is spot-checked
+    for what, claim in forged_claims(text, difficulty, start, end).items():
+        subtask_id, subtask = task.next_subtask()
+        assert subtask is not None and (subtask["params"]["start"], subtask["params"]["end"]) == (start, end)
+        result = task.task_dir / "subtask_outputs" / subtask_id / "result.json"
+        result.parent.mkdir(parents=True)
+        result.write_text(claim)
+        verdict = task.verify(subtask_id)
+        python_reason = python_verdict(plan, claim, subtask_id)
+        assert verdict["result"] == "FAILURE" and python_reason is not None, what
+        if python_reason.startswith("unreadable"):
+            assert verdict["reason"].startswith(python_reason), what
+        elif python_reason.startswith("spot check"):  # the samples differ, the finding need not
+            assert verdict["reason"].startswith("spot check found valid nonce"), what
+        else:
+            assert verdict["reason"] == python_reason, what
+        assert Plan.load(task.task_dir).ranges[0].state is RangeState.PENDING, what
+    assert not (task.task_dir / "task_outputs" / "result.json").exists()
+    task.run_to_end()
+    assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result(text, difficulty)
+
+
+def test_discard_of_the_answer_range_removes_the_result(task: WasmTask) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
+    task.run_to_end()
+    plan = Plan.load(task.task_dir)
+    answer_range = next(r for r in plan.ranges if r.nonce is not None)
+    assert answer_range.subtask_id is not None
+    reply = task.call("discard_subtasks", subtask_ids=[answer_range.subtask_id, "unknown"])
+    assert reply == {"discarded_subtask_ids": [answer_range.subtask_id]}
+    assert not (task.task_dir / "task_outputs" / "result.json").exists()
+    assert task.call("has_pending_subtasks") == {"has_pending_subtasks": True}
+    task.run_to_end()
+    assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result("hello", 8)
+
+
+def test_abort_subtask_returns_its_range_and_verify_refuses_it(task: WasmTask) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 2})
+    subtask_id, first = task.next_subtask()
+    assert task.call("abort_subtask", subtask_id=subtask_id) == {}
+    verdict = task.verify(subtask_id)
+    assert verdict == {"result": "FAILURE", "reason": f"subtask {subtask_id} holds no assigned range"}
+    _, again = task.next_subtask()
+    assert again == first
+    assert task.call("abort_task") == {}
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"input": "a", "difficulty": 1, "subtasks": 1, "colour": 1, "b'q\"": 2}, "colour"),
+        ({"input": ["it's"], "difficulty": 1, "subtasks": 1}, "input"),
+        ({"input": "a", "difficulty": "4\n", "subtasks": 1}, "difficulty"),
+        ({"difficulty": 1, "subtasks": 1}, "input"),
+        ({"input": 5, "difficulty": 1, "subtasks": 1}, "input"),
+        ({"input": "a", "difficulty": 41, "subtasks": 1}, "difficulty"),
+        ({"input": "a", "difficulty": True, "subtasks": 1}, "difficulty"),
+        ({"input": "a", "difficulty": 2.0, "subtasks": 1}, "difficulty"),
+        ({"input": "a", "difficulty": 10**30, "subtasks": 1}, "difficulty"),
+        ({"input": "a", "difficulty": 3, "subtasks": 0}, "subtasks"),
+        ({"input": "a", "difficulty": 3}, "subtasks"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_them(task: WasmTask, params: JsonDict, named: str) -> None:
+    reply = task.create(params)
+    assert reply["error"]["code"] == "INVALID_ARGUMENT"
+    assert repr(named) in reply["error"]["message"]
+    with pytest.raises(InvalidArgument) as python:
+        parse_params(params, 100)
+    if all(not isinstance(v, int) or abs(v) < 2**63 for v in params.values()):
+        assert reply["error"]["message"] == str(python.value)  # an int beyond int64 reads as a float in C
+
+
+def test_compute_refuses_bad_subtask_parameters(task: WasmTask, runner: ModuleRunner, tmp_path: Path) -> None:
+    dirs = {"inputs": tmp_path / "in", "output": tmp_path / "out"}
+    missing = runner.run("compute", {"params": {"input": "a", "difficulty": 1, "start": 0}}, **dirs)
+    assert missing.error == {"code": "INVALID_ARGUMENT", "message": "subtask parameter 'end' is missing"}
+    reversed_range = {"input": "a", "difficulty": 1, "start": 9, "end": 2}
+    backwards = runner.run("compute", {"params": reversed_range}, **dirs)
+    assert backwards.error is not None and backwards.error["message"].startswith("bad subtask parameters")
+
+
+def test_benchmark_and_malformed_requests(runner: ModuleRunner, tmp_path: Path) -> None:
+    benchmark = runner.run("benchmark", {})
+    assert benchmark.reply is not None and benchmark.reply["score"] > 0
+    unknown = runner.run("no_such_operation", {}, task_dir=tmp_path)
+    assert unknown.exit_code != 0 and "unknown operation" in unknown.stderr
