@@ -15,31 +15,55 @@ static const uint32_t K[64] = {
 };
 
 static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static inline uint32_t load_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
 
-static void compress(uint32_t state[8], const uint8_t block[64]) {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
-               (uint32_t)block[4 * i + 2] << 8 | (uint32_t)block[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
+#define BIG_S0(x) (rotr(x, 2) ^ rotr(x, 13) ^ rotr(x, 22))
+#define BIG_S1(x) (rotr(x, 6) ^ rotr(x, 11) ^ rotr(x, 25))
+#define SMALL_S0(x) (rotr(x, 7) ^ rotr(x, 18) ^ ((x) >> 3))
+#define SMALL_S1(x) (rotr(x, 17) ^ rotr(x, 19) ^ ((x) >> 10))
+#define CH(e, f, g) (((e) & (f)) ^ (~(e) & (g)))
+#define MAJ(a, b, c) (((a) & (b)) ^ ((a) & (c)) ^ ((b) & (c)))
+
+/* Message schedule word i >= 16, kept in a 16-word window. */
+#define W(i) (w[(i) & 15] += SMALL_S1(w[((i) - 2) & 15]) + w[((i) - 7) & 15] + SMALL_S0(w[((i) - 15) & 15]))
+
+/* One round; the caller rotates the roles of a..h instead of moving eight values. */
+#define ROUND(a, b, c, d, e, f, g, h, i, word)                  \
+    do {                                                        \
+        uint32_t t1 = (h) + BIG_S1(e) + CH(e, f, g) + K[i] + (word); \
+        (d) += t1;                                              \
+        (h) = t1 + BIG_S0(a) + MAJ(a, b, c);                    \
+    } while (0)
+
+#define EIGHT_ROUNDS(i, WORD)                          \
+    ROUND(a, b, c, d, e, f, g, h, (i) + 0, WORD((i) + 0)); \
+    ROUND(h, a, b, c, d, e, f, g, (i) + 1, WORD((i) + 1)); \
+    ROUND(g, h, a, b, c, d, e, f, (i) + 2, WORD((i) + 2)); \
+    ROUND(f, g, h, a, b, c, d, e, (i) + 3, WORD((i) + 3)); \
+    ROUND(e, f, g, h, a, b, c, d, (i) + 4, WORD((i) + 4)); \
+    ROUND(d, e, f, g, h, a, b, c, (i) + 5, WORD((i) + 5)); \
+    ROUND(c, d, e, f, g, h, a, b, (i) + 6, WORD((i) + 6)); \
+    ROUND(b, c, d, e, f, g, h, a, (i) + 7, WORD((i) + 7))
+
+#define FIRST(i) (w[i])
+
+/* Fully unrolled with constant indices, so the compiler keeps the schedule in registers (or wasm locals)
+ * rather than in memory: most of what brings the wasm build close to native speed. */
+void sha256_compress_words(uint32_t state[8], const uint32_t words[16]) {
+    uint32_t w[16];
+    memcpy(w, words, sizeof w);
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
+    EIGHT_ROUNDS(0, FIRST);
+    EIGHT_ROUNDS(8, FIRST);
+    EIGHT_ROUNDS(16, W);
+    EIGHT_ROUNDS(24, W);
+    EIGHT_ROUNDS(32, W);
+    EIGHT_ROUNDS(40, W);
+    EIGHT_ROUNDS(48, W);
+    EIGHT_ROUNDS(56, W);
     state[0] += a;
     state[1] += b;
     state[2] += c;
@@ -48,6 +72,12 @@ static void compress(uint32_t state[8], const uint8_t block[64]) {
     state[5] += f;
     state[6] += g;
     state[7] += h;
+}
+
+void sha256_compress(uint32_t state[8], const uint8_t block[64]) {
+    uint32_t w[16];
+    for (int i = 0; i < 16; i++) w[i] = load_be32(block + 4 * i);
+    sha256_compress_words(state, w);
 }
 
 void sha256_init(sha256_ctx *ctx) {
@@ -68,10 +98,10 @@ void sha256_update(sha256_ctx *ctx, const void *data, size_t len) {
         p += take;
         len -= take;
         if (ctx->used < 64) return;
-        compress(ctx->state, ctx->block);
+        sha256_compress(ctx->state, ctx->block);
         ctx->used = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) compress(ctx->state, p);
+    for (; len >= 64; p += 64, len -= 64) sha256_compress(ctx->state, p);
     memcpy(ctx->block, p, len);
     ctx->used = len;
 }
@@ -81,12 +111,12 @@ void sha256_final(sha256_ctx *ctx, uint8_t digest[SHA256_DIGEST_SIZE]) {
     ctx->block[ctx->used++] = 0x80;
     if (ctx->used > 56) {
         memset(ctx->block + ctx->used, 0, 64 - ctx->used);
-        compress(ctx->state, ctx->block);
+        sha256_compress(ctx->state, ctx->block);
         ctx->used = 0;
     }
     memset(ctx->block + ctx->used, 0, 56 - ctx->used);
     for (int i = 0; i < 8; i++) ctx->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    compress(ctx->state, ctx->block);
+    sha256_compress(ctx->state, ctx->block);
     for (int i = 0; i < 8; i++) {
         digest[4 * i] = (uint8_t)(ctx->state[i] >> 24);
         digest[4 * i + 1] = (uint8_t)(ctx->state[i] >> 16);

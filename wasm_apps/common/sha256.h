@@ -16,6 +16,10 @@ typedef struct {
 } sha256_ctx;
 
 void sha256_init(sha256_ctx *ctx);
+/* The compression function on one 64-byte block, for callers that pad messages themselves; the _words
+ * form takes the block as 16 big-endian words already. */
+void sha256_compress(uint32_t state[8], const uint8_t block[64]);
+void sha256_compress_words(uint32_t state[8], const uint32_t words[16]);
 void sha256_update(sha256_ctx *ctx, const void *data, size_t len);
 void sha256_final(sha256_ctx *ctx, uint8_t digest[SHA256_DIGEST_SIZE]);
 /* One-shot digest of `len` bytes. */

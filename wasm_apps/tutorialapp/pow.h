@@ -1,7 +1,10 @@
 /* pow.h: the proof-of-work kernel of tutorialapp, the same as apps/tutorialapp/pow.py:
  * digest(text, n) = sha256(UTF-8 text followed by the decimal digits of n), and a nonce meets a difficulty
- * d when the digest has at least d leading zero bits. The text's whole 64-byte blocks are hashed once
- * (pow_prepare) and every nonce resumes from that state.
+ * d when the digest has at least d leading zero bits.
+ *
+ * The text's whole 64-byte blocks are hashed once (pow_prepare); every nonce then fills in and compresses
+ * only the last one or two blocks, built directly as big-endian words, and pow_search steps the decimal
+ * digits instead of reformatting each nonce.
  */
 #ifndef WASM_APPS_POW_H
 #define WASM_APPS_POW_H
@@ -12,7 +15,10 @@
 #include "sha256.h"
 
 typedef struct {
-    sha256_ctx prefix; /* state after absorbing the text */
+    uint32_t state[8];      /* SHA-256 state after the text's whole blocks */
+    uint32_t tail_words[16]; /* the text's remaining bytes as big-endian words, zero after them */
+    size_t tail_len;        /* bytes in tail_words, < 64 */
+    uint64_t text_len;      /* bytes of text */
 } pow_text;
 
 void pow_prepare(pow_text *text, const char *data, size_t len);
