@@ -84,6 +84,15 @@ def test_the_image_is_the_tiles_stacked(task: WasmTask) -> None:
     assert read_png(image)[2] == b"".join(t[2] for t in tiles)
 
 
+def test_a_wide_image_spans_several_deflate_blocks(task: WasmTask) -> None:
+    """Rows of 49153 bytes fill stored deflate blocks (65535 bytes) unevenly: rows span IDAT chunks."""
+    image = render(task, {"width": 16_384, "height": 3, "parts": 3, "max_iter": 4})
+    width, height, pixels = read_png(image)
+    assert (width, height, len(pixels)) == (16_384, 3, 16_384 * 3 * 3)
+    tiles = [read_ppm(task.task_dir / "mandelbrot-tiles" / f"{i}.ppm")[2] for i in range(3)]
+    assert pixels == b"".join(tiles)
+
+
 def test_the_set_is_black_and_the_outside_is_not(task: WasmTask) -> None:
     image = render(task, {"width": 9, "height": 9, "parts": 2})  # centre -0.5: inside the main cardioid
     _, _, pixels = read_png(image)

@@ -108,6 +108,29 @@ def two_nonce_input(difficulty: int) -> str:
     raise AssertionError("no such input")
 
 
+def test_digests_match_hashlib_for_every_tail_length(runner: ModuleRunner, tmp_path: Path) -> None:
+    """Difficulty 0 makes compute report sha256(text + str(start)): cover one- and two-block endings."""
+    dirs = {"inputs": tmp_path / "in", "output": tmp_path / "out"}
+    for length, start in [(n, 10 ** (n % 19)) for n in range(0, 131)] + [(3, -(2**63)), (4, 2**63 - 2)]:
+        text = "é" * (length // 2) + "x" * (length % 2)
+        params = {"input": text, "difficulty": 0, "start": start, "end": start + 1}
+        reply = runner.run("compute", {"params": params}, **dirs).reply
+        assert reply == {"output": "result.json"}
+        claim = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert (claim["nonce"], claim["hash"]) == (start, pow.digest(text, start).hex()), (length, start)
+
+
+@pytest.mark.parametrize(("start", "end"), [(-300, 300), (95, 1_100), (99_990, 100_500)])
+def test_search_steps_digits_like_python(runner: ModuleRunner, tmp_path: Path, start: int, end: int) -> None:
+    """Negative nonces and carries into a new digit find the same nonce as the Python kernel."""
+    for difficulty in (4, 7, 30):
+        params = {"input": "carry", "difficulty": difficulty, "start": start, "end": end}
+        output = tmp_path / f"out-{difficulty}"
+        runner.run("compute", {"params": params}, inputs=tmp_path / "in", output=output)
+        claim = json.loads((output / "result.json").read_text())
+        assert claim["nonce"] == pow.search("carry", difficulty, start, end)
+
+
 def forged_claims(text: str, difficulty: int, start: int, end: int) -> dict[str, str]:
     """result.json texts for range [start, end) that the Python verifier rejects, by what is wrong."""
     nonce = pow.search(text, difficulty, start, end)
