@@ -23,12 +23,12 @@ SUBTASK_INPUTS_DIR = "subtask_inputs"
 TASK_OUTPUTS_DIR = "task_outputs"
 SUBTASK_OUTPUTS_DIR = "subtask_outputs"
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def check_id(kind: str, value: str) -> str:
     """Return `value` if it is safe as a single path component, else raise ValueError naming `kind`."""
-    if not _SAFE_ID.match(value) or ".." in value:
+    if not _SAFE_ID.fullmatch(value) or ".." in value:
         raise ValueError(
             f"invalid {kind} {value!r}: use 1-128 letters, digits, '_', '-' or '.', not starting with "
             "a punctuation mark and without '..'"
