@@ -1,0 +1,1 @@
+"""Property-based tests of the task-api protocol against real app servers over real gRPC."""
