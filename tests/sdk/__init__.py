@@ -1,0 +1,1 @@
+"""Tests of the app SDK: error mapping, restarts, the local lifecycle helper."""
