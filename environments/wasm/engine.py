@@ -1,0 +1,93 @@
+"""wasmtime engines for untrusted modules: fuel, epoch interruption, a deterministic feature set.
+
+Each engine has exactly one ticker thread that advances its epoch every `TICK_S`; a store's deadline is
+a number of ticks. Engines differ only by NaN canonicalisation, so a worker holds at most two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import threading
+from dataclasses import asdict, dataclass
+from importlib import metadata
+
+import wasmtime
+
+TICK_S = 0.01
+"""Epoch period: the resolution of wall-clock deadlines."""
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """Every engine setting that changes compiled code (so it is part of the compile-cache key)."""
+
+    canonicalize_nans: bool = False
+    consume_fuel: bool = True
+    epoch_interruption: bool = True
+    threads: bool = False
+    relaxed_simd: bool = False
+
+    def fingerprint(self) -> str:
+        """Hex digest of the settings, the wasmtime version and the CPU architecture."""
+        identity = {
+            **asdict(self),
+            "wasmtime": metadata.version("wasmtime"),
+            "machine": platform.machine(),
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+
+    def build(self) -> wasmtime.Engine:
+        config = wasmtime.Config()
+        config.consume_fuel = self.consume_fuel
+        config.epoch_interruption = self.epoch_interruption
+        config.wasm_threads = self.threads
+        config.wasm_relaxed_simd = self.relaxed_simd
+        config.cranelift_nan_canonicalization = self.canonicalize_nans
+        return wasmtime.Engine(config)
+
+
+def deadline_ticks(wall_time_s: float) -> int:
+    """Epoch ticks covering `wall_time_s` (one extra: the current tick may be almost over)."""
+    return math.ceil(wall_time_s / TICK_S) + 1
+
+
+class EpochTicker:
+    """The one thread that advances an engine's epoch every `TICK_S` (a daemon: it never blocks exit)."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wasm-epoch-ticker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class EngineSet:
+    """One engine (with its ticker) per profile, made on first use."""
+
+    def __init__(self) -> None:
+        self._engines: dict[EngineProfile, wasmtime.Engine] = {}
+        self._tickers: list[EpochTicker] = []
+
+    def get(self, profile: EngineProfile) -> wasmtime.Engine:
+        engine = self._engines.get(profile)
+        if engine is None:
+            engine = self._engines[profile] = profile.build()
+            self._tickers.append(EpochTicker(engine))
+        return engine
+
+    def close(self) -> None:
+        for ticker in self._tickers:
+            ticker.stop()
+        self._tickers.clear()
+        self._engines.clear()
