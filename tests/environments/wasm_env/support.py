@@ -1,4 +1,4 @@
-"""Helpers shared by the environment tests: making environments and checking they still work."""
+"""Helpers shared by the wasm environment tests: making environments and checking they still work."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from wasm_guests import HELLO, Guest, write_guest
-
 from environments.wasm import WasmConfig, WasmEnvironment, WasmRun
+
+from .guests import HELLO, Guest, write_guest
 
 GuestFactory = Callable[[str, str | bytes], Guest]
 

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import wasm_guests as guests
-from env_support import GuestFactory, assert_healthy
 
 from environments.wasm import (
     DigestMismatch,
@@ -23,6 +21,9 @@ from environments.wasm import (
     WasmRun,
     WorkerCrashed,
 )
+
+from . import guests
+from .support import GuestFactory, assert_healthy
 
 WASI_ERRNO_PERM = 63
 WASI_ERRNO_NOTCAPABLE = 76

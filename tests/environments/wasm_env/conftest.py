@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from env_support import GuestFactory, make_environment
-from wasm_guests import write_guest
 
 from environments.wasm import WasmEnvironment
+
+from .guests import write_guest
+from .support import GuestFactory, make_environment
 
 
 @pytest.fixture(scope="session")
