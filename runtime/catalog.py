@@ -66,10 +66,3 @@ def find_app(name: str, manager: AppManager | None = None) -> CatalogApp:
     manager = manager or AppManager()
     manager.find(name)
     return CatalogApp(name, manager)
-
-
-def builtin_apps(manager: AppManager | None = None) -> dict[str, CatalogApp]:
-    """Every app with at least one usable enabled build, by name (shipped or added)."""
-    manager = manager or AppManager()
-    apps = {app.name: CatalogApp(app.name, manager) for app in manager.inventory().apps if app.enabled}
-    return {name: app for name, app in apps.items() if app.commands}

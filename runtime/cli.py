@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from protos import node_pb2 as npb
-from runtime.catalog import UnknownApp, find_app
+from runtime.appmanager import App, AppManager, AppNotAvailable
+from runtime.catalog import serve_command
 from runtime.cli_apps import apps
 from runtime.cli_node import provider, requestor, task
 from runtime.cli_settings import parse_settings
 from runtime.node.embedded import run_embedded
 from runtime.node.requestor import NodeError
-from runtime.node.runners import builtin_whitelist, runners_for
+from runtime.node.runners import runners_for, whitelist_of
 
 console = Console(stderr=True)
 
@@ -74,13 +75,15 @@ def run(
     """Run one task of APP end to end: a requestor and local providers in this process, over gRPC."""
     params = parse_settings(settings)
     try:
-        env_used, _ = find_app(app).command(env)
-    except UnknownApp as exc:
+        build = AppManager().resolve(app, env)
+        serve_command(build)
+    except AppNotAvailable as exc:
         raise click.UsageError(str(exc)) from exc
+    env_used = build.environment
     root = data_dir or Path(tempfile.mkdtemp(prefix="taskapi-run-"))
     began = time.monotonic()
     try:
-        status = _run_with_progress(app, env_used, params, root, providers, capacity, max_subtasks)
+        status = _run_with_progress(build, params, root, providers, capacity, max_subtasks)
         if status.state != "finished":
             raise click.ClickException(f"task {status.task_id} {status.state}: {status.reason}")
         outputs = _collect(status, output or Path("taskapi-output") / status.task_id)
@@ -105,8 +108,7 @@ def run(
 
 
 def _run_with_progress(
-    app: str,
-    env: str,
+    build: App,
     params: dict[str, Any],
     root: Path,
     providers: int,
@@ -122,7 +124,7 @@ def _run_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        bar = progress.add_task(app, total=None, counts="")
+        bar = progress.add_task(build.name, total=None, counts="")
 
         def on_status(status: npb.TaskStatus) -> None:
             counts = dict(status.subtasks_by_state)
@@ -134,14 +136,14 @@ def _run_with_progress(
 
         return asyncio.run(
             run_embedded(
-                app,
-                env,
+                build.name,
+                build.environment,
                 params,
                 data_dir=root,
                 providers=providers,
                 capacity=capacity,
-                runners=lambda: runners_for([env]),
-                whitelist=builtin_whitelist(),
+                runners=lambda: runners_for([build.environment]),
+                whitelist=whitelist_of([build]),
                 max_subtasks=max_subtasks,
                 on_status=on_status,
             )

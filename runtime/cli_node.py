@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import signal
 import ssl
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
+from runtime.appmanager.manager import default_data_dir
 from runtime.cli_settings import parse_settings
 from runtime.node.metrics import serve_metrics
 from runtime.node.provider import ProviderConfig, ProviderNode
@@ -30,12 +30,11 @@ from runtime.node.runners import builtin_whitelist, runners_for
 
 T = TypeVar("T")
 console = Console()
-DEFAULT_DATA_DIR = Path(os.environ.get("TASKAPI_DATA_DIR", Path.home() / ".local/share/taskapi"))
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
+    default=default_data_dir,
+    show_default="$TASKAPI_DATA_DIR or ~/.local/share/taskapi",
 )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +11,8 @@ from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.process import AppProcess
-from runtime.catalog import find_app
+from runtime.appmanager import AppManager
+from runtime.catalog import serve_command
 
 
 @dataclass(frozen=True)
@@ -31,17 +30,10 @@ class ResolvedApp:
         return f"{self.name}-{self.env_id}"
 
 
-def resolve_app(name: str, env: str | None) -> ResolvedApp:
-    """Find an app build by name and environment (UnknownApp names what exists)."""
-    env_id, command = find_app(name).command(env)
-    module = Path(command[-1]) if env_id == "wasm" else None
-    identity = {"name": name, "env": env_id, "module_sha256": _sha256(module) if module else None}
-    app_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return ResolvedApp(name, app_id, env_id, command, module)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def resolve_app(manager: AppManager, name: str, env: str | None) -> ResolvedApp:
+    """The enabled build of an app by name (or id) and environment; AppNotAvailable names what exists."""
+    app = manager.resolve(name, env)
+    return ResolvedApp(app.name, app.app_id, app.environment, serve_command(app), app.module)
 
 
 class AppServers:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from protos import node_pb2 as npb
+from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeRunner
 from runtime.node.provider import ProviderConfig, ProviderNode, Whitelist
 from runtime.node.requestor import RequestorConfig, RequestorNode
@@ -35,7 +36,7 @@ async def run_embedded(
     on_status: StatusCallback | None = None,
 ) -> npb.TaskStatus:
     """Run one task to its end on an in-process requestor with `providers` in-process providers."""
-    node = RequestorNode(data_dir / "requestor", config)
+    node = RequestorNode(data_dir / "requestor", config, app_manager=AppManager())
     await node.start()
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)

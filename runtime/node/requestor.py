@@ -26,6 +26,7 @@ from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
 from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
+from runtime.appmanager import AppManager
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
@@ -66,23 +67,29 @@ class RequestorNode:
     """Owns tasks, subtasks and leases; serves providers (through the node protocol) and the control API."""
 
     def __init__(
-        self, data_dir: Path, config: RequestorConfig | None = None, market: MarketStrategy | None = None
-    ):
+        self,
+        data_dir: Path,
+        config: RequestorConfig | None = None,
+        market: MarketStrategy | None = None,
+        app_manager: AppManager | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.config = config or RequestorConfig()
         self.market = market or Balanced()
         self.store = Store(data_dir / "requestor.sqlite")
         self.resources = ResourceRegistry()
-        self._apps = AppServers(data_dir / "apps")
+        self._apps = AppServers(data_dir / "app-work")
+        self.app_manager = app_manager or AppManager(data_dir)
         self._active: dict[str, ActiveTask] = {}
         self._offers: dict[str, ProviderOffer] = {}
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
 
     # lifecycle
 
     async def start(self) -> None:
         """Resume every active task from the store, then start expiring leases."""
+        self._resume_leases()
         for row in self.store.tasks("active"):
             try:
                 await self._activate(row)
@@ -91,6 +98,20 @@ class RequestorNode:
                 log.error("task %s cannot resume: %s", row.task_id, exc)
                 self.store.set_task_state(row.task_id, "failed", f"cannot resume: {exc}")
         self._reaper = asyncio.create_task(self._reap_forever())
+
+    def _resume_leases(self) -> None:
+        """After a restart, live leases get a full term again and their providers stay known.
+
+        Nobody could heartbeat while this requestor was down, so a lease that ran out meanwhile says
+        nothing about its provider; and that provider's heartbeats must renew it without a new Join.
+        """
+        deadline_ms = now_ms() + self.config.lease_ms
+        with self.store.transaction():
+            for subtask in self.store.subtasks(states=("assigned",)):
+                self.store.renew_leases(subtask.provider_id, [subtask.subtask_id], deadline_ms)
+                offer = self.store.provider_offer(subtask.provider_id)
+                if offer is not None:
+                    self._offers[subtask.provider_id] = ProviderOffer(**offer)
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -101,7 +122,7 @@ class RequestorNode:
         self.store.close()
 
     async def _activate(self, row: TaskRow) -> ActiveTask:
-        app = resolve_app(row.app, row.env_id)
+        app = resolve_app(self.app_manager, row.app, row.env_id)
         client = await self._apps.client(app)
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(row.task_id)
         active = ActiveTask(row, app, client, task_dir)
@@ -131,7 +152,7 @@ class RequestorNode:
     ) -> str:
         """Create a task through its app; returns the task id. Refusals keep the app's message."""
         try:
-            app = resolve_app(app_name, env or None)
+            app = resolve_app(self.app_manager, app_name, env or None)
         except LookupError as exc:
             raise NodeError(Status.NOT_FOUND, str(exc.args[0])) from exc
         task_id = f"{app_name}-{uuid.uuid4().hex[:12]}"
@@ -145,7 +166,7 @@ class RequestorNode:
             raise NodeError(exc.status, f"app {app_name} refused the task: {exc.message}") from exc
         self.store.set_task_prerequisites(task_id, app.env_id, created.prerequisites)
         await self._activate(self.store.task(task_id) or row)
-        await self._notify()
+        self._notify()
         log.info("task %s created (%s on %s)", task_id, app_name, app.env_id)
         return task_id
 
@@ -196,7 +217,7 @@ class RequestorNode:
                 self.store.set_subtask_state(subtask.subtask_id, "aborted", reason)
             if row.state == "active":
                 self.store.set_task_state(task_id, state, reason)
-        await self._notify()
+        self._notify()
 
     def _outputs_dir(self, task_id: str) -> Path:
         return self.data_dir / "outputs" / task_id
@@ -226,9 +247,7 @@ class RequestorNode:
             remaining = deadline - loop.time()
             if assignments or remaining <= 0:
                 return assignments
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+            await self._wait_for_change(remaining)
 
     async def _assign(self, offer: ProviderOffer, slots: int) -> list[npb.Assignment]:
         assignments: list[npb.Assignment] = []
@@ -373,7 +392,7 @@ class RequestorNode:
             FUEL.inc(subtask.fuel if subtask else 0)
             log.info("subtask %s accepted", subtask_id)
             await self._maybe_finish(active)
-            await self._notify()
+            self._notify()
             return "accepted", ""
         if verdict is VerifyResult.FAILURE:
             self.store.set_subtask_state(subtask_id, "rejected", reason)
@@ -382,7 +401,7 @@ class RequestorNode:
             await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}")
         else:
             await self._release(active, subtask_id, "failed", f"verification {verdict.name}: {reason}")
-        await self._notify()
+        self._notify()
         return "rejected", reason
 
     async def _release(self, active: ActiveTask, subtask_id: str, state: str, reason: str) -> None:
@@ -392,7 +411,7 @@ class RequestorNode:
         self.store.set_subtask_state(subtask_id, state, reason)
         SUBTASKS.labels(state).inc()
         await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}")
-        await self._notify()
+        self._notify()
 
     async def _count_failure(self, active: ActiveTask, message: str) -> None:
         counts = self.store.count_by_state(active.row.task_id)
@@ -450,9 +469,14 @@ class RequestorNode:
                 )
                 await self._release(active, subtask.subtask_id, "expired", "lease expired")
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _notify(self) -> None:
+        """Wake everyone waiting for a change (a fresh event serves the next round of waiters)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _wait_for_change(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
 
     async def wait_for_task(self, task_id: str, poll_s: float = 0.05) -> npb.TaskStatus:
         """Wait until the task is no longer active; return its final status."""
@@ -460,9 +484,7 @@ class RequestorNode:
             status = self.task_status(task_id)
             if status.state != "active":
                 return status
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), poll_s * 20)
+            await self._wait_for_change(poll_s * 20)
 
 
 def _json(value: Any) -> str:

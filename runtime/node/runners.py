@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 
-from runtime.catalog import builtin_apps
+from runtime.appmanager import App, AppManager, LocalDescriptor, WasmDescriptor
 from runtime.node.compute import ComputeRunner, LocalRunner
 from runtime.node.provider import Whitelist
 
@@ -19,14 +19,18 @@ def runners_for(envs: list[str]) -> list[ComputeRunner]:
     return [RUNNERS[env]() for env in envs]
 
 
-def builtin_whitelist() -> Whitelist:
-    """The shipped apps: their wasm modules by sha256 and their local builds by name."""
+def whitelist_of(apps: Iterable[App]) -> Whitelist:
+    """A whitelist of exactly these app builds: wasm by module sha256, local by name."""
     whitelist = Whitelist()
-    for app in builtin_apps().values():
-        if "local" in app.commands:
+    for app in apps:
+        if isinstance(app.descriptor, WasmDescriptor):
+            whitelist.wasm_modules.add(app.descriptor.prerequisites.sha256)
+        elif isinstance(app.descriptor, LocalDescriptor):
             whitelist.local_apps.add(app.name)
-        if "wasm" in app.commands:
-            module = app.commands["wasm"][-1]
-            with open(module, "rb") as handle:
-                whitelist.wasm_modules.add(hashlib.sha256(handle.read()).hexdigest())
     return whitelist
+
+
+def builtin_whitelist(manager: AppManager | None = None) -> Whitelist:
+    """The shipped, enabled apps."""
+    apps = (manager or AppManager()).inventory().apps
+    return whitelist_of(app for app in apps if app.builtin and app.enabled)
