@@ -6,7 +6,6 @@ from importlib import metadata
 
 import pytest
 
-from environments import registry
 from environments.registry import ENTRY_POINT_GROUP, UnknownEnvironment, get_environment, list_environments
 from environments.wasm import WasmEnvironment
 
@@ -29,7 +28,7 @@ def test_bad_entry_points_are_listed_as_unsupported_with_the_reason(monkeypatch:
         metadata.EntryPoint("impostor", "environments.wasm:WasmEnvironment", ENTRY_POINT_GROUP),
         metadata.EntryPoint("notenv", "environments.wasm:WasmRun", ENTRY_POINT_GROUP),
     ]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: bad)
+    monkeypatch.setattr("environments.registry.metadata.entry_points", lambda group: bad)
     reasons = {info.env_id: info.support.reason for info in list_environments()}
     assert "cannot load no_such_package.envs:Missing: ModuleNotFoundError" in reasons["broken"]
     assert "declares env_id 'wasm', not 'impostor'" in reasons["impostor"]
