@@ -1,0 +1,43 @@
+"""Serve a gWASM module as a task-api app:
+
+    python -m environments.wasm [--sha256 HEX] MODULE.wasm requestor PORT [--host H] [--work-dir D]
+    python -m environments.wasm [--sha256 HEX] MODULE.wasm provider PORT [--persistent] ...
+
+Everything after MODULE goes to the SDK's app entrypoint (`apps.sdk.server.main`), so a wasm app is
+served exactly like a Python app and `LocalLifecycle([python, -m, environments.wasm, MODULE], ...)`
+runs it end to end. The compile cache is `$TASKAPI_WASM_CACHE` (default `~/.cache/taskapi/wasm`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from apps.sdk.server import main as serve_app
+from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp, WasmRequestorApp
+from environments.wasm.environment import WasmEnvironment
+from environments.wasm.errors import DigestMismatch
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m environments.wasm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sha256", help="refuse to serve unless the module has this sha256")
+    parser.add_argument("module", type=Path, help="the app's WASI command module")
+    parser.add_argument("server_args", nargs=argparse.REMAINDER, help="requestor|provider PORT [options]")
+    args = parser.parse_args(argv)
+    try:
+        module = WasmModule.load(args.module, args.sha256)
+    except (OSError, DigestMismatch) as exc:
+        parser.error(str(exc))
+    app = WasmApp(module, WasmEnvironment())
+    return serve_app(
+        args.server_args,
+        requestor=lambda: WasmRequestorApp(app),
+        provider=lambda: WasmProviderApp(app),
+        prog=f"python -m environments.wasm {args.module}",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,301 @@
+"""Serves a gWASM app (one WASI command module) as ordinary task-api handlers.
+
+Every handler call becomes one sandboxed invocation of the module, exactly as `docs/wasm-apps.md`
+says: argv `app <operation>`, the request as JSON on stdin, the reply as JSON on stdout, only
+`TASKAPI_OPERATION` in the environment, the doc's preopens, and the deterministic profile seeded with
+`<task_id>/<subtask_id>` (just `<task_id>` for task-wide calls), so that `compute` and `verify` of one
+subtask see the same random stream. Error replies map to `apps.sdk.errors`; a run that traps or exits
+non-zero is an INTERNAL `AppError` carrying the trap and stderr's tail.
+
+On the provider side the task id is the name of the provider's task dir (the local lifecycle and the
+node both lay it out as `.../<task_id>`), since the SDK's `compute` does not pass it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from apps.sdk.errors import AppError, FailedPrecondition, InvalidArgument, NotFound
+from apps.sdk.handlers import (
+    CreatedTask,
+    JsonDict,
+    ProviderAppHandler,
+    RequestorAppHandler,
+    Subtask,
+    VerifyResult,
+)
+from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
+from environments.status import EnvStatus
+from environments.wasm.environment import WasmEnvironment
+from environments.wasm.errors import DigestMismatch, WasmError
+from environments.wasm.runs import Determinism, Preopen, WasmRun
+
+ERRORS: dict[str, type[AppError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "INTERNAL": AppError,
+}
+BENCHMARK_SEED = "benchmark"
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class _Error(_Reply):
+    code: Literal["INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "INTERNAL"]
+    message: str
+
+
+class _ErrorReply(_Reply):
+    error: _Error
+
+
+class _Empty(_Reply):
+    pass
+
+
+class _CreateTask(_Reply):
+    min_memory_mib: float = Field(default=0.0, ge=0)
+
+
+class _SubtaskSpec(_Reply):
+    params: dict[str, Any]
+    resources: list[str] = Field(default_factory=list)
+
+
+class _NextSubtask(_Reply):
+    subtask: _SubtaskSpec | None
+
+
+class _Verify(_Reply):
+    result: Literal["SUCCESS", "FAILURE", "AWAITING_DATA", "INCONCLUSIVE"]
+    reason: str = ""
+
+
+class _Discard(_Reply):
+    discarded_subtask_ids: list[str]
+
+
+class _HasPending(_Reply):
+    has_pending_subtasks: bool
+
+
+class _Benchmark(_Reply):
+    score: float = Field(gt=0)
+
+
+class _Compute(_Reply):
+    output: str
+
+
+ReplyT = TypeVar("ReplyT", bound=_Reply)
+
+
+@dataclass(frozen=True)
+class WasmModule:
+    """An app's module file and the sha256 of its bytes."""
+
+    path: Path
+    sha256: str
+
+    @classmethod
+    def load(cls, path: Path, expected_sha256: str | None = None) -> WasmModule:
+        """Hash the file; with `expected_sha256`, raise `DigestMismatch` unless it matches."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if expected_sha256 is not None and digest != expected_sha256.lower():
+            raise DigestMismatch(f"module {path} has sha256 {digest}, but {expected_sha256} was expected")
+        return cls(path.resolve(), digest)
+
+
+def requestor_preopens(task_dir: RequestorTaskDir) -> tuple[Preopen, ...]:
+    """The requestor side's view of a task (docs/wasm-apps.md)."""
+    return (
+        Preopen(task_dir.root, "/task", writable=True),
+        Preopen(task_dir.task_inputs, "/task/task_inputs"),
+        Preopen(task_dir.subtask_inputs, "/task/subtask_inputs", writable=True),
+        Preopen(task_dir.subtask_outputs_root, "/task/subtask_outputs"),
+        Preopen(task_dir.task_outputs, "/task/task_outputs", writable=True),
+    )
+
+
+def provider_preopens(task_dir: ProviderTaskDir, subtask_id: str) -> tuple[Preopen, ...]:
+    """The provider side's view of one subtask (docs/wasm-apps.md)."""
+    return (
+        Preopen(task_dir.subtask_inputs, "/inputs"),
+        Preopen(task_dir.subtask_dir(subtask_id), "/output", writable=True),
+    )
+
+
+class WasmApp:
+    """Invokes one module's operations in a wasm environment, which it prepares on first use."""
+
+    def __init__(self, module: WasmModule, environment: WasmEnvironment) -> None:
+        self.module = module
+        self.environment = environment
+        self._ready = asyncio.Lock()
+
+    @property
+    def prerequisites(self) -> JsonDict:
+        return {"module": self.module.path.name, "sha256": self.module.sha256}
+
+    async def invoke(
+        self,
+        operation: str,
+        request: JsonDict,
+        reply_type: type[ReplyT],
+        *,
+        seed: str,
+        preopens: tuple[Preopen, ...] = (),
+    ) -> tuple[ReplyT, float]:
+        """Run `operation`; return its checked reply and the run's wall time in ms."""
+        async with self._ready:
+            if self.environment.status() is not EnvStatus.ENABLED:
+                await self.environment.prepare()
+        run = WasmRun(
+            module=self.module.path,
+            sha256=self.module.sha256,
+            argv=("app", operation),
+            env=(("TASKAPI_OPERATION", operation),),
+            stdin=json.dumps(request).encode(),
+            preopens=preopens,
+            determinism=Determinism(seed),
+        )
+        name = self.module.path.name
+        try:
+            result = await self.environment.run(run)
+        except WasmError as exc:
+            raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
+        if not result.ok:
+            raise AppError(f"wasm app {name} failed in {operation}: {result.describe_failure()}")
+        return self._parse(operation, result.stdout, reply_type), result.wall_ms
+
+    def _parse(self, operation: str, stdout: bytes, reply_type: type[ReplyT]) -> ReplyT:
+        where = f"wasm app {self.module.path.name} replied to {operation}"
+        try:
+            reply = json.loads(stdout.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AppError(
+                f"{where} with something that is not JSON: {exc}; stdout: {stdout[:200]!r}"
+            ) from exc
+        if not isinstance(reply, dict):
+            raise AppError(f"{where} with JSON that is not an object: {stdout[:200]!r}")
+        try:
+            if "error" in reply:
+                error = _ErrorReply.model_validate(reply).error
+                raise ERRORS[error.code](error.message)
+            return reply_type.model_validate(reply)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, item['loc'])) or 'reply'}: {item['msg']}" for item in exc.errors()
+            )
+            raise AppError(f"{where} with an invalid reply ({problems}): {stdout[:200]!r}") from exc
+
+    async def benchmark(self) -> float:
+        """The module's benchmark: its reported work divided by the wall-clock seconds it took."""
+        reply, wall_ms = await self.invoke("benchmark", {}, _Benchmark, seed=BENCHMARK_SEED)
+        return reply.score * 1000 / max(wall_ms, 1e-3)
+
+
+class WasmRequestorApp(RequestorAppHandler):
+    """The requestor side of a gWASM app."""
+
+    def __init__(self, app: WasmApp) -> None:
+        self.app = app
+
+    async def _task_call(
+        self,
+        operation: str,
+        task_dir: RequestorTaskDir,
+        reply_type: type[ReplyT],
+        subtask_id: str | None = None,
+        **fields: Any,
+    ) -> ReplyT:
+        task_id = task_dir.root.name
+        request: JsonDict = {"task_id": task_id, **fields}
+        if subtask_id is not None:
+            request["subtask_id"] = subtask_id
+        seed = task_id if subtask_id is None else f"{task_id}/{subtask_id}"
+        reply, _ = await self.app.invoke(
+            operation, request, reply_type, seed=seed, preopens=requestor_preopens(task_dir)
+        )
+        return reply
+
+    async def create_task(
+        self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
+    ) -> CreatedTask:
+        reply = await self._task_call(
+            "create_task", task_dir, _CreateTask, max_subtasks_count=max_subtasks_count, params=params
+        )
+        return CreatedTask(
+            env_id=WasmEnvironment.env_id,
+            prerequisites=self.app.prerequisites,
+            min_memory_mib=reply.min_memory_mib,
+        )
+
+    async def next_subtask(
+        self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
+    ) -> Subtask | None:
+        reply = await self._task_call(
+            "next_subtask", task_dir, _NextSubtask, subtask_id, opaque_node_id=opaque_node_id
+        )
+        if reply.subtask is None:
+            return None
+        return Subtask(params=reply.subtask.params, resources=list(reply.subtask.resources))
+
+    async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
+        reply = await self._task_call("verify", task_dir, _Verify, subtask_id)
+        return VerifyResult[reply.result], reply.reason
+
+    async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
+        reply = await self._task_call("discard_subtasks", task_dir, _Discard, subtask_ids=subtask_ids)
+        return list(reply.discarded_subtask_ids)
+
+    async def has_pending_subtasks(self, task_dir: RequestorTaskDir) -> bool:
+        reply = await self._task_call("has_pending_subtasks", task_dir, _HasPending)
+        return reply.has_pending_subtasks
+
+    async def abort_task(self, task_dir: RequestorTaskDir) -> None:
+        await self._task_call("abort_task", task_dir, _Empty)
+
+    async def abort_subtask(self, task_dir: RequestorTaskDir, subtask_id: str) -> None:
+        await self._task_call("abort_subtask", task_dir, _Empty, subtask_id)
+
+    async def run_benchmark(self, work_dir: Path) -> float:
+        return await self.app.benchmark()
+
+
+class WasmProviderApp(ProviderAppHandler):
+    """The provider side of a gWASM app."""
+
+    def __init__(self, app: WasmApp) -> None:
+        self.app = app
+
+    async def compute(self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Path:
+        task_id = task_dir.root.name
+        request: JsonDict = {"task_id": task_id, "subtask_id": subtask_id, "params": params}
+        reply, _ = await self.app.invoke(
+            "compute",
+            request,
+            _Compute,
+            seed=f"{task_id}/{subtask_id}",
+            preopens=provider_preopens(task_dir, subtask_id),
+        )
+        output = PurePosixPath(reply.output)
+        if output.is_absolute() or not output.parts or ".." in output.parts:
+            raise AppError(
+                f"wasm app {self.app.module.path.name} named output {reply.output!r}: "
+                "it must be a relative path under /output"
+            )
+        return Path(subtask_id, *output.parts)
+
+    async def run_benchmark(self, work_dir: Path) -> float:
+        return await self.app.benchmark()

@@ -1,0 +1,106 @@
+"""The shipped gWASM apps through the adapter: whole tasks end to end, and deterministic subtasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.sdk.lifecycle import LocalLifecycle
+from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
+from apps.tutorialapp import pow
+from environments.wasm import Determinism, WasmResult, WasmRun
+from environments.wasm.app_adapter import WasmApp, WasmModule, WasmRequestorApp, provider_preopens
+from wasm_apps import module_path
+
+from .support import make_environment
+
+TASKS: dict[str, dict[str, Any]] = {
+    "tutorialapp": {"input": "hello", "difficulty": 10, "subtasks": 3},
+    "mandelbrot": {"width": 40, "height": 24, "parts": 3, "max_iter": 100},
+}
+
+
+def smallest_nonce(text: str, difficulty: int) -> int:
+    start, step = 0, 2**difficulty
+    while (nonce := pow.search(text, difficulty, start, start + step)) is None:
+        start += step
+    return nonce
+
+
+@pytest.mark.parametrize("provider_mode", ["persistent", "per_call"])
+def test_tutorialapp_task_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider_mode: str
+) -> None:
+    monkeypatch.setenv("TASKAPI_WASM_CACHE", str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "environments.wasm", str(module_path("tutorialapp"))]
+    lifecycle = LocalLifecycle(command, tmp_path / "work", providers=2, provider_mode=provider_mode)
+    outcome = asyncio.run(lifecycle.run("pow-1", TASKS["tutorialapp"], max_subtasks=8))
+    assert outcome.env_id == "wasm"
+    result = json.loads((outcome.outputs_dir / "result.json").read_text())
+    nonce = smallest_nonce("hello", 10)
+    assert result == {"nonce": nonce, "hash": pow.digest("hello", nonce).hex()}
+
+
+def test_mandelbrot_task_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKAPI_WASM_CACHE", str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "environments.wasm", str(module_path("mandelbrot"))]
+    lifecycle = LocalLifecycle(command, tmp_path / "work", providers=2)
+    outcome = asyncio.run(lifecycle.run("fractal-1", TASKS["mandelbrot"], max_subtasks=8))
+    assert [path.name for path in outcome.outputs] == ["image.png"]
+    assert outcome.outputs[0].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert outcome.progress.verified == 3
+
+
+def compute_in_fresh_environment(root: Path, module: WasmModule, run: WasmRun) -> tuple[WasmResult, bytes]:
+    """Run a compute in a new environment (own worker and cache); its result and its output file."""
+    env = make_environment(root / "cache", max_parallel=1)
+    try:
+        result = asyncio.run(env.run(run))
+    finally:
+        asyncio.run(env.clean_up())
+    assert result.ok, result.describe_failure()
+    output = json.loads(result.stdout)["output"]
+    return result, (root / "provider" / "sub-1" / output).read_bytes()
+
+
+@pytest.mark.parametrize("app_name", sorted(TASKS))
+def test_a_subtask_gives_the_same_bytes_and_fuel_on_two_fresh_runtimes(tmp_path: Path, app_name: str) -> None:
+    module = WasmModule.load(module_path(app_name))
+    env = make_environment(tmp_path / "requestor-cache", max_parallel=1)
+    try:
+        task_dir = RequestorTaskDir(tmp_path / "requestor" / "t-1")
+        task_dir.prepare()
+        requestor = WasmRequestorApp(WasmApp(module, env))
+        asyncio.run(requestor.create_task(task_dir, 8, TASKS[app_name]))
+        subtask = asyncio.run(requestor.next_subtask(task_dir, "sub-1", "node"))
+    finally:
+        asyncio.run(env.clean_up())
+    assert subtask is not None
+    outcomes = []
+    for side in ("a", "b"):
+        provider_dir = ProviderTaskDir(tmp_path / side / "provider")
+        provider_dir.prepare()
+        provider_dir.subtask_dir("sub-1").mkdir()
+        for name in subtask.resources:
+            shutil.copy(task_dir.subtask_inputs / name, provider_dir.subtask_inputs / name)
+        request = {"task_id": "t-1", "subtask_id": "sub-1", "params": subtask.params}
+        run = WasmRun(
+            module=module.path,
+            sha256=module.sha256,
+            argv=("app", "compute"),
+            env=(("TASKAPI_OPERATION", "compute"),),
+            stdin=json.dumps(request).encode(),
+            preopens=provider_preopens(provider_dir, "sub-1"),
+            determinism=Determinism("t-1/sub-1"),
+        )
+        outcomes.append(compute_in_fresh_environment(tmp_path / side, module, run))
+    (first, first_output), (second, second_output) = outcomes
+    assert first_output == second_output and len(first_output) > 0
+    assert first.stdout == second.stdout
+    assert first.fuel == second.fuel > 0
