@@ -35,7 +35,8 @@ from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from environments.status import EnvStatus
 from environments.wasm.environment import WasmEnvironment
 from environments.wasm.errors import DigestMismatch, WasmError
-from environments.wasm.runs import Determinism, Preopen, WasmRun
+from environments.base import UsageCounters
+from environments.wasm.runs import Determinism, Preopen, WasmResult, WasmRun
 
 ERRORS: dict[str, type[AppError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
@@ -155,8 +156,8 @@ class WasmApp:
         *,
         seed: str,
         preopens: tuple[Preopen, ...] = (),
-    ) -> tuple[ReplyT, float]:
-        """Run `operation`; return its checked reply and the run's wall time in ms."""
+    ) -> tuple[ReplyT, WasmResult]:
+        """Run `operation`; return its checked reply and the run (fuel, wall time, usage)."""
         async with self._ready:
             if self.environment.status() is not EnvStatus.ENABLED:
                 await self.environment.prepare()
@@ -176,7 +177,7 @@ class WasmApp:
             raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
         if not result.ok:
             raise AppError(f"wasm app {name} failed in {operation}: {result.describe_failure()}")
-        return self._parse(operation, result.stdout, reply_type), result.wall_ms
+        return self._parse(operation, result.stdout, reply_type), result
 
     def _parse(self, operation: str, stdout: bytes, reply_type: type[ReplyT]) -> ReplyT:
         where = f"wasm app {self.module.path.name} replied to {operation}"
@@ -201,8 +202,8 @@ class WasmApp:
 
     async def benchmark(self) -> float:
         """The module's benchmark: its reported work divided by the wall-clock seconds it took."""
-        reply, wall_ms = await self.invoke("benchmark", {}, _Benchmark, seed=BENCHMARK_SEED)
-        return reply.score * 1000 / max(wall_ms, 1e-3)
+        reply, result = await self.invoke("benchmark", {}, _Benchmark, seed=BENCHMARK_SEED)
+        return reply.score * 1000 / max(result.wall_ms, 1e-3)
 
 
 class WasmRequestorApp(RequestorAppHandler):
@@ -280,9 +281,16 @@ class WasmProviderApp(ProviderAppHandler):
         self.app = app
 
     async def compute(self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Path:
+        output, _ = await self.compute_with_usage(task_dir, subtask_id, params)
+        return output
+
+    async def compute_with_usage(
+        self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict
+    ) -> tuple[Path, UsageCounters]:
+        """`compute`, also returning what the run used (fuel, wall time, cpu, memory) for billing."""
         task_id = task_dir.root.name
         request: JsonDict = {"task_id": task_id, "subtask_id": subtask_id, "params": params}
-        reply, _ = await self.app.invoke(
+        reply, result = await self.app.invoke(
             "compute",
             request,
             _Compute,
@@ -295,7 +303,7 @@ class WasmProviderApp(ProviderAppHandler):
                 f"wasm app {self.app.module.path.name} named output {reply.output!r}: "
                 "it must be a relative path under /output"
             )
-        return Path(subtask_id, *output.parts)
+        return Path(subtask_id, *output.parts), result.usage()
 
     async def run_benchmark(self, work_dir: Path) -> float:
         return await self.app.benchmark()

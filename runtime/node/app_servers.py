@@ -11,7 +11,7 @@ from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.process import AppProcess
-from runtime.appmanager import AppManager
+from runtime.appmanager import AppManager, Descriptor
 from runtime.catalog import serve_command
 
 
@@ -24,6 +24,7 @@ class ResolvedApp:
     env_id: str
     command: list[str]
     module: Path | None
+    descriptor: Descriptor
 
     @property
     def key(self) -> str:
@@ -33,7 +34,7 @@ class ResolvedApp:
 def resolve_app(manager: AppManager, name: str, env: str | None) -> ResolvedApp:
     """The enabled build of an app by name (or id) and environment; AppNotAvailable names what exists."""
     app = manager.resolve(name, env)
-    return ResolvedApp(app.name, app.app_id, app.environment, serve_command(app), app.module)
+    return ResolvedApp(app.name, app.app_id, app.environment, serve_command(app), app.module, app.descriptor)
 
 
 class AppServers:

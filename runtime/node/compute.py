@@ -11,6 +11,9 @@ from typing import Protocol
 from apps.sdk.client import ProviderAppClient
 from apps.sdk.process import AppProcess
 from apps.sdk.workdir import ProviderTaskDir
+from environments.status import EnvStatus
+from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp
+from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.catalog import find_app
 
@@ -79,3 +82,48 @@ def _params(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ValueError("subtask params must be a JSON object")
     return value
+
+
+class WasmRunner:
+    """gWASM apps in the wasm environment: every compute is one sandboxed, fuel-metered invocation."""
+
+    env_id = "wasm"
+
+    def __init__(self, environment: WasmEnvironment | None = None) -> None:
+        self._environment = environment or WasmEnvironment()
+        self._apps: dict[str, WasmProviderApp] = {}
+
+    def _app(self, module: Path, sha256: str) -> WasmProviderApp:
+        if sha256 not in self._apps:
+            self._apps[sha256] = WasmProviderApp(WasmApp(WasmModule.load(module, sha256), self._environment))
+        return self._apps[sha256]
+
+    async def compute(
+        self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
+    ) -> ComputeOutcome:
+        if module is None:
+            raise ValueError(f"subtask {assignment.subtask_id} of a wasm app came without its module")
+        app = self._app(module, assignment.app_module.sha256)
+        task_dir.subtask_dir(assignment.subtask_id).mkdir(exist_ok=True)
+        output, usage = await app.compute_with_usage(
+            task_dir, assignment.subtask_id, _params(assignment.subtask_params_json)
+        )
+        return ComputeOutcome(
+            task_dir.root / output,
+            npb.Usage(
+                wall_ms=int(usage.wall_ms),
+                cpu_ns=usage.cpu_ns,
+                peak_memory_bytes=usage.peak_memory_bytes,
+                fuel=usage.fuel or 0,
+            ),
+        )
+
+    async def benchmark(self) -> float:
+        if self._environment.status() is not EnvStatus.ENABLED:
+            await self._environment.prepare()
+        result = await self._environment.benchmark()
+        return float(result.score)
+
+    async def close(self) -> None:
+        if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
+            await self._environment.clean_up()

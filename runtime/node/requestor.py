@@ -155,6 +155,10 @@ class RequestorNode:
             app = resolve_app(self.app_manager, app_name, env or None)
         except LookupError as exc:
             raise NodeError(Status.NOT_FOUND, str(exc.args[0])) from exc
+        try:
+            params = app.descriptor.check_params(params)
+        except ValueError as exc:
+            raise NodeError(Status.INVALID_ARGUMENT, f"app {app_name}: {exc}") from exc
         task_id = f"{app_name}-{uuid.uuid4().hex[:12]}"
         row = TaskRow(task_id, app_name, app.app_id, app.env_id, params, max_subtasks, "active", "", {})
         self.store.add_task(row)
@@ -398,6 +402,11 @@ class RequestorNode:
             self.store.set_subtask_state(subtask_id, "rejected", reason)
             SUBTASKS.labels("rejected").inc()
             log.warning("subtask %s rejected by the app: %s", subtask_id, reason)
+            # A provider caught with a wrong result gets no more of this task's subtasks: else a fast
+            # cheater burns the task's failure budget in a blink and the task fails.
+            rejected = self.store.subtask(subtask_id)
+            if rejected is not None:
+                active.refused_by.add(rejected.provider_id)
             await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}")
         else:
             await self._release(active, subtask_id, "failed", f"verification {verdict.name}: {reason}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runtime.appmanager import App, AppManager, LocalDescriptor, WasmDescriptor
-from runtime.node.compute import ComputeRunner, LocalRunner
+from runtime.node.compute import ComputeRunner, LocalRunner, WasmRunner
 from runtime.node.provider import Whitelist
 
-RUNNERS: dict[str, type] = {"local": LocalRunner}
+RUNNERS: dict[str, type] = {"local": LocalRunner, "wasm": WasmRunner}
 
 
 def runners_for(envs: list[str]) -> list[ComputeRunner]:
