@@ -1,0 +1,206 @@
+"""The docker_cpu environment: payloads are containers of locally present, whitelisted images.
+
+    env = DockerCpuEnvironment(DockerConfig(repositories=frozenset({"taskapi/tutorialapp"})))
+    await env.prepare()
+    runtime = env.runtime(DockerRun(image="taskapi/tutorialapp:0.1.0", command=("provider", "50051")))
+    await runtime.prepare(); await runtime.start(); await runtime.wait(); await runtime.clean_up()
+    await env.clean_up()
+
+No registry is reachable, so images are never pulled: they are built by `scripts/setup_docker`
+(`environments.docker.images`). An image is allowed when its repository or its image id (the sha256 of
+its config, which is what "digest" means for a locally built image) is on the config's whitelist;
+anything else is refused with `PrerequisitesRefused` saying so.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import Field
+
+from environments.base import (
+    BenchmarkResult,
+    EnvConfig,
+    Environment,
+    Prerequisites,
+    PrerequisitesRefused,
+    Support,
+)
+from environments.docker.engine import APP_NETWORK, Engine, engine_support
+from environments.docker.runtime import DockerRuntime
+from environments.docker.spec import DockerLimits, DockerRun, GpuPassthrough
+from environments.status import RuntimeStatus
+
+PROJECT_REPOSITORIES = frozenset({"taskapi/tutorialapp", "taskapi/blenderapp"})
+"""The project's own app images, allowed by default."""
+
+BENCHMARK_ITERATIONS = 3_000_000
+BENCHMARK_SCRIPT = (
+    "x = 88172645463325252\n"
+    f"for _ in range({BENCHMARK_ITERATIONS}):\n"
+    "    x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF; x ^= x >> 7; x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF\n"
+)
+"""The fixed benchmark: xorshift64 in the image's Python (the same kernel as the wasm benchmark)."""
+
+
+class DockerPrerequisites(Prerequisites):
+    """A docker app needs one image: repository, tag, and its digest (image id) once known."""
+
+    image: str = Field(min_length=1)
+    tag: str = "latest"
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @property
+    def reference(self) -> str:
+        return f"{self.image}:{self.tag}"
+
+
+class DockerConfig(EnvConfig):
+    """Settings of the docker environments."""
+
+    base_url: str | None = Field(
+        default=None, description="engine address; default DOCKER_HOST or the socket"
+    )
+    repositories: frozenset[str] = Field(
+        default=PROJECT_REPOSITORIES, description="image repositories allowed (any tag)"
+    )
+    digests: frozenset[str] = Field(default=frozenset(), description="image ids allowed (sha256:...)")
+    limits: DockerLimits = Field(default_factory=DockerLimits, description="limits of runs that set none")
+    app_network: str = Field(default=APP_NETWORK, description="internal network of app servers")
+    benchmark_image: str | None = Field(default=None, description="image with python3 for benchmark()")
+
+
+def split_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """(repository, tag, digest) of `repo[:tag][@sha256:...]` (a port in a registry host is no tag)."""
+    name, _, digest = reference.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1 :], digest or None
+    return name, None, digest or None
+
+
+class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig]):
+    """Containers on a Docker engine; subclasses say whether and how they get GPUs."""
+
+    env_id = "docker_cpu"
+    prerequisites_type = DockerPrerequisites
+
+    def __init__(self, config: DockerConfig | None = None) -> None:
+        super().__init__(config or DockerConfig())
+        self._engine: Engine | None = None
+
+    @classmethod
+    def support(cls) -> Support:
+        return engine_support()
+
+    @property
+    def engine(self) -> Engine:
+        self.require_enabled()
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def app_network(self) -> str:
+        return self.config.app_network
+
+    def gpu_passthrough(self) -> GpuPassthrough | None:
+        """How containers get GPUs (None: they do not)."""
+        return None
+
+    async def _prepare(self) -> None:
+        engine = Engine(self.config.base_url)
+        try:
+            await engine.call(engine.client.ping)
+        except Exception:
+            engine.close()
+            raise
+        self._engine = engine
+
+    async def _clean_up(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+    async def ensure_app_network(self) -> str:
+        """Create the internal app network (no egress, no traffic between containers) if it is missing."""
+        return await self.engine.call(self.engine.ensure_app_network, self.app_network)
+
+    def allowed(self, repository: str, image_id: str | None) -> bool:
+        """Whether the whitelist allows an image of `repository` with this image id."""
+        return repository in self.config.repositories or (
+            image_id is not None and image_id in self.config.digests
+        )
+
+    async def check_image(self, reference: str, digest: str | None = None) -> Any:
+        """The local image of `reference` if it is whitelisted, present and (given a digest) that exact image;
+        else `PrerequisitesRefused` saying which of these failed."""
+        import docker
+
+        repository, _, pinned = split_reference(reference)
+        try:
+            image = await self.engine.call(self.engine.client.images.get, reference)
+        except docker.errors.ImageNotFound:
+            image = None
+        image_id = None if image is None else str(image.id)
+        if not self.allowed(repository, image_id):
+            raise PrerequisitesRefused(
+                f"image {reference} is not whitelisted in {self.env_id}: allowed repositories "
+                f"{sorted(self.config.repositories) or 'none'}, allowed image ids {len(self.config.digests)}"
+            )
+        if image is None:
+            raise PrerequisitesRefused(
+                f"image {reference} is not on this machine and no registry is reachable: build it with "
+                "scripts/setup_docker"
+            )
+        wanted = digest or pinned
+        if wanted is not None and wanted != image_id and wanted not in _repo_digests(image):
+            raise PrerequisitesRefused(f"image {reference} is {image_id}, not the required {wanted}")
+        return image
+
+    async def install_prerequisites(self, prerequisites: DockerPrerequisites) -> None:
+        """Check the image is whitelisted and present (never pulled: there is no registry)."""
+        await self.check_image(prerequisites.reference, prerequisites.digest)
+
+    async def image_id(self, reference: str) -> str:
+        """The image id (sha256 of its config) of a local image."""
+        image = await self.engine.call(self.engine.client.images.get, reference)
+        return str(image.id)
+
+    def runtime(self, payload: DockerRun, config: DockerConfig | None = None) -> DockerRuntime:
+        """A runtime for one container; `config` supplies the limits when the payload sets none."""
+        limits = payload.limits or (config or self.config).limits
+        return DockerRuntime(self, payload, limits)
+
+    async def benchmark(self) -> BenchmarkResult:
+        """The fixed xorshift kernel in a container; score = million iterations per wall-clock second."""
+        image = self.config.benchmark_image
+        if image is None:
+            from environments.docker.images import release_name
+
+            image = release_name("tutorialapp")
+        run = DockerRun(image=image, entrypoint=("python3", "-c", BENCHMARK_SCRIPT), name_hint="benchmark")
+        runtime = self.runtime(run)
+        began = time.monotonic()
+        try:
+            await runtime.prepare()
+            await runtime.start()
+            status = await runtime.wait()
+            elapsed = time.monotonic() - began
+            if status is not RuntimeStatus.STOPPED:
+                raise RuntimeError(f"the docker benchmark failed: {runtime.failure_reason}")
+            return BenchmarkResult(score=BENCHMARK_ITERATIONS / elapsed / 1e6, usage=runtime.usage())
+        finally:
+            if runtime.status() is not RuntimeStatus.TORN_DOWN:
+                await runtime.clean_up()
+
+
+class DockerCpuEnvironment(DockerEnvironment):
+    """docker_cpu: containers without GPUs."""
+
+    env_id = "docker_cpu"
+
+
+def _repo_digests(image: Any) -> set[str]:
+    return {entry.partition("@")[2] for entry in image.attrs.get("RepoDigests", [])}
