@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,18 @@ def test_a_cache_hit_runs_the_code_that_was_verified(guest: GuestFactory, tmp_pa
         asyncio.run(env.clean_up())
 
 
-@pytest.mark.parametrize("forgery", ["garbage", "other-node"])
+def test_a_moved_or_touched_artifact_is_rechecked_and_still_used(guest: GuestFactory, tmp_path: Path) -> None:
+    hello = guest("hello", guests.HELLO)
+    cache = tmp_path / "cache"
+    compile_in_fresh_env(cache, hello)
+    [artifact] = cache.glob("*.cwasm")
+    copy = artifact.with_name("copy")
+    shutil.copy(artifact, copy)
+    copy.replace(artifact)  # same bytes, new inode and mtime
+    assert compile_in_fresh_env(cache, hello) == [True, True]
+
+
+@pytest.mark.parametrize("forgery", ["garbage", "foreign artifact", "foreign artifact and seal"])
 def test_an_artifact_this_node_did_not_write_is_never_loaded(
     guest: GuestFactory, tmp_path: Path, forgery: str
 ) -> None:
@@ -54,11 +66,13 @@ def test_an_artifact_this_node_did_not_write_is_never_loaded(
     compile_in_fresh_env(cache, hello)
     [artifact] = cache.glob("*.cwasm")
     if forgery == "garbage":
-        artifact.write_bytes(b"TASKAPI-CWASM-1\n" + bytes(32) + b"not an artifact")
-    else:  # a genuine artifact of another module, signed with another node's secret
+        artifact.write_bytes(b"not an artifact")
+    else:  # a genuine artifact of another module, compiled by another node (with its own secret)
         compile_in_fresh_env(tmp_path / "other-cache", other)
         [foreign] = (tmp_path / "other-cache").glob("*.cwasm")
         artifact.write_bytes(foreign.read_bytes())
+        if forgery == "foreign artifact and seal":
+            artifact.with_suffix(".seal").write_bytes(foreign.with_suffix(".seal").read_bytes())
     assert compile_in_fresh_env(cache, hello) == [False, True]
     env = make_environment(cache, max_parallel=1)
     try:
