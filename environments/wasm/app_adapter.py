@@ -32,10 +32,10 @@ from apps.sdk.handlers import (
     VerifyResult,
 )
 from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
+from environments.base import UsageCounters
 from environments.status import EnvStatus
 from environments.wasm.environment import WasmEnvironment
 from environments.wasm.errors import DigestMismatch, WasmError
-from environments.base import UsageCounters
 from environments.wasm.runs import Determinism, Preopen, WasmResult, WasmRun
 
 ERRORS: dict[str, type[AppError]] = {

@@ -132,6 +132,19 @@ def test_compute_follows_the_contract(wasm_env: WasmEnvironment, probe: guests.G
     assert sorted(p.name for p in task_dir.subtask_inputs.iterdir()) == ["part-0"]  # /inputs is read-only
 
 
+def test_compute_with_usage_reports_what_the_run_used(
+    wasm_env: WasmEnvironment, probe: guests.Guest, tmp_path: Path
+) -> None:
+    task_dir = ProviderTaskDir(tmp_path / TASK_ID)
+    task_dir.prepare()
+    task_dir.subtask_dir("sub-1").mkdir()
+    app = WasmProviderApp(WasmApp(WasmModule.load(probe.path), wasm_env))
+    output, usage = asyncio.run(app.compute_with_usage(task_dir, "sub-1", {}))
+    assert output == Path("sub-1", "request.json")
+    assert usage.fuel is not None and usage.fuel > 0
+    assert usage.peak_memory_bytes == 4 * 65536
+
+
 def test_benchmark_is_reported_work_per_second(wasm_env: WasmEnvironment, probe: guests.Guest) -> None:
     score = asyncio.run(requestor_for(wasm_env, probe).run_benchmark(Path(".")))
     assert score > 0
