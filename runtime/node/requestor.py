@@ -84,6 +84,7 @@ class RequestorNode:
         self._offers: dict[str, ProviderOffer] = {}
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
+        self._verifying: set[asyncio.Future[tuple[str, str]]] = set()
 
     # lifecycle
 
@@ -359,7 +360,12 @@ class RequestorNode:
         BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
         self.store.deliver_subtask(subtask_id, name, header.sha256, usage)
-        verdict, reason = await self._verify(active, subtask_id)
+        # Delivered, the result is the requestor's: it is verified even if the provider hangs up now
+        # (else the subtask would stay `delivered` forever and its task could never finish).
+        verification = asyncio.ensure_future(self._verify(active, subtask_id))
+        self._verifying.add(verification)
+        verification.add_done_callback(self._verifying.discard)
+        verdict, reason = await asyncio.shield(verification)
         return npb.SubmitReply(verdict=verdict, reason=reason)
 
     def _owned_subtask(self, provider_id: str, subtask_id: str) -> tuple[ActiveTask, str]:

@@ -204,12 +204,15 @@ class Store:
         )
 
     def renew_leases(self, provider_id: str, subtask_ids: list[str], deadline_ms: int) -> list[str]:
-        """Extend the leases the provider holds; return the ids among `subtask_ids` it no longer holds."""
+        """Extend the leases the provider holds; return the ids among `subtask_ids` it no longer holds.
+
+        A `delivered` subtask is still held: its result is being verified, the provider awaits the verdict.
+        """
         held = []
         for subtask_id in subtask_ids:
             cursor = self._db.execute(
                 "UPDATE subtasks SET deadline_ms = ?"
-                " WHERE subtask_id = ? AND provider_id = ? AND state = 'assigned'",
+                " WHERE subtask_id = ? AND provider_id = ? AND state IN ('assigned', 'delivered')",
                 (deadline_ms, subtask_id, provider_id),
             )
             if cursor.rowcount:
