@@ -78,7 +78,7 @@ class DockerRuntime(Runtime):
 
     async def _prepare(self) -> None:
         await self.environment.check_image(self.run.image)
-        user = container_user(self.run.work_dir)
+        user = self.run.user or container_user(self.run.work_dir)
         if self.run.work_dir is not None:
             self.run.work_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(adopt_work_dir, self.run.work_dir, *user)

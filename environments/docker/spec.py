@@ -71,6 +71,8 @@ class DockerRun:
     network: Literal["none", "internal"] = "none"
     entrypoint: tuple[str, ...] | None = None
     name_hint: str = "run"
+    user: tuple[int, int] | None = None
+    """uid, gid inside the container; None: `container_user`'s choice (never root)."""
 
 
 def container_user(work_dir: Path | None, euid: int | None = None) -> tuple[int, int]:
