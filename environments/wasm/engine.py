@@ -11,6 +11,7 @@ import json
 import math
 import platform
 import threading
+import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
@@ -54,22 +55,17 @@ def deadline_ticks(wall_time_s: float) -> int:
     return math.ceil(wall_time_s / TICK_S) + 1
 
 
-class EpochTicker:
-    """The one thread that advances an engine's epoch every `TICK_S` (a daemon: it never blocks exit)."""
+def start_epoch_ticker(engine: wasmtime.Engine) -> threading.Thread:
+    """Start the one thread that advances `engine`'s epoch every `TICK_S` (a daemon: it never blocks exit)."""
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wasm-epoch-ticker", daemon=True)
-        self._thread.start()
+    def tick() -> None:
+        while True:
+            time.sleep(TICK_S)
+            engine.increment_epoch()
 
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_S):
-            self._engine.increment_epoch()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=tick, name="wasm-epoch-ticker", daemon=True)
+    thread.start()
+    return thread
 
 
 class EngineSet:
@@ -77,17 +73,10 @@ class EngineSet:
 
     def __init__(self) -> None:
         self._engines: dict[EngineProfile, wasmtime.Engine] = {}
-        self._tickers: list[EpochTicker] = []
 
     def get(self, profile: EngineProfile) -> wasmtime.Engine:
         engine = self._engines.get(profile)
         if engine is None:
             engine = self._engines[profile] = profile.build()
-            self._tickers.append(EpochTicker(engine))
+            start_epoch_ticker(engine)
         return engine
-
-    def close(self) -> None:
-        for ticker in self._tickers:
-            ticker.stop()
-        self._tickers.clear()
-        self._engines.clear()

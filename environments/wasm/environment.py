@@ -36,7 +36,7 @@ from environments.wasm.runtime import WasmRuntime
 
 SUPPORTED_MACHINES = frozenset({"x86_64", "amd64", "aarch64", "arm64"})
 
-BENCHMARK_ITERATIONS = 100_000_000
+BENCHMARK_ITERATIONS = 30_000_000
 BENCHMARK_WAT = f"""
 (module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))

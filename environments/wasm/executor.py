@@ -65,9 +65,6 @@ class Executor:
         self._fingerprints: dict[EngineProfile, str] = {}
         self._slot = HostSlot()
 
-    def close(self) -> None:
-        self._engines.close()
-
     def compile(self, request: CompileRequest) -> CompileResult:
         """Make sure the module is compiled and cached (checking its digest when it compiles it)."""
         started = time.perf_counter()
