@@ -45,10 +45,9 @@ def test_bare_module_names_are_found_in_module_dir(guest: GuestFactory, tmp_path
     asyncio.run(env.prepare())
     try:
         asyncio.run(env.install_prerequisites(WasmPrerequisites(module="hello.wasm", sha256=hello.sha256)))
+        absent = WasmPrerequisites(module="absent.wasm", sha256="1" * 64)
         with pytest.raises(PrerequisitesRefused, match="cannot read module"):
-            asyncio.run(
-                env.install_prerequisites(WasmPrerequisites(module="absent.wasm", sha256=hello.sha256))
-            )
+            asyncio.run(env.install_prerequisites(absent))
     finally:
         asyncio.run(env.clean_up())
 
