@@ -1,7 +1,7 @@
 """Synchronous access to real app server processes over real gRPC, for Hypothesis state machines.
 
-A state machine's rules are plain functions, while grpclib is asyncio: one `Loop` per test module
-runs every call to completion. Calls go through the generated stubs (the wire protocol, as a Golem
+A state machine's rules are plain functions, while grpclib is asyncio: one `Loop` per test runs
+every call to completion. Calls go through the generated stubs (the wire protocol, as a Golem
 node speaks it), not through the SDK's client, and come back as a `Reply` holding either the reply
 message or the gRPC status and message of the error.
 """
@@ -290,3 +290,13 @@ def expect(what: str, reply: Reply[Any], status: Status) -> bool:
     if status is not Status.OK and not reply.details.strip():
         raise ProtocolMismatch(f"{what}: {status.name} without a readable message")
     return status is Status.OK
+
+
+def output_file(provider_task_dir: Path, output_filepath: str) -> Path:
+    """The file a Compute reply names: a relative path to a file inside the provider's task dir."""
+    relative = Path(output_filepath)
+    root = provider_task_dir.resolve()
+    output = (root / relative).resolve()
+    if relative.is_absolute() or not output.is_relative_to(root) or not output.is_file():
+        raise ProtocolMismatch(f"Compute returned {output_filepath!r}: not a file in the provider's task dir")
+    return output

@@ -37,6 +37,7 @@ from .harness import (
     deliver,
     expect,
     machine_settings,
+    output_file,
     stop,
 )
 from .model import ProviderModel, Verdict
@@ -160,7 +161,7 @@ class ProviderMachine(RuleBasedStateMachine):
         self._after_call("Compute")
         if not ok:
             return
-        output = self._output_file(reply.value().output_filepath)
+        output = output_file(self.server.work_dir, reply.value().output_filepath)
         if subtask_id == subtask.subtask_id and not subtask.verified:
             self._verify_on_requestor(subtask, output)
 
@@ -177,14 +178,6 @@ class ProviderMachine(RuleBasedStateMachine):
         reply = self.wire.compute(subtask.task_id, subtask_id, params_json)
         expect(f"Compute({subtask_id!r}, {params_json!r})", reply, expected)
         self._after_call("Compute")
-
-    def _output_file(self, output_filepath: str) -> Path:
-        relative = Path(output_filepath)
-        root = self.server.work_dir.resolve()
-        output = (root / relative).resolve()
-        if relative.is_absolute() or not output.is_relative_to(root) or not output.is_file():
-            raise ProtocolMismatch(f"Compute returned {output_filepath!r}: not a file in the task dir")
-        return output
 
     def _verify_on_requestor(self, subtask: IssuedSubtask, output: Path) -> None:
         task_dir = self.env.requestor.work_dir / subtask.task_id
@@ -253,6 +246,7 @@ def machine(env: ProviderEnv, model: type[ProviderModel]) -> type[ProviderMachin
     return Machine
 
 
+@pytest.mark.slow
 def test_provider_app_follows_the_protocol(provider_env: ProviderEnv) -> None:
     run_state_machine_as_test(machine(provider_env, ProviderModel), settings=machine_settings())
     assert stop(provider_env.persistent_server()) == 0, provider_env.persistent.log_tail()
@@ -268,6 +262,7 @@ class EndlessSingleCallModel(ProviderModel):
             super().called(rpc)
 
 
+@pytest.mark.slow
 def test_a_wrong_provider_model_makes_the_machine_fail(provider_env: ProviderEnv) -> None:
     quick = machine_settings(
         max_examples=1000, database=None, phases=[Phase.generate], report_multiple_bugs=False

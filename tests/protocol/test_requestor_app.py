@@ -40,6 +40,7 @@ from .harness import (
     deliver,
     expect,
     machine_settings,
+    output_file,
     stop,
 )
 from .model import Delivery, RequestorModel, SubtaskModel, SubtaskState, Verdict, json_object, valid_id
@@ -84,11 +85,7 @@ class RequestorEnv:
             copy_resources(subtask.resources, self.task_dir(task_id), self.provider.work_dir)
             reply = self._provider_wire.compute(task_id, subtask_id, subtask.params_json)
             expect(f"Compute of subtask {subtask_id} as NextSubtask gave it", reply, Status.OK)
-            relative = Path(reply.value().output_filepath)
-            root = self.provider.work_dir.resolve()
-            output = (root / relative).resolve()
-            if relative.is_absolute() or not output.is_relative_to(root) or not output.is_file():
-                raise ProtocolMismatch(f"Compute returned {relative}, not a file in the provider's task dir")
+            output = output_file(self.provider.work_dir, reply.value().output_filepath)
             self._honest[key] = (output.name, output.read_bytes())
         return self._honest[key]
 
@@ -122,13 +119,11 @@ class RequestorMachine(RuleBasedStateMachine):
 
     # -- choosing ids -------------------------------------------------------------------------
 
-    def task_ids(self, *, unknown: bool = True) -> st.SearchStrategy[str]:
+    def task_ids(self) -> st.SearchStrategy[str]:
         """Mostly this example's tasks; sometimes an unknown id or a malformed one."""
         known = list(self.model.tasks)
         choices: list[st.SearchStrategy[str]] = [st.sampled_from(known)] * 4 if known else []
-        if unknown or not known:
-            choices += [st.just(self.env.fresh_id("task")), BAD_IDS]
-        return st.one_of(choices)
+        return st.one_of([*choices, st.just(self.env.fresh_id("task")), BAD_IDS])
 
     def subtask_ids(self, task_id: str) -> st.SearchStrategy[str]:
         """Mostly the task's subtasks; else a fresh id, another task's, a malformed one."""
@@ -145,19 +140,22 @@ class RequestorMachine(RuleBasedStateMachine):
         choices.append(BAD_IDS)
         return st.one_of(choices)
 
-    def task_and_subtask_ids(self) -> st.SearchStrategy[tuple[str, str]]:
-        """Mostly an assigned subtask, else another of this example's; else any task and subtask id."""
-        anything = self.task_ids().flatmap(
-            lambda task_id: st.tuples(st.just(task_id), self.subtask_ids(task_id))
-        )
+    def known_subtasks(self) -> list[tuple[str, str]]:
+        return [(tid, sid) for tid, task in self.model.tasks.items() for sid in task.subtasks]
+
+    def example_subtasks(self) -> list[st.SearchStrategy[tuple[str, str]]]:
+        """(task id, subtask id) of this example: an assigned one (3 in 5), or any."""
         known = self.known_subtasks()
         assigned = [(tid, sid) for tid, sid in known if sid in self.model.tasks[tid].assigned()]
         choices = [st.sampled_from(assigned)] * 3 if assigned else []
-        choices += [st.sampled_from(known)] * 2 if known else []
-        return st.one_of([*choices, anything])
+        return choices + ([st.sampled_from(known)] * 2 if known else [])
 
-    def known_subtasks(self) -> list[tuple[str, str]]:
-        return [(tid, sid) for tid, task in self.model.tasks.items() for sid in task.subtasks]
+    def task_and_subtask_ids(self) -> st.SearchStrategy[tuple[str, str]]:
+        """Mostly a subtask of this example; else any task id with any subtask id."""
+        anything = self.task_ids().flatmap(
+            lambda task_id: st.tuples(st.just(task_id), self.subtask_ids(task_id))
+        )
+        return st.one_of([*self.example_subtasks(), anything])
 
     def has_subtasks(self) -> bool:
         return bool(self.known_subtasks())
@@ -285,7 +283,7 @@ class RequestorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has_subtasks())
     @rule(data=st.data())
     def deliver_honest_result(self, data: st.DataObject) -> None:
-        task_id, subtask_id = data.draw(st.sampled_from(self.known_subtasks()))
+        task_id, subtask_id = data.draw(st.one_of(self.example_subtasks()))
         subtask = self.model.tasks[task_id].subtasks[subtask_id]
         name, content = self.env.honest_result(task_id, subtask_id, subtask)
         deliver(self.env.task_dir(task_id), subtask_id, name, content)
@@ -294,7 +292,8 @@ class RequestorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has_subtasks())
     @rule(data=st.data())
     def deliver_mutated_result(self, data: st.DataObject) -> None:
-        task_id, subtask_id = data.draw(st.sampled_from(self.known_subtasks()))
+        """An empty, garbage or truncated file in place of the honest result: it must never verify."""
+        task_id, subtask_id = data.draw(st.one_of(self.example_subtasks()))
         subtask = self.model.tasks[task_id].subtasks[subtask_id]
         name, honest = self.env.honest_result(task_id, subtask_id, subtask)
         deliver(self.env.task_dir(task_id), subtask_id, name, data.draw(st.sampled_from(mutations(honest))))
@@ -432,6 +431,7 @@ def machine(env: RequestorEnv, model: type[RequestorModel]) -> type[RequestorMac
     return Machine
 
 
+@pytest.mark.slow
 def test_requestor_app_follows_the_protocol(requestor_env: RequestorEnv) -> None:
     run_state_machine_as_test(machine(requestor_env, RequestorModel), settings=machine_settings())
     requestor_env.ensure_requestor()
@@ -479,6 +479,7 @@ WRONG_MODELS: dict[str, tuple[type[RequestorModel], str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong", list(WRONG_MODELS))
 def test_a_wrong_model_makes_the_machine_fail(requestor_env: RequestorEnv, wrong: str) -> None:
     model, failing_call = WRONG_MODELS[wrong]
