@@ -11,6 +11,7 @@ runs it end to end. The compile cache is `$TASKAPI_WASM_CACHE` (default `~/.cach
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from apps.sdk.server import main as serve_app
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp, WasmRequestorApp
 from environments.wasm.environment import WasmEnvironment
 from environments.wasm.errors import DigestMismatch
+from environments.wasm.runs import CompileRequest
+
+
+def warmed_environment(module: WasmModule) -> WasmEnvironment:
+    """An enabled environment whose first worker starts, and loads the module, while the server starts."""
+    environment = WasmEnvironment()
+    asyncio.run(environment.prepare())
+    environment.pool.submit_compile(CompileRequest(module.path, module.sha256))
+    return environment
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +40,7 @@ def main(argv: list[str]) -> int:
         module = WasmModule.load(args.module, args.sha256)
     except (OSError, DigestMismatch) as exc:
         parser.error(str(exc))
-    app = WasmApp(module, WasmEnvironment())
+    app = WasmApp(module, warmed_environment(module))
     return serve_app(
         args.server_args,
         requestor=lambda: WasmRequestorApp(app),
