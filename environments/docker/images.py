@@ -180,21 +180,10 @@ def build_base() -> str:
 
 def _download_wheels(requirements: Path, into: Path) -> None:
     """The wheels of `requirements` for this Python (the images' Debian Python is the same 3.11)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "-d",
-            str(into),
-            "-r",
-            str(requirements),
-        ],
-        check=True,
-    )
+    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(into)]
+    result = subprocess.run([*command, "-r", str(requirements)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"downloading the wheels of {requirements} failed:\n{result.stderr}")
 
 
 def _context(recipe: ImageRecipe) -> bytes:

@@ -11,6 +11,14 @@ from typing import Protocol
 from apps.sdk.client import ProviderAppClient
 from apps.sdk.process import AppProcess
 from apps.sdk.workdir import ProviderTaskDir
+from environments.docker import (
+    DockerCpuEnvironment,
+    DockerEnvironment,
+    DockerGpuEnvironment,
+    DockerLimits,
+    DockerPrerequisites,
+    compute_subtask,
+)
 from environments.status import EnvStatus
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
@@ -127,3 +135,68 @@ class WasmRunner:
     async def close(self) -> None:
         if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
             await self._environment.clean_up()
+
+
+class DockerRunner:
+    """Docker apps: every compute runs the app image's `provider PORT` in a fresh hardened container.
+
+    The image comes from the assignment's prerequisites (`{"image", "tag", "digest"?}`); the environment
+    refuses images off its whitelist or missing here. The container is stopped at the assignment's deadline.
+    """
+
+    env_id = "docker_cpu"
+
+    def __init__(self, environment: DockerEnvironment | None = None) -> None:
+        self._environment = environment or self._default_environment()
+
+    def _default_environment(self) -> DockerEnvironment:
+        return DockerCpuEnvironment()
+
+    async def _enabled(self) -> DockerEnvironment:
+        if self._environment.status() is not EnvStatus.ENABLED:
+            await self._environment.prepare()
+        return self._environment
+
+    async def compute(
+        self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
+    ) -> ComputeOutcome:
+        environment = await self._enabled()
+        prerequisites = DockerPrerequisites.model_validate_json(assignment.prerequisites_json or "{}")
+        await environment.install_prerequisites(prerequisites)
+        limits = environment.config.limits
+        if assignment.deadline_ms:
+            left_s = max(1.0, assignment.deadline_ms / 1000 - time.time())
+            limits = limits.model_copy(update={"wall_time_s": min(limits.wall_time_s or left_s, left_s)})
+        result = await compute_subtask(
+            environment,
+            prerequisites.reference,
+            task_dir.root,
+            assignment.task_id,
+            assignment.subtask_id,
+            _params(assignment.subtask_params_json),
+            DockerLimits.model_validate(limits.model_dump()),
+        )
+        usage = result.usage
+        return ComputeOutcome(
+            result.output,
+            npb.Usage(
+                wall_ms=int(usage.wall_ms), cpu_ns=usage.cpu_ns, peak_memory_bytes=usage.peak_memory_bytes
+            ),
+        )
+
+    async def benchmark(self) -> float:
+        result = await (await self._enabled()).benchmark()
+        return float(result.score)
+
+    async def close(self) -> None:
+        if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
+            await self._environment.clean_up()
+
+
+class DockerGpuRunner(DockerRunner):
+    """Docker apps with the machine's GPUs passed through (docker_gpu)."""
+
+    env_id = "docker_gpu"
+
+    def _default_environment(self) -> DockerEnvironment:
+        return DockerGpuEnvironment()

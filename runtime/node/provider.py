@@ -39,10 +39,13 @@ class Refused(Exception):
 
 @dataclass
 class Whitelist:
-    """What this provider runs: wasm modules by sha256, local apps by name. Everything else is refused."""
+    """What this provider runs: wasm modules by sha256, local apps by name, docker images by repository or
+    image id (digest). Everything else is refused."""
 
     wasm_modules: set[str] = field(default_factory=set)
     local_apps: set[str] = field(default_factory=set)
+    docker_repositories: set[str] = field(default_factory=set)
+    docker_digests: set[str] = field(default_factory=set)
 
     def check(self, assignment: npb.Assignment) -> None:
         if assignment.env_id == "wasm":
@@ -54,8 +57,26 @@ class Whitelist:
         elif assignment.env_id == "local":
             if assignment.app_name not in self.local_apps:
                 raise Refused(f"refused: local app {assignment.app_name!r} is not whitelisted")
+        elif assignment.env_id in ("docker_cpu", "docker_gpu"):
+            self._check_docker(assignment)
         else:
             raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here")
+
+    def _check_docker(self, assignment: npb.Assignment) -> None:
+        try:
+            prerequisites = json.loads(assignment.prerequisites_json or "{}")
+            image, digest = str(prerequisites["image"]), prerequisites.get("digest")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Refused(
+                f"refused: docker prerequisites of app {assignment.app_name} are malformed"
+            ) from exc
+        if digest is not None and digest in self.docker_digests:
+            return
+        if image not in self.docker_repositories:
+            pinned = f" (image id {digest})" if digest else ""
+            raise Refused(
+                f"refused: docker image {image}{pinned} of app {assignment.app_name} is not whitelisted"
+            )
 
 
 @dataclass
