@@ -227,7 +227,7 @@ class ProviderBill(_message.Message):
     def __init__(self, provider_id: _Optional[str] = ..., subtasks: _Optional[int] = ..., fuel: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills", "outputs_dir")
+    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills", "outputs_dir", "trust")
     class SubtasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +244,7 @@ class TaskStatus(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     BILLS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_DIR_FIELD_NUMBER: _ClassVar[int]
+    TRUST_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     app: str
     env_id: str
@@ -253,7 +254,32 @@ class TaskStatus(_message.Message):
     outputs: _containers.RepeatedScalarFieldContainer[str]
     bills: _containers.RepeatedCompositeFieldContainer[ProviderBill]
     outputs_dir: str
-    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ..., outputs_dir: _Optional[str] = ...) -> None: ...
+    trust: _containers.RepeatedCompositeFieldContainer[ProviderTrust]
+    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ..., outputs_dir: _Optional[str] = ..., trust: _Optional[_Iterable[_Union[ProviderTrust, _Mapping]]] = ...) -> None: ...
+
+class ProviderTrust(_message.Message):
+    __slots__ = ("provider_id", "trust", "sample_rate", "accepted", "reexecuted", "rejected", "forged", "dropped", "blacklisted", "benchmark_inflated")
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REEXECUTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    FORGED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    BLACKLISTED_FIELD_NUMBER: _ClassVar[int]
+    BENCHMARK_INFLATED_FIELD_NUMBER: _ClassVar[int]
+    provider_id: str
+    trust: float
+    sample_rate: float
+    accepted: int
+    reexecuted: int
+    rejected: int
+    forged: int
+    dropped: bool
+    blacklisted: bool
+    benchmark_inflated: bool
+    def __init__(self, provider_id: _Optional[str] = ..., trust: _Optional[float] = ..., sample_rate: _Optional[float] = ..., accepted: _Optional[int] = ..., reexecuted: _Optional[int] = ..., rejected: _Optional[int] = ..., forged: _Optional[int] = ..., dropped: _Optional[bool] = ..., blacklisted: _Optional[bool] = ..., benchmark_inflated: _Optional[bool] = ...) -> None: ...
 
 class ControlAbortRequest(_message.Message):
     __slots__ = ("task_id",)

@@ -19,6 +19,7 @@ from runtime.appmanager import App, AppManager, AppNotAvailable
 from runtime.catalog import serve_command
 from runtime.cli_apps import apps
 from runtime.cli_node import provider, requestor, task
+from runtime.cli_replay import replay_command
 from runtime.cli_settings import parse_settings
 from runtime.node.embedded import run_embedded
 from runtime.node.requestor import NodeError
@@ -39,6 +40,7 @@ main.add_command(task)
 
 
 main.add_command(apps)
+main.add_command(replay_command)
 
 
 @main.command()

@@ -22,11 +22,13 @@ from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_settings import parse_settings
+from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.node.metrics import serve_metrics
 from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import bearer, serve_requestor
 from runtime.node.runners import builtin_whitelist, runners_for
+from runtime.node.verification import VerificationConfig
 
 T = TypeVar("T")
 console = Console()
@@ -87,6 +89,7 @@ def requestor() -> None:
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+@verification_options
 def requestor_serve(
     listen: str,
     data_dir: Path,
@@ -95,6 +98,7 @@ def requestor_serve(
     metrics_port: int | None,
     tls_cert: str | None,
     tls_key: str | None,
+    verification: VerificationConfig,
 ) -> None:
     """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
     _logging()
@@ -111,7 +115,10 @@ def requestor_serve(
 
     async def serve(stop: asyncio.Event) -> None:
         node = RequestorNode(
-            data_dir, RequestorConfig(lease_ms=lease_ms, heartbeat_ms=max(50, lease_ms // 6))
+            data_dir,
+            RequestorConfig(
+                lease_ms=lease_ms, heartbeat_ms=max(50, lease_ms // 6), verification=verification
+            ),
         )
         await node.start()
         server, bound = await serve_requestor(
@@ -300,6 +307,7 @@ def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
             }
             for b in status.bills
         ],
+        "trust": [trust_json(t) for t in status.trust],
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -320,3 +328,5 @@ def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
             f"{bill['cost']:.6f}",
         )
     console.print(table)
+    if status.trust:
+        console.print(trust_table(status.trust))

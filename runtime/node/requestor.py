@@ -32,6 +32,7 @@ from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.resources import ResourceRegistry, sha256_file
 from runtime.node.store import LIVE_SUBTASK_STATES, Store, TaskRow, now_ms
+from runtime.node.verification import Verification, VerificationConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class RequestorConfig:
     max_result_bytes: int = 64 * 1024 * 1024
     max_failures: int = 20
     reap_interval_s: float = 0.5
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
 
 
 @dataclass
@@ -81,6 +83,9 @@ class RequestorNode:
         self._apps = AppServers(data_dir / "app-work")
         self.app_manager = app_manager or AppManager(data_dir)
         self._active: dict[str, ActiveTask] = {}
+        self.verification = Verification(
+            data_dir, self.store, self._active.get, self._fail_task, self.config.verification
+        )
         self._offers: dict[str, ProviderOffer] = {}
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
@@ -120,6 +125,7 @@ class RequestorNode:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         await self._apps.close()
+        await self.verification.close()
         self.store.close()
 
     async def _activate(self, row: TaskRow) -> ActiveTask:
@@ -204,6 +210,7 @@ class RequestorNode:
             outputs=[str(p.relative_to(outputs)) for p in sorted(outputs.rglob("*")) if p.is_file()],
             bills=bills,
             outputs_dir=str(outputs),
+            trust=self.verification.report(task_id),
         )
 
     async def abort_task(
@@ -223,6 +230,9 @@ class RequestorNode:
             if row.state == "active":
                 self.store.set_task_state(task_id, state, reason)
         self._notify()
+
+    async def _fail_task(self, task_id: str, reason: str) -> None:
+        await self.abort_task(task_id, reason, state="failed")
 
     def _outputs_dir(self, task_id: str) -> Path:
         return self.data_dir / "outputs" / task_id
@@ -259,6 +269,8 @@ class RequestorNode:
         for active in list(self._active.values()):
             if offer.provider_id in active.refused_by:
                 continue
+            if self.verification.excluded(offer.provider_id, active.row.task_id):
+                continue
             if not self.market.accepts(offer, active.row.env_id, active.row.params):
                 continue
             while len(assignments) < slots:
@@ -293,6 +305,7 @@ class RequestorNode:
         deadline_ms = now_ms() + self.config.lease_ms
         params_json = _json(subtask.params)
         self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
+        self.verification.assigned(active, subtask_id, provider_id, params_json, resources)
         SUBTASKS.labels("assigned").inc()
         module = active.app.module
         return npb.Assignment(
@@ -394,6 +407,8 @@ class RequestorNode:
             verdict, reason = await active.client.verify(task_id, subtask_id)
         except GRPCError as exc:
             verdict, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
+        # The rest of the ladder: re-execution of a sample, trust, journal (verification.py).
+        verdict, reason = await self.verification.ladder(active, subtask_id, verdict, reason, self._offers)
         VERIFICATIONS.labels(verdict.name.lower()).inc()
         if verdict is VerifyResult.SUCCESS:
             self.store.set_subtask_state(subtask_id, "accepted")

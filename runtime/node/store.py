@@ -10,6 +10,7 @@ Subtask states (the node's view; the app keeps its own in its work dir):
   failed     - the provider reported a failure; aborted on the app
   abandoned  - a request interrupted by a crash, reconciled on restart
   aborted    - the task was aborted
+  discarded  - accepted, then found forged by a re-execution audit; discarded on the app (verification.py)
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class SubtaskRow:
     result_name: str | None
     fuel: int
     cpu_ns: int
+    result_sha256: str | None = None
+    wall_ms: int = 0
 
 
 class Store:
@@ -295,4 +298,6 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
         row["result_name"],
         row["fuel"],
         row["cpu_ns"],
+        row["result_sha256"],
+        row["wall_ms"],
     )

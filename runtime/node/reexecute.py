@@ -1,0 +1,127 @@
+"""Deterministic re-execution of a wasm subtask on the requestor, exactly as a provider computes it.
+
+The wasm adapter seeds a compute with `<task_id>/<subtask_id>` and the provider's task dir is named after
+the task, so a run in a fresh `<tmp>/<task_id>/` with the same subtask id, parameters, module and input
+files gives the same output bytes and the same fuel as any honest provider's run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.sdk.workdir import ProviderTaskDir, check_id
+from environments.wasm.environment import WasmEnvironment
+from protos import node_pb2 as npb
+from runtime.node.compute import WasmRunner
+from runtime.node.journal import Entry
+from runtime.node.resources import CHUNK_BYTES, sha256_file
+
+
+class Unverifiable(Exception):
+    """The subtask cannot be re-run faithfully here (module or input missing or changed); nobody is blamed."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What a re-execution produced; `output` lives until the `run` context ends."""
+
+    output: Path
+    sha256: str
+    fuel: int
+    wall_ms: int
+
+
+class Reexecutor:
+    """Re-runs wasm subtasks from journal entries in its own wasm environment (started on first use)."""
+
+    def __init__(self, scratch: Path | None = None, environment: WasmEnvironment | None = None) -> None:
+        self._scratch = scratch
+        self._environment = environment
+        self._runner: WasmRunner | None = None
+
+    def _wasm(self) -> WasmRunner:
+        if self._runner is None:
+            self._runner = WasmRunner(self._environment)
+        return self._runner
+
+    @asynccontextmanager
+    async def run(self, entry: Entry) -> AsyncIterator[Rerun]:
+        """Re-run `entry`'s subtask in a fresh task dir; yields the result, then removes the dir.
+
+        Raises `Unverifiable` when the module or an input is missing or no longer has its recorded digest.
+        Errors of the run itself (a trap, a bad reply) propagate.
+        """
+        module = _checked_module(entry)
+        if self._scratch is not None:
+            self._scratch.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="reexec-", dir=self._scratch))
+        try:
+            task_dir = ProviderTaskDir(scratch / check_id("task id", entry.task_id))
+            task_dir.prepare()
+            await asyncio.to_thread(_stage_inputs, entry, task_dir.subtask_inputs)
+            assignment = npb.Assignment(
+                task_id=entry.task_id,
+                subtask_id=entry.subtask_id,
+                app_id=entry.app_id,
+                app_name=entry.app_name,
+                env_id=entry.env_id,
+                subtask_params_json=entry.params_json,
+                app_module=npb.Resource(name=module.name, sha256=entry.module_sha256),
+            )
+            outcome = await self._wasm().compute(assignment, task_dir, module)
+            digest = await asyncio.to_thread(sha256_file, outcome.output)
+            yield Rerun(outcome.output, digest, int(outcome.usage.fuel), int(outcome.usage.wall_ms))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.close()
+            self._runner = None
+
+
+def _checked_module(entry: Entry) -> Path:
+    module = Path(entry.module_path)
+    if entry.env_id != "wasm" or not entry.module_sha256:
+        raise Unverifiable(f"subtask {entry.subtask_id} is not a wasm subtask ({entry.env_id})")
+    if not module.is_file() or sha256_file(module) != entry.module_sha256:
+        raise Unverifiable(f"module {module} is missing or no longer has sha256 {entry.module_sha256}")
+    return module
+
+
+def _stage_inputs(entry: Entry, target: Path) -> None:
+    """Link (or copy) the subtask's inputs into `target`, each checked against its recorded digest."""
+    source_dir = Path(entry.inputs_dir)
+    for item in entry.inputs:
+        source = source_dir / check_id("resource name", item.name)
+        if not source.is_file() or sha256_file(source) != item.sha256:
+            raise Unverifiable(f"input {item.name} is missing or no longer has sha256 {item.sha256}")
+        destination = target / item.name
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copyfile(source, destination)
+
+
+def first_difference(claimed: Path, replayed: Path) -> int | None:
+    """Byte offset of the first difference between two files (the shorter's length if one is a prefix)."""
+    offset = 0
+    with open(claimed, "rb") as left, open(replayed, "rb") as right:
+        while True:
+            a, b = left.read(CHUNK_BYTES), right.read(CHUNK_BYTES)
+            if a == b:
+                if not a:
+                    return None
+                offset += len(a)
+                continue
+            for index, (x, y) in enumerate(zip(a, b, strict=False)):
+                if x != y:
+                    return offset + index
+            return offset + min(len(a), len(b))
