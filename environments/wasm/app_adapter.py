@@ -117,10 +117,21 @@ class WasmModule:
         return cls(path.resolve(), digest)
 
 
+WASM_STATE_DIR = "wasm_state"
+"""The folder of the task dir that a guest sees as `/task`: its own state, and nothing of the node's."""
+
+
 def requestor_preopens(task_dir: RequestorTaskDir) -> tuple[Preopen, ...]:
-    """The requestor side's view of a task (docs/wasm-apps.md)."""
+    """The requestor side's view of a task (docs/wasm-apps.md).
+
+    `/task` is a folder of its own, not the task dir: a guest that opens paths relative to the `/task`
+    descriptor directly (bypassing libc's longest-prefix choice of preopen) can reach only its own state,
+    never task_inputs, delivered results or the SDK's protocol record.
+    """
+    state = task_dir.root / WASM_STATE_DIR
+    state.mkdir(exist_ok=True)
     return (
-        Preopen(task_dir.root, "/task", writable=True),
+        Preopen(state, "/task", writable=True),
         Preopen(task_dir.task_inputs, "/task/task_inputs"),
         Preopen(task_dir.subtask_inputs, "/task/subtask_inputs", writable=True),
         Preopen(task_dir.subtask_outputs_root, "/task/subtask_outputs"),

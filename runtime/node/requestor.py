@@ -284,6 +284,8 @@ class RequestorNode:
 
     async def _next_subtask(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
         task_id = active.row.task_id
+        if self._active.get(task_id) is not active:
+            return None
         subtask_id = f"{task_id}-{uuid.uuid4().hex[:10]}"
         self.store.add_subtask(subtask_id, task_id, provider_id)
         opaque_node_id = hashlib.sha256(provider_id.encode()).hexdigest()[:16]
