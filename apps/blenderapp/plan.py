@@ -1,0 +1,138 @@
+"""The requestor's plan of a render task: its parameters and every part (frame, box), kept in the task dir.
+
+Task parameters: `scene` ("sample", the shipped scene script, or the name of a .py scene script or .blend
+in task_inputs), `frames` (how many, from `frame_start`), `resolution` ("WIDTHxHEIGHT"), `samples`, `parts`
+(per frame), `seed`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apps.blenderapp.regions import Box, split
+from apps.sdk import InvalidArgument, JsonDict
+
+PLAN_FILE = "blenderapp-plan.json"
+MAX_PIXELS = 4096 * 4096
+SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.(py|blend)")
+
+
+class PartState(enum.StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    DONE = "done"
+
+
+@dataclass
+class Part:
+    frame: int
+    index: int
+    box: list[int]
+    state: PartState = PartState.PENDING
+    subtask_id: str | None = None
+
+    @property
+    def region(self) -> Box:
+        return Box.from_list(self.box)
+
+    @property
+    def file_name(self) -> str:
+        return f"frame{self.frame:04d}_part{self.index:03d}.png"
+
+
+@dataclass
+class Plan:
+    scene: str
+    """The scene's file name in subtask_inputs."""
+    frame_start: int
+    frames: int
+    width: int
+    height: int
+    samples: int
+    parts_per_frame: int
+    seed: int
+    parts: list[Part] = field(default_factory=list)
+
+    def frame_numbers(self) -> range:
+        return range(self.frame_start, self.frame_start + self.frames)
+
+    def parts_of(self, frame: int) -> list[Part]:
+        return [part for part in self.parts if part.frame == frame]
+
+    def by_subtask(self, subtask_id: str) -> Part | None:
+        return next((part for part in self.parts if part.subtask_id == subtask_id), None)
+
+    def next_pending(self) -> Part | None:
+        return next((part for part in self.parts if part.state is PartState.PENDING), None)
+
+    def release(self, subtask_id: str) -> bool:
+        part = self.by_subtask(subtask_id)
+        if part is None or part.state is not PartState.ASSIGNED:
+            return False
+        part.state, part.subtask_id = PartState.PENDING, None
+        return True
+
+    def save(self, task_root: Path) -> None:
+        tmp = task_root / (PLAN_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, task_root / PLAN_FILE)
+
+    @classmethod
+    def load(cls, task_root: Path) -> Plan:
+        data: dict[str, Any] = json.loads((task_root / PLAN_FILE).read_text())
+        parts = [
+            Part(p["frame"], p["index"], p["box"], PartState(p["state"]), p["subtask_id"])
+            for p in data.pop("parts")
+        ]
+        return cls(**data, parts=parts)
+
+
+def _int(params: JsonDict, name: str, default: int | None, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"task parameter {name!r} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def parse_resolution(value: Any) -> tuple[int, int]:
+    """ "WIDTHxHEIGHT" (or [w, h]) -> (w, h), each in [16, 4096]."""
+    if isinstance(value, str) and re.fullmatch(r"\d{1,5}x\d{1,5}", value):
+        width, height = (int(v) for v in value.split("x"))
+    elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        width, height = value
+    else:
+        raise InvalidArgument(f"task parameter 'resolution' must look like 640x480, got {value!r}")
+    if not (16 <= width <= 4096 and 16 <= height <= 4096):
+        raise InvalidArgument(f"resolution {width}x{height} is outside 16..4096 per side")
+    return width, height
+
+
+def new_plan(params: JsonDict, scene_file: str, max_subtasks_count: int) -> Plan:
+    """Validate the task parameters (InvalidArgument names the bad one) and split every frame."""
+    unknown = set(params) - {"scene", "frames", "frame_start", "resolution", "samples", "parts", "seed"}
+    if unknown:
+        raise InvalidArgument(f"unknown task parameters: {sorted(unknown)}")
+    width, height = parse_resolution(params.get("resolution", "320x240"))
+    plan = Plan(
+        scene=scene_file,
+        frame_start=_int(params, "frame_start", 1, 0, 1_000_000),
+        frames=_int(params, "frames", 1, 1, 1000),
+        width=width,
+        height=height,
+        samples=_int(params, "samples", 16, 1, 4096),
+        parts_per_frame=_int(params, "parts", 4, 1, min(height, 256)),
+        seed=_int(params, "seed", 0, 0, 2**31 - 1),
+    )
+    if plan.frames * plan.parts_per_frame > 10_000:
+        raise InvalidArgument("frames x parts must be at most 10000")
+    boxes = split(width, height, plan.parts_per_frame)
+    plan.parts = [
+        Part(frame, i, box.as_list()) for frame in plan.frame_numbers() for i, box in enumerate(boxes)
+    ]
+    return plan

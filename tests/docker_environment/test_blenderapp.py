@@ -1,0 +1,112 @@
+"""blenderapp in docker_cpu: a frame split into parts, rendered by provider containers, verified by
+re-rendered crops and merged, matches a whole-frame render; forged parts are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.blenderapp.imaging import load_png, psnr, save_png, ssim
+from apps.sdk.client import RequestorAppClient
+from apps.sdk.handlers import VerifyResult
+from environments.docker import DockerAppServer, DockerCpuEnvironment, compute_subtask
+from environments.docker.images import release_name
+
+from .conftest import require_engine_and_images
+from .drive import deliver, run_task
+
+PARAMS = {"scene": "sample", "frames": 1, "resolution": "160x120", "samples": 8, "parts": 4}
+
+
+@pytest.fixture(scope="module")
+def blender_image() -> str:
+    require_engine_and_images("blenderapp")
+    return release_name("blenderapp")
+
+
+def test_a_split_frame_is_verified_merged_and_matches_a_whole_render(
+    docker_env: DockerCpuEnvironment, blender_image: str, tmp_path: Path
+) -> None:
+    run = asyncio.run(run_task(docker_env, blender_image, tmp_path / "split", "split", PARAMS))
+    assert [verdict for verdict, _ in run.verdicts.values()] == [VerifyResult.SUCCESS] * 4
+    assert all("SSIM" in reason for _, reason in run.verdicts.values())
+    merged = load_png(run.outputs / "frame0001.png")
+    assert merged.shape == (120, 160, 3)
+    whole = asyncio.run(
+        run_task(docker_env, blender_image, tmp_path / "whole", "whole", {**PARAMS, "parts": 1})
+    )
+    reference = load_png(whole.outputs / "frame0001.png")
+    assert ssim(merged, reference) >= 0.99 and psnr(merged, reference) >= 35
+    assert merged.std() > 10  # a real picture, not a flat colour
+
+
+async def forgeries(env: DockerCpuEnvironment, image: str, work: Path) -> list[tuple[str, VerifyResult, str]]:
+    server = DockerAppServer(env, image, "requestor", work / "requestor")
+    client = RequestorAppClient(await server.start())
+    verdicts = []
+    try:
+        await client.create_task("forge", 100, PARAMS)
+        inputs = work / "requestor" / "forge" / "subtask_inputs"
+        honest = {}
+        for index, subtask_id in enumerate(("h0", "h1")):  # render parts 0 and 1 honestly, verify neither yet
+            subtask = await client.next_subtask("forge", subtask_id)
+            assert subtask is not None and subtask.params["box"][1] == index * 30
+            provider = work / "provider" / subtask_id
+            (provider / "subtask_inputs").mkdir(parents=True)
+            (provider / "subtask_inputs" / "scene.py").write_bytes((inputs / "scene.py").read_bytes())
+            result = await compute_subtask(env, image, provider, "forge", subtask_id, subtask.params)
+            honest[subtask_id] = load_png(result.output)
+        name = "frame0001_part000.png"
+        rng = np.random.default_rng(5)
+        forged = {
+            "noise": rng.integers(0, 256, honest["h0"].shape, dtype=np.uint8),
+            "wrong region": honest["h1"],
+            "shifted": np.roll(honest["h0"], 2, axis=1),
+            "wrong size": honest["h0"][:, :150],
+            "not an image": None,
+        }
+        await client.abort_subtask("forge", "h1")
+        for number, (kind, pixels) in enumerate(forged.items()):
+            subtask_id = f"forged{number}" if number else "h0"
+            if number:
+                subtask = await client.next_subtask("forge", subtask_id)
+                assert subtask is not None and subtask.params["box"][1] == 0
+            claim = work / "claims" / kind.replace(" ", "_") / name
+            claim.parent.mkdir(parents=True)
+            if pixels is None:
+                claim.write_bytes(b"\x89PNG garbage")
+            else:
+                save_png(pixels, claim)
+            await deliver(work, "forge", subtask_id, claim)
+            verdict, reason = await client.verify("forge", subtask_id)
+            verdicts.append((kind, verdict, reason))
+        save_png(honest["h0"], work / "claims" / "honest" / name)
+        await client.next_subtask("forge", "honest")
+        await deliver(work, "forge", "honest", work / "claims" / "honest" / name)
+        verdict, reason = await client.verify("forge", "honest")
+        verdicts.append(("honest", verdict, reason))
+        await client.shutdown()
+    finally:
+        client.close()
+        await server.wait(timeout=10)
+    return verdicts
+
+
+def test_forged_parts_are_rejected_and_the_honest_one_accepted(
+    docker_env: DockerCpuEnvironment, blender_image: str, tmp_path: Path
+) -> None:
+    verdicts = asyncio.run(forgeries(docker_env, blender_image, tmp_path))
+    by_kind = {kind: (verdict, reason) for kind, verdict, reason in verdicts}
+    print(json.dumps({kind: reason for kind, (_, reason) in by_kind.items()}, indent=1))
+    for kind in ("noise", "wrong region", "shifted"):
+        assert by_kind[kind][0] is VerifyResult.FAILURE and "does not match: SSIM" in by_kind[kind][1], kind
+    assert by_kind["wrong size"] == (VerifyResult.FAILURE, "part is 150x30 pixels, its region is 160x30")
+    assert (
+        by_kind["not an image"][0] is VerifyResult.FAILURE
+        and "not a readable image" in by_kind["not an image"][1]
+    )
+    assert by_kind["honest"][0] is VerifyResult.SUCCESS
