@@ -244,16 +244,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m environments.docker.images")
     sub = parser.add_subparsers(dest="command", required=True)
     build_cmd = sub.add_parser("build", help="build images whose content tag is missing")
-    build_cmd.add_argument("names", nargs="*", choices=["base", *RECIPES], default=list(DEFAULT_IMAGES))
+    known = ", ".join(["base", *RECIPES])
+    build_cmd.add_argument("names", nargs="*", help=f"of {known} (default: the app images)")
     tag_cmd = sub.add_parser("name", help="print the current repository:content-tag of an image")
     tag_cmd.add_argument("name", choices=["base", *RECIPES])
     args = parser.parse_args(argv)
     if args.command == "name":
         print(full_name(args.name))
         return 0
-    for name in args.names:
+    names = args.names or list(DEFAULT_IMAGES)
+    unknown = sorted(set(names) - {"base", *RECIPES})
+    if unknown:
+        parser.error(f"unknown images {unknown}; known: base, {', '.join(RECIPES)}")
+    for name in names:
         print(build(name))
-    prune(["sdk", *args.names])
+    prune(["sdk", *names])
     return 0
 
 
