@@ -431,6 +431,7 @@ class RequestorNode:
             if rejected is not None:
                 active.refused_by.add(rejected.provider_id)
             await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}")
+            await self._maybe_finish(active)
         else:
             await self._release(active, subtask_id, "failed", f"verification {verdict.name}: {reason}")
         self._notify()
@@ -443,6 +444,9 @@ class RequestorNode:
         self.store.set_subtask_state(subtask_id, state, reason)
         SUBTASKS.labels(state).inc()
         await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}")
+        # The work given back may not be needed any more (the answer is already certain): then the
+        # task is done now, not when some provider next asks for work (perhaps never).
+        await self._maybe_finish(active)
         self._notify()
 
     async def _count_failure(self, active: ActiveTask, message: str) -> None:

@@ -13,12 +13,13 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 from grpclib.const import Status
 
 from apps.tutorialapp.plan import PLAN_FILE, Plan, RangeState
 from runtime.node.requestor_service import bearer
 
-from .cluster import HOST, Cluster, Requestor, expected_result, wait_until
+from .cluster import ENVS, HOST, Cluster, Requestor, expected_result, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,14 @@ def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: C
     log.info("requestor killed mid-task: restarted, both computed ranges delivered, nothing recomputed")
 
 
-def test_a_cheating_provider_is_rejected_and_an_honest_one_finishes(cluster: Cluster) -> None:
+@pytest.mark.parametrize("env", ENVS)
+def test_a_cheating_provider_is_rejected_and_an_honest_one_finishes(cluster: Cluster, env: str) -> None:
     answer = expected(CHEAT)
     requestor = cluster.requestor()
-    cheater = cluster.cheating_provider("cheater", requestor, "wrong")
-    task_id = requestor.submit("tutorialapp", "local", CHEAT)
+    cheater = cluster.cheating_provider("cheater", requestor, "wrong", env=env)
+    task_id = requestor.submit("tutorialapp", env, CHEAT)
     wait_until(lambda: "rejected" in requestor.store.states(task_id), "the first wrong result rejected")
-    honest = cluster.provider("honest", requestor, capacity=1)
+    honest = cluster.provider("honest", requestor, capacity=1, env=env)
     status = requestor.wait_for_task(task_id)
 
     assert status.state == "finished", status.reason
@@ -126,12 +128,13 @@ def test_a_cheating_provider_is_rejected_and_an_honest_one_finishes(cluster: Clu
     log.info("cheating provider: %d wrong result(s) rejected, honest provider finished", len(rejected))
 
 
-def test_a_failing_compute_is_reported_at_once_not_left_to_its_lease(cluster: Cluster) -> None:
+@pytest.mark.parametrize("env", ENVS)
+def test_a_failing_compute_is_reported_at_once_not_left_to_its_lease(cluster: Cluster, env: str) -> None:
     answer = expected(FLAKY)
     # The lease outlives the test: only the provider's report can end a subtask as `failed`.
     requestor = cluster.requestor(lease_ms=600_000)
-    flaky = cluster.cheating_provider("flaky", requestor, "raise", times=1)
-    task_id = requestor.submit("tutorialapp", "local", FLAKY)
+    flaky = cluster.cheating_provider("flaky", requestor, "raise", times=1, env=env)
+    task_id = requestor.submit("tutorialapp", env, FLAKY)
     status = requestor.wait_for_task(task_id)
 
     assert status.state == "finished", status.reason

@@ -19,7 +19,7 @@ import pytest
 
 from protos import node_pb2 as npb
 
-from .cluster import Cluster, Requestor, expected_result
+from .cluster import ENVS, Cluster, Requestor, expected_result
 from .wire import RawProvider, ResultFile, honest_result
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         requestor = cluster.requestor()
         provider = requestor.raw_provider("raw-provider")
-        provider.join().value()
+        provider.join(envs=ENVS).value()
         yield Target(cluster, requestor, provider)
         provider.close()
     finally:
@@ -106,11 +106,14 @@ def take_one(target: Target, task_id: str) -> npb.Assignment:
     return assignment
 
 
+@pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("attack", ATTACKS.values(), ids=list(ATTACKS))
-def test_a_bad_result_is_refused_and_its_work_goes_back_to_pending(target: Target, attack: Attack) -> None:
+def test_a_bad_result_is_refused_and_its_work_goes_back_to_pending(
+    target: Target, attack: Attack, env: str
+) -> None:
     requestor, provider, root = target.requestor, target.provider, target.cluster.root
     control = requestor.control()
-    task_id = control.submit("tutorialapp", "local", TASK).value().task_id
+    task_id = control.submit("tutorialapp", env, TASK).value().task_id
     try:
         assignment = take_one(target, task_id)
         good = honest_result(assignment.subtask_params_json)
