@@ -97,6 +97,7 @@ class SubtaskRow:
     cpu_ns: int
     result_sha256: str | None = None
     wall_ms: int = 0
+    updated_ms: int = 0
 
 
 class Store:
@@ -300,4 +301,5 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
         row["cpu_ns"],
         row["result_sha256"],
         row["wall_ms"],
+        row["updated_ms"],
     )

@@ -47,6 +47,9 @@ class VerificationConfig:
     policy: TrustPolicy = field(default_factory=TrustPolicy)
     reexecute: bool = True
     """Re-execute sampled wasm results (off: the app's Verify alone decides)."""
+    seed: int | None = None
+    """Seed of the sampler (one stream per provider), for reproducible tests and benchmarks (None: the
+    OS's randomness, which providers cannot predict)."""
 
 
 class VerifiedTask(Protocol):
@@ -73,7 +76,6 @@ class Verification:
         tasks: TaskLookup,
         fail_task: FailTask,
         config: VerificationConfig | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.config = config or VerificationConfig()
         self.store = store
@@ -83,7 +85,7 @@ class Verification:
         self.journal = Journal(self._db)
         self.trust = TrustStore(self._db, self.config.policy)
         self.reexecutor = Reexecutor(data_dir / "reexec")
-        self._rng = rng or random.SystemRandom()
+        self._rngs: dict[str, random.Random] = {}
         self._module_digests: dict[Path, str] = {}
         self._audit_lock = asyncio.Lock()
 
@@ -162,7 +164,7 @@ class Verification:
                 checked = self._checked(subtask_id)
             self.trust.accepted(provider, reexecuted=checked)
             self.journal.judged(subtask_id, "accepted")
-            self._observe_speed(entry, offers.get(provider))
+            self._observe_speed(entry, subtask.updated_ms, offers.get(provider))
         elif verdict is VerifyResult.FAILURE:
             self.trust.rejected(provider)
             self.trust.drop(provider, task.row.task_id, f"Verify failed: {reason}")
@@ -207,7 +209,16 @@ class Verification:
         if entry.env_id != "wasm" or not self.config.reexecute:
             return False
         rate = sample_rate(self.trust.get(entry.provider_id), self.config.policy)
-        return rate >= 1.0 or self._rng.random() < rate
+        return rate >= 1.0 or self._rng(entry.provider_id).random() < rate
+
+    def _rng(self, provider_id: str) -> random.Random:
+        """The provider's sampling stream: the OS's randomness, or a seeded stream per provider."""
+        if provider_id not in self._rngs:
+            seed = self.config.seed
+            self._rngs[provider_id] = (
+                random.SystemRandom() if seed is None else random.Random(f"{seed}/{provider_id}")
+            )
+        return self._rngs[provider_id]
 
     async def _reexecute(self, entry: Entry, checked: str) -> str | None:
         """Re-run the subtask; None when output bytes, output name and fuel all equal the claim, else why not.
@@ -217,7 +228,7 @@ class Verification:
         try:
             async with self.reexecutor.run(entry) as rerun:
                 self.journal.reexecuted(entry.subtask_id, rerun.sha256, rerun.fuel, checked)
-                return _differences(entry, rerun.output, rerun.sha256, rerun.fuel)
+                return differences(entry, rerun.output, rerun.sha256, rerun.fuel)
         except Unverifiable as exc:
             log.warning("subtask %s cannot be re-executed: %s", entry.subtask_id, exc)
         except Exception as exc:
@@ -273,12 +284,16 @@ class Verification:
                 self.store.set_subtask_state(entry.subtask_id, "discarded", f"forged (audit): {problem}")
         return found
 
-    def _observe_speed(self, entry: Entry, offer: ProviderOffer | None) -> None:
-        """Benchmark integrity: the speed this subtask shows against the provider's claimed score."""
-        fuel = entry.fuel or 0
-        if entry.env_id != "wasm" or offer is None or fuel < self.config.policy.speed_min_fuel:
+    def _observe_speed(self, entry: Entry, delivered_ms: int, offer: ProviderOffer | None) -> None:
+        """Benchmark integrity: the speed this subtask shows against the provider's claimed score.
+
+        The time is the requestor's own, from assignment to delivery: it holds the whole computation
+        whatever the provider says its wall time was, so fuel / time never overstates the provider's speed.
+        """
+        elapsed_ms = delivered_ms - entry.assigned_ms
+        if entry.env_id != "wasm" or offer is None or elapsed_ms < self.config.policy.speed_min_ms:
             return
-        elapsed_ms = max(1, now_ms() - entry.assigned_ms)
+        fuel = entry.fuel or 0
         observed = fuel / elapsed_ms / 1000  # Mfuel/s, the unit of the wasm benchmark score
         claimed = offer.envs.get("wasm", 0.0)
         if self.trust.speed(entry.provider_id, claimed, observed):
@@ -290,7 +305,7 @@ class Verification:
             )
 
 
-def _differences(entry: Entry, output: Path, sha256: str, fuel: int) -> str | None:
+def differences(entry: Entry, output: Path, sha256: str, fuel: int) -> str | None:
     """How a claimed result differs from its re-execution (None: bit-exact, same fuel)."""
     problems = []
     claimed = Path(entry.output_path or "")

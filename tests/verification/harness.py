@@ -1,0 +1,196 @@
+"""An in-process requestor on real gRPC with honest and forging providers, in-process or as real processes.
+
+Waits are hang guards, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from protos import node_pb2 as npb
+from runtime.appmanager import AppManager
+from runtime.node.compute import ComputeRunner, WasmRunner
+from runtime.node.journal import Entry
+from runtime.node.provider import ProviderConfig, ProviderNode
+from runtime.node.requestor import RequestorConfig, RequestorNode
+from runtime.node.requestor_service import serve_requestor
+from runtime.node.runners import builtin_whitelist
+from runtime.node.trust import TrustPolicy
+from runtime.node.verification import VerificationConfig
+from verification.forger import ForgingRunner, forged_ids, write_benchmark
+
+HOST = "127.0.0.1"
+TESTS_DIR = Path(__file__).resolve().parents[1]
+TASK_GUARD_S = 240.0
+EXIT_GUARD_S = 20.0
+
+
+def config(policy: TrustPolicy | None = None, seed: int | None = None) -> RequestorConfig:
+    """A requestor config with this trust policy (and a seeded sampler)."""
+    return RequestorConfig(verification=VerificationConfig(policy=policy or TrustPolicy(), seed=seed))
+
+
+@dataclass
+class ProcessProvider:
+    """A forger run as its own process (`python -m verification.forger`)."""
+
+    name: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def forged(self) -> set[str]:
+        return forged_ids(self.data_dir)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(EXIT_GUARD_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(EXIT_GUARD_S)
+
+
+@dataclass
+class Harness:
+    """`async with Harness(root) as h:` a requestor serving; `h.provider(...)` adds providers."""
+
+    root: Path
+    requestor_config: RequestorConfig = field(default_factory=RequestorConfig)
+    benchmark_score: float = 0.0
+    """Stored as every in-process provider's benchmark (0: providers measure it themselves)."""
+
+    def __post_init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self.port = 0
+        self._stop = asyncio.Event()
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._processes: list[ProcessProvider] = []
+        self.runners: dict[str, ComputeRunner] = {}
+
+    async def __aenter__(self) -> Harness:
+        self.node = RequestorNode(self.root / "requestor", self.requestor_config, app_manager=AppManager())
+        await self.node.start()
+        self.server, self.port = await serve_requestor(
+            self.node, HOST, 0, provider_token=self.token, control_token=self.token
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        for process in self._processes:
+            await asyncio.to_thread(process.stop)
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        self.server.close()
+        await self.server.wait_closed()
+        await self.node.stop()
+
+    def provider(self, name: str, runner: ComputeRunner | None = None, capacity: int = 1) -> ComputeRunner:
+        """Start an in-process provider `name` (honest unless `runner` says otherwise); returns its runner."""
+        runner = runner or WasmRunner()
+        data_dir = self.root / name
+        if self.benchmark_score and not (data_dir / "benchmarks.json").exists():
+            write_benchmark(data_dir, self.benchmark_score)
+        config = ProviderConfig(HOST, self.port, self.token, data_dir, capacity=capacity, provider_id=name)
+        node = ProviderNode(config, [runner], builtin_whitelist())
+        self._runs[name] = asyncio.create_task(node.run(self._stop))
+        self.runners[name] = runner
+        return runner
+
+    def forger(
+        self,
+        name: str,
+        strategy: str,
+        *,
+        honest_first: int = 0,
+        rate: float = 1.0,
+        seed: int = 0,
+        capacity: int = 1,
+    ) -> ForgingRunner:
+        """Start an in-process forging provider; its runner knows what it forged."""
+        runner = ForgingRunner(
+            WasmRunner(),
+            strategy,
+            honest_first=honest_first,
+            rate=rate,
+            seed=seed,
+            record=self.root / name / "forged.txt",
+        )
+        self.provider(name, runner, capacity)
+        return runner
+
+    async def stop_provider(self, name: str) -> None:
+        """Stop one in-process provider (it leaves the requestor)."""
+        run = self._runs.pop(name)
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+
+    def process_forger(
+        self, name: str, strategy: str, *args: str, score: float | None = None
+    ) -> ProcessProvider:
+        """Start a forging provider as a real process."""
+        data_dir = self.root / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        claimed = score if score is not None else self.benchmark_score
+        log = self.root / f"{name}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "verification.forger",
+            f"{HOST}:{self.port}",
+            "--token",
+            self.token,
+            "--strategy",
+            strategy,
+            "--provider-id",
+            name,
+            "--data-dir",
+            str(data_dir),
+            *(["--benchmark-score", str(claimed)] if claimed else []),
+            *args,
+        ]
+        path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+        with open(log, "ab") as handle:
+            process = subprocess.Popen(
+                command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": path}
+            )
+        provider = ProcessProvider(name, data_dir, process, log)
+        self._processes.append(provider)
+        return provider
+
+    async def joined(self, *names: str) -> None:
+        """Wait until these providers joined (a process takes a moment to start)."""
+
+        async def poll() -> None:
+            while any(self.node.store.provider_offer(name) is None for name in names):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(poll(), TASK_GUARD_S)
+
+    async def run_task(
+        self, app: str, params: Mapping[str, object], max_subtasks: int = 10_000
+    ) -> npb.TaskStatus:
+        """Submit a task and wait for its end (under a hang guard)."""
+        task_id = await self.node.submit_task(app, "wasm", dict(params), max_subtasks)
+        return await asyncio.wait_for(self.node.wait_for_task(task_id), TASK_GUARD_S)
+
+    def journal(self, task_id: str | None = None) -> list[Entry]:
+        return self.node.verification.journal.entries(task_id)
+
+    def states(self, task_id: str) -> dict[str, str]:
+        """Subtask id -> the store's state, for one task."""
+        return {s.subtask_id: s.state for s in self.node.store.subtasks(task_id=task_id)}

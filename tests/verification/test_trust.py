@@ -1,0 +1,128 @@
+"""Provider trust over real runs: sampling falls as trust grows, a provider that turns is caught and its
+earlier forgeries found by the audit, inflated benchmark claims lower trust, blacklists and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from runtime.node.trust import TrustPolicy
+
+from .harness import Harness, config
+from .test_forgeries import SMALL_TILES, assert_honest_all_accepted, by_id
+
+MANY_TILES = {"width": 32, "height": 120, "parts": 120, "max_iter": 32}
+HEAVY_POW = {"input": "speed", "difficulty": 22, "subtasks": 16}
+"""Ranges of 262144 nonces, ~1.4e9 fuel each (a quarter second): long enough for their timing to say
+something. The answer lies in the tenth range, so about ten subtasks are computed."""
+SEED = 7
+
+
+def test_a_trusted_provider_that_turns_is_caught_and_its_earlier_forgeries_audited(
+    tmp_path: Path, honest_score: float
+) -> None:
+    # A seeded sampler and one result at a time: the turncoat's k-th result always meets the same draw.
+    requestor_config = config(TrustPolicy(probation=5, floor=0.1), seed=SEED)
+
+    async def scenario() -> None:
+        async with Harness(tmp_path, requestor_config, honest_score) as h:
+            turncoat = h.forger("turncoat", "fuel_high", honest_first=30)
+            h.provider("honest")
+            tasks = []
+            for _ in range(6):
+                status = await h.run_task("mandelbrot", MANY_TILES)
+                assert status.state == "finished", status.reason
+                tasks.append(status.task_id)
+                if h.node.verification.trust.get("turncoat").forged:
+                    break
+            journal = by_id(h.journal())
+            forged = [journal[s] for s in turncoat.forged]
+            assert forged, "the turncoat never turned"
+            assert all(e.verdict == "forged" for e in forged), [(e.verdict, e.checked) for e in forged]
+            audited = [e for e in forged if e.checked == "audit"]
+            assert audited, "every forgery was sampled at delivery: the audit had nothing to find"
+            assert all(e.reason.startswith(("audit", "audit after")) for e in audited)
+            states = {s.subtask_id: s.state for t in tasks for s in h.node.store.subtasks(task_id=t)}
+            assert all(states[e.subtask_id] in ("discarded", "rejected") for e in forged)
+            honest_of_turncoat = [journal[s] for s in turncoat.honest_ids if s in journal]
+            assert all(e.verdict in ("accepted", "assigned") for e in honest_of_turncoat)
+            assert_honest_all_accepted(h, {"turncoat"})
+            checked = [e for e in h.journal() if e.provider_id == "honest" and e.verdict == "accepted"]
+            sampled = sum(e.checked == "reexecuted" for e in checked)
+            assert sampled < len(checked), "a trusted honest provider is still re-executed in full"
+
+    asyncio.run(scenario())
+
+
+def test_an_inflated_benchmark_claim_lowers_trust(tmp_path: Path, honest_score: float) -> None:
+    # Every range of HEAVY_POW takes a good tenth of a second: enough, with the default tolerance.
+    policy = TrustPolicy(speed_min_ms=100)
+
+    async def scenario() -> None:
+        async with Harness(tmp_path, config(policy), honest_score) as h:
+            h.provider("honest")
+            (tmp_path / "boaster").mkdir()
+            (tmp_path / "boaster" / "benchmarks.json").write_text(f'{{"wasm": {honest_score * 1000}}}')
+            h.provider("boaster")
+            status = await h.run_task("tutorialapp", HEAVY_POW)
+            assert status.state == "finished", status.reason
+            trust = {t.provider_id: t for t in h.node.task_status(status.task_id).trust}
+            boaster, honest = (
+                h.node.verification.trust.get("boaster"),
+                h.node.verification.trust.get("honest"),
+            )
+            assert boaster.speed_samples >= 3 and honest.speed_samples >= 3, (boaster, honest)
+            assert trust["boaster"].benchmark_inflated, boaster
+            assert trust["boaster"].trust == 0.5 and trust["boaster"].sample_rate >= 0.5
+            assert not trust["honest"].benchmark_inflated, honest
+            assert trust["honest"].trust == 1.0
+            assert_honest_all_accepted(h, set())
+
+    asyncio.run(scenario())
+
+
+def test_a_blacklisted_forger_gets_no_other_task_even_after_a_restart(
+    tmp_path: Path, honest_score: float
+) -> None:
+    requestor_config = config(TrustPolicy(blacklist=True))
+
+    async def first() -> str:
+        async with Harness(tmp_path, requestor_config, honest_score) as h:
+            forger = h.forger("forger", "fuel_low")
+            h.provider("honest")
+            status = await h.run_task("mandelbrot", SMALL_TILES)
+            assert status.state == "finished" and forger.forged
+            return status.task_id
+
+    async def second(first_task: str) -> None:
+        async with Harness(tmp_path, requestor_config, honest_score) as h:
+            assert h.node.verification.trust.get("forger").blacklisted
+            assert h.node.verification.excluded("forger", first_task)
+            h.forger("forger", "fuel_low")
+            h.provider("honest")
+            status = await h.run_task("mandelbrot", SMALL_TILES)
+            assert status.state == "finished", status.reason
+            assert {e.provider_id for e in h.journal(status.task_id)} == {"honest"}
+
+    first_task = asyncio.run(first())
+    asyncio.run(second(first_task))
+
+
+def test_a_forger_is_dropped_from_its_task_only_without_blacklisting(
+    tmp_path: Path, honest_score: float
+) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path, config(), honest_score) as h:
+            forger = h.forger("forger", "fuel_low", capacity=1)
+            h.provider("honest")
+            one = await h.run_task("mandelbrot", SMALL_TILES)
+            two = await h.run_task("mandelbrot", SMALL_TILES)
+            assert one.state == two.state == "finished"
+            for status in (one, two):
+                providers = [e.provider_id for e in h.journal(status.task_id) if e.verdict != "assigned"]
+                assert providers.count("forger") <= 1, "a caught forger kept getting the task's subtasks"
+            assert forger.forged
+            assert h.node.verification.excluded("forger", one.task_id)
+            assert not h.node.verification.trust.get("forger").blacklisted
+
+    asyncio.run(scenario())
