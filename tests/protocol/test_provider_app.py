@@ -26,6 +26,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from runtime.conformance.model import ProviderModel, Verdict
+from runtime.conformance.strategies import BAD_IDS, BAD_JSON, one_in
+
 from .apps_under_test import AppUnderTest
 from .harness import (
     AppServer,
@@ -40,8 +43,6 @@ from .harness import (
     output_file,
     stop,
 )
-from .model import ProviderModel, Verdict
-from .strategies import BAD_IDS, BAD_JSON, one_in
 
 
 @dataclass

@@ -25,6 +25,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from runtime.conformance.model import (
+    Delivery,
+    RequestorModel,
+    SubtaskModel,
+    SubtaskState,
+    Verdict,
+    json_object,
+    valid_id,
+)
+from runtime.conformance.strategies import BAD_IDS, BAD_JSON, MAX_SUBTASKS, NODE_IDS, one_in
+
 from .apps_under_test import AppUnderTest
 from .harness import (
     SUBTASK_INPUTS,
@@ -43,8 +54,6 @@ from .harness import (
     output_file,
     stop,
 )
-from .model import Delivery, RequestorModel, SubtaskModel, SubtaskState, Verdict, json_object, valid_id
-from .strategies import BAD_IDS, BAD_JSON, MAX_SUBTASKS, NODE_IDS, one_in
 
 ENV_IDS = {"docker_cpu", "docker_gpu", "wasm"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .model import json_object
+from runtime.conformance.model import json_object
 
 # Each breaks the id rule of docs/protocol.md (1-128 of [A-Za-z0-9_.-], a letter or digit first, no "..").
 BAD_IDS = st.sampled_from(

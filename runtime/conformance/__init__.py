@@ -1,0 +1,1 @@
+"""`taskapi conformance`: a black-box, Hypothesis-driven conformance suite for task-api apps."""
