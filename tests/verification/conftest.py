@@ -6,19 +6,10 @@ import asyncio
 
 import pytest
 
-from environments.wasm.environment import WasmEnvironment
-
-
-async def _measure() -> float:
-    environment = WasmEnvironment()
-    await environment.prepare()
-    try:
-        return float((await environment.benchmark()).score)
-    finally:
-        await environment.clean_up()
+from .harness import measure_benchmark
 
 
 @pytest.fixture(scope="session")
 def honest_score() -> float:
     """What an honest provider on this machine claims (the real benchmark, Mfuel/s)."""
-    return asyncio.run(_measure())
+    return asyncio.run(measure_benchmark())

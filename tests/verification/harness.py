@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeRunner, WasmRunner
@@ -33,6 +34,16 @@ HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parents[1]
 TASK_GUARD_S = 240.0
 EXIT_GUARD_S = 20.0
+
+
+async def measure_benchmark() -> float:
+    """This machine's honest wasm benchmark score (Mfuel/s), as a provider would claim it."""
+    environment = WasmEnvironment()
+    await environment.prepare()
+    try:
+        return float((await environment.benchmark()).score)
+    finally:
+        await environment.clean_up()
 
 
 def config(policy: TrustPolicy | None = None, seed: int | None = None) -> RequestorConfig:
