@@ -1,0 +1,229 @@
+"""Node throughput: tutorialapp subtasks end to end (requestor -> provider -> verify) over loopback gRPC.
+
+One process holds a requestor node and its providers, as `taskapi run` does, talking the real node
+protocol over 127.0.0.1; the apps run where they always do (local: Python child processes; wasm: the
+wasm environment). Two workloads, each with 1 then 2 providers, in the same run:
+
+- trivial: many ranges of a few nonces each (the node's own overhead per subtask dominates);
+- CPU-bound: few ranges of many nonces each (the hashing dominates), for the 2-vs-1 provider ratio.
+
+Both use inputs whose first valid nonce lies near the end of the first round, so nearly every range is
+computed in full, whichever provider takes it. The time split per subtask is measured cheaply in the
+node: scheduling (the requestor choosing and recording a subtask, the app's NextSubtask included),
+transfer (receiving, hashing and storing the result), compute (the provider's runner), verify (the app's
+Verify and any re-execution), and other: what is left of a provider slot's time per subtask (RequestWork
+and SubmitResult round trips, waiting for work). Prints numbers and ratios; asserts nothing.
+
+    python bench/node_throughput.py [--env wasm|local] [--trivial-subtasks N] [--cpu-subtasks K]
+                                    [--capacity C] [--no-reexecute]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apps.sdk.workdir import ProviderTaskDir
+from protos import node_pb2 as npb
+from runtime.appmanager import AppManager
+from runtime.node.compute import ComputeOutcome, ComputeRunner
+from runtime.node.provider import ProviderConfig, ProviderNode
+from runtime.node.requestor import ActiveTask, RequestorConfig, RequestorNode
+from runtime.node.requestor_service import serve_requestor
+from runtime.node.runners import builtin_whitelist, runners_for
+from runtime.node.verification import VerificationConfig
+
+HOST = "127.0.0.1"
+# First valid nonce 4032 of 4096 at difficulty 12: ranges [0, 4032) are all searched in full.
+TRIVIAL = {"input": "bench-trivial-148", "difficulty": 12}
+# First valid nonce 2063955 of 2097152 at difficulty 21: the first round is searched (almost) in full.
+CPU_BOUND = {"input": "bench-cpu-30", "difficulty": 21}
+GOALS = {"trivial subtasks/s": 300.0, "2 vs 1 providers, CPU-bound": 1.8}
+
+
+@dataclass
+class Split:
+    """Seconds spent in each stage, summed over subtasks, and how many times each ran."""
+
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("scheduling", "transfer", "compute", "verify"), 0.0)
+    )
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("scheduling", "transfer", "compute", "verify"), 0)
+    )
+
+    verify_of: dict[str, float] = field(default_factory=dict)  # per subtask, to keep it out of transfer
+
+    def add(self, stage: str, began: float) -> None:
+        self.seconds[stage] += time.perf_counter() - began
+        self.counts[stage] += 1
+
+
+class TimedRequestor(RequestorNode):
+    """The requestor, timing its scheduling, result transfer and verification."""
+
+    split: Split
+
+    async def _next_subtask(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
+        began = time.perf_counter()
+        try:
+            return await super()._next_subtask(active, provider_id)
+        finally:
+            self.split.add("scheduling", began)
+
+    async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
+        began = time.perf_counter()
+        try:
+            return await super().submit_result(header, data)
+        finally:
+            verifying = self.split.verify_of.pop(header.subtask_id, 0.0)
+            self.split.seconds["transfer"] += time.perf_counter() - began - verifying
+            self.split.counts["transfer"] += 1
+
+    async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
+        began = time.perf_counter()
+        try:
+            return await super()._verify(active, subtask_id)
+        finally:
+            self.split.verify_of[subtask_id] = time.perf_counter() - began
+            self.split.add("verify", began)
+
+
+class TimedRunner:
+    """A provider's runner, timing each compute."""
+
+    def __init__(self, runner: ComputeRunner, split: Split) -> None:
+        self.env_id = runner.env_id
+        self.runner = runner
+        self.split = split
+
+    async def compute(
+        self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
+    ) -> ComputeOutcome:
+        began = time.perf_counter()
+        try:
+            return await self.runner.compute(assignment, task_dir, module)
+        finally:
+            self.split.add("compute", began)
+
+    async def benchmark(self) -> float:
+        return await self.runner.benchmark()
+
+    async def close(self) -> None:
+        await self.runner.close()
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    providers: int
+    wall_s: float
+    accepted: int
+    split: Split
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.wall_s
+
+
+async def run_task(
+    env: str,
+    params: dict[str, Any],
+    providers: int,
+    capacity: int,
+    work: Path,
+    label: str,
+    config: RequestorConfig,
+) -> Run:
+    """One task from submission to its end, with `providers` providers joined before it is submitted."""
+    split = Split()
+    node = TimedRequestor(work / "requestor", config, app_manager=AppManager())
+    node.split = split
+    await node.start()
+    token = secrets.token_hex(16)
+    server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
+    stop = asyncio.Event()
+    whitelist = builtin_whitelist()
+    nodes = [
+        ProviderNode(
+            ProviderConfig(HOST, port, token, work / f"provider-{index}", capacity=capacity),
+            [TimedRunner(runner, split) for runner in runners_for([env])],
+            whitelist,
+        )
+        for index in range(providers)
+    ]
+    runs = [asyncio.create_task(provider.run(stop)) for provider in nodes]
+    try:
+        while not all(node.store.provider_offer(p.provider_id) for p in nodes):  # joined, benchmarked
+            await asyncio.sleep(0.01)
+        began = time.perf_counter()
+        task_id = await node.submit_task("tutorialapp", env, params, 10_000)
+        status = await node.wait_for_task(task_id)
+        wall_s = time.perf_counter() - began
+    finally:
+        stop.set()
+        await asyncio.gather(*runs, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+        await node.stop()
+    if status.state != "finished":
+        raise SystemExit(f"{label}: task {status.state}: {status.reason}")
+    return Run(label, providers, wall_s, status.subtasks_by_state.get("accepted", 0), split)
+
+
+def report(run: Run, capacity: int) -> None:
+    split = run.split
+    per = {stage: 1000 * seconds / max(1, split.counts[stage]) for stage, seconds in split.seconds.items()}
+    # A provider slot's time per accepted subtask; what the stages leave of it is round trips and idling.
+    slot_ms = 1000 * run.wall_s * run.providers * capacity / max(1, run.accepted)
+    per["other"] = slot_ms - sum(per.values())
+    parts = ", ".join(f"{stage} {ms:.1f}" for stage, ms in per.items())
+    print(
+        f"  {run.label:<10} {run.providers} provider(s): {run.accepted:4d} subtasks in {run.wall_s:6.2f} s"
+        f" = {run.rate:6.1f}/s | ms per subtask: {parts}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--env", default="wasm", choices=("wasm", "local"))
+    parser.add_argument("--trivial-subtasks", type=int, default=256, help="ranges splitting 4096 nonces")
+    parser.add_argument("--cpu-subtasks", type=int, default=16, help="ranges splitting 2**21 nonces")
+    parser.add_argument("--capacity", type=int, default=1, help="subtasks each provider computes at once")
+    parser.add_argument(
+        "--no-reexecute", action="store_true", help="the app's Verify alone (no re-execution of wasm results)"
+    )
+    args = parser.parse_args()
+    config = RequestorConfig(verification=VerificationConfig(reexecute=not args.no_reexecute))
+    os.environ.setdefault("TASKAPI_DATA_DIR", tempfile.mkdtemp(prefix="taskapi-bench-data-"))
+    cpus = len(os.sched_getaffinity(0))
+    reexecution = "off" if args.no_reexecute else "on"
+    print(f"node throughput: {args.env}, capacity {args.capacity}, re-execution {reexecution}, {cpus} CPUs")
+    trivial = {**TRIVIAL, "subtasks": args.trivial_subtasks}
+    cpu_bound = {**CPU_BOUND, "subtasks": args.cpu_subtasks}
+    runs: dict[tuple[str, int], Run] = {}
+    with tempfile.TemporaryDirectory(prefix="taskapi-bench-") as tmp:
+        for label, params in (("trivial", trivial), ("CPU-bound", cpu_bound)):
+            for providers in (1, 2):
+                work = Path(tmp) / f"{label}-{providers}"
+                run = asyncio.run(run_task(args.env, params, providers, args.capacity, work, label, config))
+                runs[label, providers] = run
+                report(run, args.capacity)
+    best_trivial = max(runs["trivial", 1].rate, runs["trivial", 2].rate)
+    print(f"trivial subtasks/s (best): {best_trivial:.1f} (goal >= {GOALS['trivial subtasks/s']:.0f})")
+    for label in ("trivial", "CPU-bound"):
+        ratio = runs[label, 2].rate / runs[label, 1].rate
+        print(f"2 vs 1 providers, {label}: {ratio:.2f}x")
+    print(f"(goal for CPU-bound: >= {GOALS['2 vs 1 providers, CPU-bound']}x)")
+
+
+if __name__ == "__main__":
+    main()
