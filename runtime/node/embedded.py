@@ -15,6 +15,7 @@ from runtime.node.compute import ComputeRunner
 from runtime.node.provider import ProviderConfig, ProviderNode, Whitelist
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
+from runtime.node.verification import VerificationConfig
 
 HOST = "127.0.0.1"
 
@@ -36,6 +37,8 @@ async def run_embedded(
     on_status: StatusCallback | None = None,
 ) -> npb.TaskStatus:
     """Run one task to its end on an in-process requestor with `providers` in-process providers."""
+    # Its providers are this process: re-executing their results would check the machine against itself.
+    config = config or RequestorConfig(verification=VerificationConfig(reexecute=False))
     node = RequestorNode(data_dir / "requestor", config, app_manager=AppManager())
     await node.start()
     token = secrets.token_hex(16)

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS journal (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS journal_by_provider ON journal(provider_id, verdict, checked);
+CREATE INDEX IF NOT EXISTS journal_by_task ON journal(task_id, verdict);
 """
 
 
@@ -164,6 +165,15 @@ class Journal:
             (provider_id,),
         ).fetchall()
         return [_entry(row) for row in rows]
+
+    def providers(self, task_id: str) -> list[str]:
+        """The providers that delivered a judged result for the task."""
+        rows = self._db.execute(
+            "SELECT DISTINCT provider_id FROM journal WHERE task_id = ? AND verdict != 'assigned'"
+            " ORDER BY provider_id",
+            (task_id,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def entries(self, task_id: str | None = None) -> list[Entry]:
         if task_id is None:

@@ -183,9 +183,8 @@ class Verification:
     def report(self, task_id: str) -> list[npb.ProviderTrust]:
         """Trust of every provider that delivered a result for the task."""
         dropped = self.trust.dropped_from(task_id)
-        providers = sorted({e.provider_id for e in self.journal.entries(task_id) if e.verdict != "assigned"})
         report = []
-        for provider_id in providers:
+        for provider_id in self.journal.providers(task_id):
             record = self.trust.get(provider_id)
             report.append(
                 npb.ProviderTrust(
