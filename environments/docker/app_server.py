@@ -31,7 +31,10 @@ START_TIMEOUT_S = 60.0
 
 
 class DockerAppServer:
-    """One app server container serving `work_dir` in `role` ("requestor" or "provider")."""
+    """One app server container serving `work_dir` in `role` ("requestor" or "provider").
+
+    `limits` default to the environment's; a requestor server (long-lived) gets no deadline by default.
+    """
 
     def __init__(
         self,
@@ -53,8 +56,12 @@ class DockerAppServer:
         command = [role, str(APP_PORT), "--host", "0.0.0.0"]
         if persistent and role == "provider":
             command.append("--persistent")
+        if limits is None:
+            limits = environment.config.limits
+            if role == "requestor":  # long-lived: no deadline
+                limits = limits.model_copy(update={"wall_time_s": None})
         run = DockerRun(image=image, command=tuple(command), work_dir=work_dir, network="internal")
-        self._runtime = DockerRuntime(environment, run, limits or environment.config.limits)
+        self._runtime = DockerRuntime(environment, run, limits)
         self._log_tail = ""
 
     @property

@@ -64,13 +64,18 @@ TestDockerLifecycle.settings = settings(max_examples=12, stateful_step_count=6, 
 def test_a_finished_container_reports_usage_and_its_output(
     docker_env: DockerCpuEnvironment, base_image: str, tmp_path: Path
 ) -> None:
-    code = "open('/golem/work/out.txt', 'w').write('x' * 10); print(sum(range(3_000_000)))"
+    # Busy for two seconds: the engine streams stats about once a second, so the run is sampled.
+    code = (
+        "import time; open('/golem/work/out.txt', 'w').write('x' * 10); end = time.monotonic() + 2\n"
+        "while time.monotonic() < end: sum(range(10_000))\n"
+        "print(sum(range(3_000_000)))"
+    )
     runtime, status, logs = run_sync(docker_env, python(base_image, code, work_dir=tmp_path))
     assert status is RuntimeStatus.STOPPED and runtime.exit_code == 0
     assert logs.strip() == str(sum(range(3_000_000)))
     assert (tmp_path / "out.txt").read_text() == "x" * 10
     usage = runtime.usage()
-    assert usage.wall_ms > 0 and usage.cpu_ns > 0 and usage.peak_memory_bytes > 0 and usage.fuel is None
+    assert usage.wall_ms >= 2000 and usage.cpu_ns > 0 and usage.peak_memory_bytes > 0 and usage.fuel is None
 
 
 def test_a_failing_container_fails_with_its_exit_code_and_log(
