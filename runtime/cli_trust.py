@@ -31,16 +31,14 @@ def trust_json(trust: npb.ProviderTrust) -> dict[str, Any]:
 
 def trust_table(trusts: Iterable[npb.ProviderTrust]) -> Table:
     """One row per provider: trust, re-execution rate, what its results showed, and its flags."""
-    table = Table(
-        "provider", "trust", "re-exec rate", "accepted", "re-executed", "rejected", "forged", "flags"
-    )
+    table = Table("provider", "trust", "re-exec", "accepted", "re-run", "rejected", "forged", "flags")
     for trust in trusts:
         flags = [
             name
             for name, on in (
                 ("dropped", trust.dropped),
                 ("blacklisted", trust.blacklisted),
-                ("benchmark inflated", trust.benchmark_inflated),
+                ("inflated benchmark", trust.benchmark_inflated),
             )
             if on
         ]
