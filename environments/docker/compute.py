@@ -1,5 +1,6 @@
 """One provider Compute in its own container (Golem's model): start the app image as `provider PORT`, call
-Compute, sample the container's usage while it still runs, shut it down, remove it.
+Compute, sample the container's usage while it still runs, shut it down; its exit and removal are deferred
+(`DockerEnvironment.defer`), so the caller has the result without waiting for them.
 
 Node-agnostic, so the node's docker runner is a thin adapter: it passes the task dir (resources already in
 subtask_inputs) and gets back the output file and the usage counters, or `ComputeFailed` with the reason
@@ -70,7 +71,8 @@ async def compute_subtask(
             if server.running:
                 await client.shutdown()
         client.close()
-        await server.wait(timeout=SHUTDOWN_GRACE_S)
+    # The result is complete: the container's exit and removal happen off the caller's path.
+    environment.defer(server.wait(timeout=SHUTDOWN_GRACE_S))
     path = (task_dir / output).resolve()
     if output.is_absolute() or not path.is_relative_to(task_dir.resolve()) or not path.is_file():
         raise ComputeFailed(f"the app returned an output outside its task dir or not a file: {output}")

@@ -14,7 +14,10 @@ anything else is refused with `PrerequisitesRefused` saying so.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from pydantic import Field
@@ -90,6 +93,9 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
     def __init__(self, config: DockerConfig | None = None) -> None:
         super().__init__(config or DockerConfig())
         self._engine: Engine | None = None
+        self._deferred: set[asyncio.Task[Any]] = set()
+        self.containers: set[str] = set()
+        """Ids of containers this environment created and has not removed yet (removed at clean_up)."""
 
     @classmethod
     def support(cls) -> Support:
@@ -118,10 +124,35 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
             raise
         self._engine = engine
 
+    def defer(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` (a teardown) off the caller's path; `clean_up()` waits for whatever is still running."""
+        task = asyncio.ensure_future(work)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+
+    async def settle(self) -> None:
+        """Wait for every deferred teardown."""
+        while self._deferred:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._deferred, return_exceptions=True)
+
     async def _clean_up(self) -> None:
+        await self.settle()
+        if self._engine is not None:
+            await self._engine.call(self._remove_leftovers)
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+    def _remove_leftovers(self) -> None:
+        """Remove containers whose teardown never ran (e.g. its event loop ended first)."""
+        import docker
+
+        assert self._engine is not None
+        for container_id in list(self.containers):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self._engine.client.api.remove_container(container_id, force=True)
+            self.containers.discard(container_id)
 
     async def ensure_app_network(self) -> str:
         """Create the internal app network (no egress, no traffic between containers) if it is missing."""

@@ -69,7 +69,6 @@ class DockerRuntime(Runtime):
 
     async def address(self) -> str:
         """The container's IP address on the internal app network (for runs with network "internal")."""
-        await self.engine.call(self.container.reload)
         networks = self.container.attrs["NetworkSettings"]["Networks"]
         address: str = networks[self.environment.app_network]["IPAddress"]
         if not address:
@@ -91,10 +90,12 @@ class DockerRuntime(Runtime):
             gpu=self.environment.gpu_passthrough(),
         )
         self.container = await self.engine.call(self.engine.client.containers.create, **settings)
+        self.environment.containers.add(self.container.id)
 
     async def _start(self) -> Awaitable[str | None]:
         await self.engine.call(self.container.start)
-        self._sampler = StatsSampler(self.container)
+        await self.engine.call(self.container.reload)
+        self._sampler = StatsSampler(self.container, self.container.attrs["State"].get("Pid") or None)
         self._sampler.start()
         return self._complete()
 
@@ -149,3 +150,4 @@ class DockerRuntime(Runtime):
         if self.container is not None:
             with contextlib.suppress(docker.errors.NotFound):
                 await self.engine.call(self.container.remove, force=True)
+            self.environment.containers.discard(self.container.id)
