@@ -66,7 +66,7 @@ def test_the_docker_build_answers_like_the_python_kernel_and_the_wasm_build(
     docker_env: DockerCpuEnvironment, tutorial_image: str, tmp_path: Path
 ) -> None:
     answer = asyncio.run(run_task(docker_env, tutorial_image, tmp_path, "parity"))
-    nonce = pow.search(str(PARAMS["input"]), int(PARAMS["difficulty"]), 0, 2**20)
+    nonce = pow.search(str(PARAMS["input"]), int(str(PARAMS["difficulty"])), 0, 2**20)
     assert answer == {"nonce": nonce, "hash": pow.digest(str(PARAMS["input"]), nonce or 0).hex()}
     wasm_out = tmp_path / "wasm-out"
     settings = [arg for key, value in PARAMS.items() for arg in ("--set", f"{key}={value}")]
