@@ -56,6 +56,10 @@ class _AppClient:
     async def _call(self, call: Awaitable[T]) -> T:
         try:
             return await call
+        except TimeoutError as exc:
+            raise GRPCError(
+                Status.DEADLINE_EXCEEDED, f"app at {self._address} did not answer in time"
+            ) from exc
         except (OSError, StreamTerminatedError) as exc:
             raise GRPCError(Status.UNAVAILABLE, f"app at {self._address} is unreachable: {exc}") from exc
 

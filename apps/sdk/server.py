@@ -146,11 +146,20 @@ class RequestorAppService(RequestorAppBase):
         async with self._lock(request.task_id):
             record = state.require_active()
             state.require_new_subtask(record, subtask_id)
-            subtask = await self._handler.next_subtask(state.task_dir, subtask_id, request.opaque_node_id)
-            if subtask is None:
-                return pb.NextSubtaskReply()
+            # Written ahead: if the process dies inside the handler, the record still knows the id, so
+            # AbortSubtask can give back whatever work the app assigned to it before dying.
             record.subtasks[subtask_id] = SubtaskState.ASSIGNED
             state.save(record)
+            try:
+                subtask = await self._handler.next_subtask(state.task_dir, subtask_id, request.opaque_node_id)
+            except BaseException:
+                del record.subtasks[subtask_id]
+                state.save(record)
+                raise
+            if subtask is None:
+                del record.subtasks[subtask_id]
+                state.save(record)
+                return pb.NextSubtaskReply()
         return pb.NextSubtaskReply(
             subtask=pb.SubtaskReply(
                 subtask_params_json=json.dumps(subtask.params), resources=subtask.resources
