@@ -18,6 +18,7 @@ from protos import node_pb2 as npb
 from runtime.appmanager import App, AppManager, AppNotAvailable
 from runtime.catalog import serve_command
 from runtime.cli_apps import apps
+from runtime.cli_conformance import conformance
 from runtime.cli_node import provider, requestor, task
 from runtime.cli_replay import replay_command
 from runtime.cli_settings import parse_settings
@@ -41,6 +42,7 @@ main.add_command(task)
 
 main.add_command(apps)
 main.add_command(replay_command)
+main.add_command(conformance)
 
 
 @main.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import strategies as st
 
 from runtime.conformance.model import json_object
@@ -29,3 +31,9 @@ NODE_IDS = st.sampled_from(["node-a", "node-b", ""])
 def one_in(n: int) -> st.SearchStrategy[bool]:
     """True in roughly one example of `n`: a budget for rules too slow to run in every example."""
     return st.integers(1, n).map(lambda k: k == n)
+
+
+def weighted(choices: Sequence[tuple[str, int]]) -> st.SearchStrategy[str]:
+    """One of the names, each as likely as its weight (heavier ones first: Hypothesis leans to them)."""
+    ordered = sorted(choices, key=lambda choice: -choice[1])
+    return st.sampled_from([name for name, weight in ordered for _ in range(weight)])

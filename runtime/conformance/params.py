@@ -1,0 +1,124 @@
+"""Task parameters from an app's declared schema (descriptor `parameters`: type, required, default).
+
+`valid_params` draws values *within the declared types*, as a node would send them (defaults filled in
+by `check_params`): the schema says nothing about ranges, so an app may refuse many of them with
+INVALID_ARGUMENT, which the suite accepts. Values lean small (integers mostly 0..12, short strings) so
+that accepted tasks finish within an example; a few large and negative ones test the app's checks.
+`off_schema_params` breaks the schema in one way (a required parameter missing, a wrong type, an unknown
+name): the app must answer OK or INVALID_ARGUMENT, never crash. Example parameters given by the user
+(`--params`) are mixed in as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from runtime.appmanager.params import ParamSpec, ParamType, check_params
+
+JsonDict = dict[str, Any]
+
+SMALL_INTEGERS = st.integers(0, 12)
+EDGE_INTEGERS = st.sampled_from([-1, 100, 10**9])
+INTEGERS = st.one_of(*[SMALL_INTEGERS] * 9, EDGE_INTEGERS)
+NUMBERS = st.one_of(
+    st.floats(-2.0, 2.0, allow_nan=False),
+    st.integers(-2, 8),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+STRINGS = st.text(max_size=8)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), STRINGS)
+
+
+def value_of(kind: ParamType) -> st.SearchStrategy[Any]:
+    """A JSON value of parameter type `kind`."""
+    strategies: dict[ParamType, st.SearchStrategy[Any]] = {
+        "string": STRINGS,
+        "integer": INTEGERS,
+        "number": NUMBERS,
+        "boolean": st.booleans(),
+        "array": st.lists(SCALARS, max_size=4),
+        "object": st.dictionaries(st.text(max_size=6), SCALARS, max_size=3),
+    }
+    return strategies[kind]
+
+
+def wrong_value_of(kind: ParamType) -> st.SearchStrategy[Any]:
+    """A JSON value that is *not* of parameter type `kind`."""
+    others: dict[ParamType, st.SearchStrategy[Any]] = {
+        "string": st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+        "integer": st.one_of(STRINGS, st.just(1.5), st.booleans(), st.none()),
+        "number": st.one_of(STRINGS, st.booleans(), st.none()),
+        "boolean": st.one_of(st.integers(0, 1), STRINGS, st.none()),
+        "array": st.one_of(
+            STRINGS, st.integers(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+        ),
+        "object": st.one_of(STRINGS, st.integers(), st.lists(st.integers(), max_size=2)),
+    }
+    return others[kind]
+
+
+def _schema_params(schema: Mapping[str, ParamSpec]) -> st.SearchStrategy[JsonDict]:
+    required = {name: value_of(spec.type) for name, spec in schema.items() if spec.required}
+    optional = {name: value_of(spec.type) for name, spec in schema.items() if not spec.required}
+    drawn = st.fixed_dictionaries(required, optional=optional)
+    return drawn.map(lambda params: check_params(schema, params))
+
+
+def valid_params(
+    schema: Mapping[str, ParamSpec], examples: Sequence[JsonDict] = ()
+) -> st.SearchStrategy[JsonDict]:
+    """Parameters within the schema's types with defaults filled in, or one of `examples`.
+
+    An empty schema (a Golem-style app whose parameters are opaque) gives `{}` and small objects, unless
+    `examples` are given.
+    """
+    choices: list[st.SearchStrategy[JsonDict]] = []
+    if examples:
+        choices += [st.sampled_from([dict(example) for example in examples])] * 2
+    if schema:
+        choices += [_schema_params(schema)] * 2
+    elif not examples:
+        choices += [st.just({}), st.dictionaries(st.text(max_size=6), SCALARS, max_size=3)]
+    return st.one_of(choices)
+
+
+def off_schema_params(schema: Mapping[str, ParamSpec]) -> st.SearchStrategy[JsonDict]:
+    """Parameters that break the schema in one way (for an empty schema: arbitrary small objects)."""
+    if not schema:
+        return st.dictionaries(st.text(max_size=6), SCALARS, max_size=3)
+    base = st.fixed_dictionaries({name: value_of(spec.type) for name, spec in schema.items()})
+    names = sorted(schema)
+    required = sorted(name for name, spec in schema.items() if spec.required)
+    faults = ["wrong_type", "unknown"] + (["missing"] if required else [])
+
+    def broken(draw: st.DrawFn) -> JsonDict:
+        params = dict(draw(base))
+        fault = draw(st.sampled_from(faults))
+        if fault == "missing":
+            del params[draw(st.sampled_from(required))]
+        elif fault == "wrong_type":
+            name = draw(st.sampled_from(names))
+            params[name] = draw(wrong_value_of(schema[name].type))
+        else:
+            params[draw(st.text(min_size=1, max_size=8).filter(lambda key: key not in schema))] = 1
+        return params
+
+    return st.composite(broken)()
+
+
+def parse_examples(texts: Sequence[str]) -> list[JsonDict]:
+    """`--params` values: each a JSON object; ValueError names the first that is not."""
+    examples = []
+    for text in texts:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--params {text!r} is not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ValueError(f"--params {text!r} is not a JSON object")
+        examples.append(value)
+    return examples
