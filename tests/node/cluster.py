@@ -39,7 +39,7 @@ CHEATING_PROVIDER = Path(__file__).with_name("cheating_provider.py")
 
 # Hang guards, never timing assertions: the states waited for normally arrive in a few seconds.
 WAIT_GUARD_S = 90.0
-EXIT_GUARD_S = 20.0
+EXIT_GUARD_S = 60.0
 POLL_S = 0.02
 
 

@@ -61,7 +61,7 @@ def test_a_result_under_verification_survives_a_heartbeat_and_a_hang_up(cluster:
     control = requestor.control()
     # local: a hand-made wasm result could not claim the fuel its re-execution would measure
     task_id = control.submit("tutorialapp", "local", TASK).value().task_id
-    (assignment,) = provider.request_work(wait_ms=5000).value().assignments
+    (assignment,) = provider.request_work(wait_ms=30_000).value().assignments
     subtask_id = assignment.subtask_id
     result = ResultFile("result.json", honest_result(assignment.subtask_params_json))
 

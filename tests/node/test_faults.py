@@ -201,7 +201,7 @@ GARBAGE = {
 
 def _throw(payload: bytes, port: int) -> None:
     with socket.create_connection((HOST, port)) as sock:
-        sock.settimeout(10)
+        sock.settimeout(60)  # a hang guard: the requestor closes at once
         if payload:
             sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)

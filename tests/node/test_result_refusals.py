@@ -104,7 +104,7 @@ def files_under(root: Path) -> set[Path]:
 
 
 def take_one(target: Target, task_id: str) -> npb.Assignment:
-    (assignment,) = target.provider.request_work(slots=1, wait_ms=5000).value().assignments
+    (assignment,) = target.provider.request_work(slots=1, wait_ms=30_000).value().assignments
     assert assignment.task_id == task_id
     return assignment
 
