@@ -218,7 +218,7 @@ async def main() -> None:
     parser.add_argument("--nonces", type=int, default=1_000_000, help="hashes of the compared subtask")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--resolution", default="640x480")
-    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--blender-repeats", type=int, default=1)
     parser.add_argument("--skip-blender", action="store_true")
     args = parser.parse_args()
