@@ -1,0 +1,105 @@
+"""blenderapp's pure parts, no engine: splitting, parameters, merging, image comparison, crop choice."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.blenderapp.imaging import load_png, merge, psnr, save_png, ssim
+from apps.blenderapp.plan import Plan, new_plan, parse_resolution
+from apps.blenderapp.regions import Box, split
+from apps.blenderapp.verification import CROP, compare, crop_box, load_claim, structured_crop
+from apps.sdk import InvalidArgument
+
+
+def picture(height: int = 60, width: int = 80, seed: int = 1) -> np.ndarray:
+    """A textured test picture: gradients, a bright square and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 3 % 256, y * 4 % 256, (x + y) * 2 % 256], axis=2).astype(np.int64)
+    base[10:30, 20:45] = 250
+    noisy: np.ndarray = np.clip(base + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8)
+    return noisy
+
+
+@pytest.mark.parametrize(("height", "parts"), [(120, 4), (121, 4), (7, 7), (480, 3)])
+def test_split_covers_every_row_once(height: int, parts: int) -> None:
+    boxes = split(64, height, parts)
+    assert boxes[0].top == 0 and boxes[-1].bottom == height and len(boxes) == parts
+    assert all(a.bottom == b.top for a, b in itertools.pairwise(boxes))
+    assert max(b.height for b in boxes) - min(b.height for b in boxes) <= 1
+
+
+def test_split_refuses_more_parts_than_rows() -> None:
+    with pytest.raises(ValueError, match="parts must be in"):
+        split(10, 4, 5)
+
+
+def test_task_parameters_are_checked_and_planned() -> None:
+    plan = new_plan({"frames": 2, "resolution": "160x120", "parts": 3, "samples": 8}, "scene.py", 100)
+    assert [(part.frame, part.index) for part in plan.parts] == [(f, i) for f in (1, 2) for i in range(3)]
+    assert plan.parts[2].region == Box(0, 80, 160, 120)
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"resolution": "big"}, "resolution"),
+        ({"parts": 0}, "'parts'"),
+        ({"samples": True}, "'samples'"),
+        ({"colour": 1}, "unknown task parameters"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(InvalidArgument, match=message):
+            new_plan(bad, "scene.py", 100)
+    assert parse_resolution([64, 48]) == (64, 48)
+
+
+def test_the_plan_survives_a_save_and_load(tmp_path: Path) -> None:
+    plan = new_plan({"parts": 2}, "scene.py", 10)
+    plan.parts[0].subtask_id = "s1"
+    plan.save(tmp_path)
+    assert Plan.load(tmp_path) == plan
+
+
+def test_merge_puts_parts_in_place_and_png_round_trips(tmp_path: Path) -> None:
+    frame = picture()
+    parts = [(box, frame[box.top : box.bottom, box.left : box.right]) for box in split(80, 60, 4)]
+    merged = merge(80, 60, parts)
+    assert np.array_equal(merged, frame)
+    save_png(merged, tmp_path / "f.png")
+    assert np.array_equal(load_png(tmp_path / "f.png"), frame)
+
+
+def test_similarity_measures_tell_copies_from_forgeries() -> None:
+    frame = picture()
+    assert ssim(frame, frame) == pytest.approx(1.0) and psnr(frame, frame) == float("inf")
+    noise = np.random.default_rng(3).integers(0, 256, frame.shape, dtype=np.uint8)
+    assert ssim(frame, noise) < 0.2 and psnr(frame, noise) < 15
+    shifted = np.roll(frame, 2, axis=1)
+    assert ssim(frame, shifted) < 0.95
+
+
+def test_crops_lie_inside_their_part_and_prefer_structure() -> None:
+    part = Box(0, 0, 80, 60)
+    rng = random.Random(4)
+    for _ in range(50):
+        crop = crop_box(part, rng)
+        assert part.contains(crop) and crop.width == CROP and crop.height == CROP
+    flat = np.full((60, 80, 3), 128, dtype=np.uint8)
+    flat[40:52, 60:72] = picture()[40:52, 60:72]  # the only structure is here
+    crop = structured_crop(part, flat, random.Random(5))
+    assert crop.right > 60 and crop.bottom > 40  # it overlaps the textured patch
+
+
+def test_compare_accepts_the_truth_and_names_the_numbers_of_a_mismatch(tmp_path: Path) -> None:
+    frame = picture()
+    part = Box(0, 0, 80, 60)
+    crop = Box(10, 10, 42, 42)
+    reference = frame[10:42, 10:42]
+    assert compare(frame, reference, part, crop).ok
+    verdict = compare(np.roll(frame, 3, axis=0), reference, part, crop)
+    assert not verdict.ok and "does not match: SSIM" in verdict.reason and "PSNR" in verdict.reason
+    save_png(frame[:, :70], tmp_path / "small.png")
+    small = load_claim(tmp_path / "small.png", part)
+    assert not isinstance(small, np.ndarray) and small.reason == "part is 70x60 pixels, its region is 80x60"
