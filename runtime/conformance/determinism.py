@@ -20,7 +20,6 @@ from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
 from runtime.conformance.properties import Checks
 from runtime.conformance.session import PROVIDER_TASK_DIR, Session
-from runtime.conformance.strategies import MAX_SUBTASKS
 from runtime.conformance.task_properties import ExampleBody
 from runtime.conformance.wire import Hang, copy_resources
 
@@ -64,8 +63,8 @@ def deterministic(session: Session, checks: Checks, twin: WasmTwin) -> ExampleBo
     def body(data: st.DataObject) -> None:
         wire = session.requestor_wire()
         task_id, subtask_id = session.fresh_id("task"), session.fresh_id("subtask")
-        params_json = json.dumps(data.draw(session.params, label="task parameters"))
-        if wire.create_task(task_id, data.draw(MAX_SUBTASKS), params_json).status is not Status.OK:
+        spec = data.draw(session.tasks, label="task")
+        if wire.create_task(task_id, spec.max_subtasks, spec.params_json).status is not Status.OK:
             reject()
         reply = wire.next_subtask(task_id, subtask_id)
         if reply.status is not Status.OK or not reply.value().HasField("subtask"):

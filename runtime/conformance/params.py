@@ -2,7 +2,7 @@
 
 `valid_params` draws values *within the declared types*, as a node would send them (defaults filled in
 by `check_params`): the schema says nothing about ranges, so an app may refuse many of them with
-INVALID_ARGUMENT, which the suite accepts. Values lean small (integers mostly 0..12, short strings) so
+INVALID_ARGUMENT, which the suite accepts. Values lean small (integers mostly 1..12, short strings) so
 that accepted tasks finish within an example; a few large and negative ones test the app's checks.
 `off_schema_params` breaks the schema in one way (a required parameter missing, a wrong type, an unknown
 name): the app must answer OK or INVALID_ARGUMENT, never crash. Example parameters given by the user
@@ -21,10 +21,12 @@ from runtime.appmanager.params import ParamSpec, ParamType, check_params
 
 JsonDict = dict[str, Any]
 
-SMALL_INTEGERS = st.integers(0, 12)
-EDGE_INTEGERS = st.sampled_from([-1, 100, 10**9])
+# The simplest value of each (what Hypothesis tries first and shrinks to) is a plausible one: 1, 1.0.
+SMALL_INTEGERS = st.integers(1, 12)
+EDGE_INTEGERS = st.sampled_from([0, -1, 100, 10**9])
 INTEGERS = st.one_of(*[SMALL_INTEGERS] * 9, EDGE_INTEGERS)
 NUMBERS = st.one_of(
+    st.floats(1.0, 2.0),
     st.floats(-2.0, 2.0, allow_nan=False),
     st.integers(-2, 8),
     st.floats(allow_nan=False, allow_infinity=False, width=32),

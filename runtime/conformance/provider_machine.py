@@ -8,7 +8,7 @@ it wrote nothing outside `<subtask_id>/` (`compute_writes_only_subtask_dir`).
 
 from __future__ import annotations
 
-import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +105,7 @@ class ProviderMachine(RuleBasedStateMachine):
             self.checks.fail_and_drop(PROTOCOL, problem)
         return status is Status.OK
 
-    @initialize(single_call=one_in(10), may_restart=one_in(4), data=st.data())
+    @initialize(single_call=one_in(10), may_restart=one_in(8), data=st.data())
     def start(self, single_call: bool, may_restart: bool, data: st.DataObject) -> None:
         """A single-call server (Golem's: one per call) or the persistent one, which may restart once."""
         self.model = ProviderModel(single_call=single_call)
@@ -128,7 +128,8 @@ class ProviderMachine(RuleBasedStateMachine):
         """The first subtask of a new task on the requestor; False when the app refused the task."""
         wire = self.session.requestor_wire()
         task_id, subtask_id = self.session.fresh_id("task"), self.session.fresh_id("subtask")
-        created = wire.create_task(task_id, 8, json.dumps(data.draw(self.session.params)))
+        spec = data.draw(self.session.tasks, label="task")
+        created = wire.create_task(task_id, spec.max_subtasks, spec.params_json)
         if created.status is not Status.OK:
             return False
         reply = wire.next_subtask(task_id, subtask_id)
@@ -170,8 +171,10 @@ class ProviderMachine(RuleBasedStateMachine):
             not outside,
             f"Compute({subtask_id!r}) wrote outside {subtask_id}/: {', '.join(outside[:8])}",
         )
+        content = output.read_bytes()
+        shutil.rmtree(self.server.work_dir / subtask_id, ignore_errors=True)  # as a node cleans up
         if subtask_id == subtask.subtask_id and not subtask.verified:
-            self._verify_on_requestor(subtask, output.name, output.read_bytes())
+            self._verify_on_requestor(subtask, output.name, content)
 
     def compute_bad_request(self, data: st.DataObject) -> None:
         """One fault: a malformed subtask id, or parameters that are not a JSON object."""
@@ -233,9 +236,9 @@ def _always(machine: ProviderMachine) -> bool:
 
 
 ACTIONS: tuple[tuple[str, int, Callable[[ProviderMachine], bool]], ...] = (
-    ("compute", 6, _always),
+    ("compute", 4, _always),
     ("issue_another_subtask", 2, _always),
-    ("compute_bad_request", 2, _always),
+    ("compute_bad_request", 3, _always),
     ("shutdown", 1, lambda machine: machine.may_shut_down),
     ("restart_persistent_server", 2, lambda machine: machine.model.shut_down and machine.restarts_left > 0),
 )

@@ -18,6 +18,13 @@ from grpclib.const import Status
 from hypothesis import reject
 from hypothesis import strategies as st
 
+from runtime.conformance.calibration import (
+    Calibration,
+    TaskSpec,
+    calibrate,
+    roomy_spec_strategy,
+    spec_strategy,
+)
 from runtime.conformance.params import off_schema_params, valid_params
 from runtime.conformance.properties import Checks
 from runtime.conformance.snapshot import Snapshot, changes, snapshot, under
@@ -174,6 +181,7 @@ class Session:
     honest: HonestProvider = field(init=False)
     params: st.SearchStrategy[JsonDict] = field(init=False)
     bad_params: st.SearchStrategy[JsonDict] = field(init=False)
+    calibration: Calibration = field(init=False, default=Calibration((), 0))
     _ids: itertools.count[int] = field(init=False, default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -185,6 +193,22 @@ class Session:
         )
         self.params = valid_params(self.target.parameters, self.config.param_examples)
         self.bad_params = off_schema_params(self.target.parameters)
+
+    def calibrate(self) -> Calibration:
+        """Find task specs the app accepts (see `runtime.conformance.calibration`)."""
+        specs = st.one_of(spec_strategy(self.params), roomy_spec_strategy(self.params))
+        self.calibration = calibrate(self.requestor_wire(), self.fresh_id, specs, self.config.seed)
+        return self.calibration
+
+    @property
+    def tasks(self) -> st.SearchStrategy[TaskSpec]:
+        """Task specs for properties that need a task that runs: accepted ones, once calibrated."""
+        return self.calibration.strategy(spec_strategy(self.params))
+
+    @property
+    def wide_tasks(self) -> st.SearchStrategy[TaskSpec]:
+        """Task specs with several subtasks at once (for arrival order, discards, mutations)."""
+        return self.calibration.wide_strategy(spec_strategy(self.params))
 
     def fresh_id(self, kind: str) -> str:
         """An id never used before in this run."""

@@ -7,7 +7,6 @@ requestor under test. A correct app ends both with the same task_outputs bytes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ from runtime.conformance.mutations import JUDGED_BY_OUTCOME, mutate
 from runtime.conformance.properties import Checks
 from runtime.conformance.session import Session
 from runtime.conformance.snapshot import changes, snapshot
-from runtime.conformance.strategies import MAX_SUBTASKS
 from runtime.conformance.task_driver import (
     Allowances,
     DrivenTask,
@@ -33,8 +31,22 @@ from runtime.conformance.wire import Reply, deliver, mismatch
 ExampleBody = Callable[[st.DataObject], None]
 
 
-def drawn_schedule(data: st.DataObject) -> Callable[[list[str]], int]:
+def drawn_schedule(data: st.DataObject) -> Schedule:
+    """Results in reverse order (all handed out first), or any interleaving, drawn step by step."""
+    if data.draw(st.sampled_from(["reverse", "any"]), label="arrival order") == "reverse":
+        return _reverse
+    return any_schedule(data)
+
+
+def any_schedule(data: st.DataObject) -> Schedule:
+    """Any interleaving: every step drawn."""
     return lambda options: data.draw(st.integers(0, len(options) - 1), label=f"one of {options}")
+
+
+def _reverse(options: list[str]) -> int:
+    """Hand out while anything is pending, then verify the newest outstanding result first."""
+    verifies = [i for i, option in enumerate(options) if option.startswith("verify ")]
+    return verifies[-1] if verifies and options[0] != "next" else 0
 
 
 def describe_difference(reference: dict[str, bytes], other: dict[str, bytes]) -> str:
@@ -67,16 +79,15 @@ def _compare(checks: Checks, name: str, reference: DrivenTask, other: DrivenTask
 def _two_runs(session: Session, checks: Checks, owner: str, data: st.DataObject, discards: int) -> None:
     """The reference run on the mirror, and a run in a drawn order (with `discards`) on the requestor."""
     task_id = session.fresh_id("task")
-    max_subtasks = data.draw(MAX_SUBTASKS, label="max_subtasks_count")
-    params_json = json.dumps(data.draw(session.params, label="task parameters"))
+    spec = data.draw(session.wide_tasks, label="task")
+    max_subtasks, params_json = spec.max_subtasks, spec.params_json
     mirror = TaskDriver(session, checks, session.mirror_wire(), session.mirror.work_dir, owner)
     reference = mirror.run(task_id, max_subtasks, params_json, reference_schedule)
-    if len(reference.steps) < 3:
+    if reference.steps.count("next") < 2:
         reject()  # a task of one subtask has no order to vary
     driver = TaskDriver(session, checks, session.requestor_wire(), session.requestor.work_dir, owner)
-    other = driver.run(
-        task_id, max_subtasks, params_json, drawn_schedule(data), Allowances(discards=discards)
-    )
+    schedule = drawn_schedule(data) if discards == 0 else any_schedule(data)
+    other = driver.run(task_id, max_subtasks, params_json, schedule, Allowances(discards=discards))
     note(f"reference: {reference.steps}\nother: {other.steps}")
     what = "between in-order arrival and this order" if discards == 0 else "after these discards"
     _compare(checks, owner, reference, other, what)
@@ -130,8 +141,8 @@ def mutated_results(session: Session, checks: Checks) -> ExampleBody:
 
     def body(data: st.DataObject) -> None:
         task_id = session.fresh_id("task")
-        max_subtasks = data.draw(MAX_SUBTASKS, label="max_subtasks_count")
-        params_json = json.dumps(data.draw(session.params, label="task parameters"))
+        spec = data.draw(session.wide_tasks, label="task")
+        max_subtasks, params_json = spec.max_subtasks, spec.params_json
         mirror = TaskDriver(session, checks, session.mirror_wire(), session.mirror.work_dir, owner)
         reference = mirror.run(task_id, max_subtasks, params_json, reference_schedule)
         driver = TaskDriver(session, checks, session.requestor_wire(), session.requestor.work_dir, owner)
@@ -164,8 +175,9 @@ def abort_stops_work(session: Session, checks: Checks) -> ExampleBody:
     def body(data: st.DataObject) -> None:
         wire = session.requestor_wire()
         task_id = session.fresh_id("task")
-        params_json = json.dumps(data.draw(session.params, label="task parameters"))
-        if wire.create_task(task_id, data.draw(MAX_SUBTASKS), params_json).status is not Status.OK:
+        spec = data.draw(session.tasks, label="task")
+        params_json = spec.params_json
+        if wire.create_task(task_id, spec.max_subtasks, params_json).status is not Status.OK:
             reject()
         task_dir = session.requestor.work_dir / task_id
         driver = TaskDriver(session, checks, wire, session.requestor.work_dir, owner)

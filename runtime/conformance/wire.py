@@ -200,10 +200,12 @@ class AppServer:
 
 
 class RequestorWire:
-    """The RequestorApp RPCs of one server, request fields in, `Reply` out."""
+    """The RequestorApp RPCs of one server, request fields in, `Reply` out (each call bounded by
+    `timeout`; one that takes longer raises `Hang`)."""
 
-    def __init__(self, server: AppServer) -> None:
+    def __init__(self, server: AppServer, timeout: float = HANG_GUARD_S) -> None:
         self.server = server
+        self.timeout = timeout
 
     def _call(self, name: str, call: Callable[[RequestorAppStub], Awaitable[T]]) -> Reply[T]:
         return self.server.loop.call(call(RequestorAppStub(self.server.channel)), f"RequestorApp.{name}")
@@ -214,43 +216,43 @@ class RequestorWire:
         request = pb.CreateTaskRequest(
             task_id=task_id, max_subtasks_count=max_subtasks_count, task_params_json=task_params_json
         )
-        return self._call("CreateTask", lambda stub: stub.CreateTask(request, timeout=HANG_GUARD_S))
+        return self._call("CreateTask", lambda stub: stub.CreateTask(request, timeout=self.timeout))
 
     def next_subtask(
         self, task_id: str, subtask_id: str, opaque_node_id: str = "node"
     ) -> Reply[pb.NextSubtaskReply]:
         request = pb.NextSubtaskRequest(task_id=task_id, subtask_id=subtask_id, opaque_node_id=opaque_node_id)
-        return self._call("NextSubtask", lambda stub: stub.NextSubtask(request, timeout=HANG_GUARD_S))
+        return self._call("NextSubtask", lambda stub: stub.NextSubtask(request, timeout=self.timeout))
 
     def verify(self, task_id: str, subtask_id: str) -> Reply[pb.VerifyReply]:
         request = pb.VerifyRequest(task_id=task_id, subtask_id=subtask_id)
-        return self._call("Verify", lambda stub: stub.Verify(request, timeout=HANG_GUARD_S))
+        return self._call("Verify", lambda stub: stub.Verify(request, timeout=self.timeout))
 
     def discard_subtasks(self, task_id: str, subtask_ids: list[str]) -> Reply[pb.DiscardSubtasksReply]:
         request = pb.DiscardSubtasksRequest(task_id=task_id, subtask_ids=subtask_ids)
-        return self._call("DiscardSubtasks", lambda stub: stub.DiscardSubtasks(request, timeout=HANG_GUARD_S))
+        return self._call("DiscardSubtasks", lambda stub: stub.DiscardSubtasks(request, timeout=self.timeout))
 
     def run_benchmark(self) -> Reply[pb.RunBenchmarkReply]:
         request = pb.RunBenchmarkRequest()
-        return self._call("RunBenchmark", lambda stub: stub.RunBenchmark(request, timeout=HANG_GUARD_S))
+        return self._call("RunBenchmark", lambda stub: stub.RunBenchmark(request, timeout=self.timeout))
 
     def has_pending_subtasks(self, task_id: str) -> Reply[pb.HasPendingSubtasksReply]:
         request = pb.HasPendingSubtasksRequest(task_id=task_id)
         return self._call(
-            "HasPendingSubtasks", lambda stub: stub.HasPendingSubtasks(request, timeout=HANG_GUARD_S)
+            "HasPendingSubtasks", lambda stub: stub.HasPendingSubtasks(request, timeout=self.timeout)
         )
 
     def abort_task(self, task_id: str) -> Reply[pb.AbortTaskReply]:
         request = pb.AbortTaskRequest(task_id=task_id)
-        return self._call("AbortTask", lambda stub: stub.AbortTask(request, timeout=HANG_GUARD_S))
+        return self._call("AbortTask", lambda stub: stub.AbortTask(request, timeout=self.timeout))
 
     def abort_subtask(self, task_id: str, subtask_id: str) -> Reply[pb.AbortSubtaskReply]:
         request = pb.AbortSubtaskRequest(task_id=task_id, subtask_id=subtask_id)
-        return self._call("AbortSubtask", lambda stub: stub.AbortSubtask(request, timeout=HANG_GUARD_S))
+        return self._call("AbortSubtask", lambda stub: stub.AbortSubtask(request, timeout=self.timeout))
 
     def shutdown(self) -> Reply[pb.ShutdownReply]:
         request = pb.ShutdownRequest()
-        return self._call("Shutdown", lambda stub: stub.Shutdown(request, timeout=HANG_GUARD_S))
+        return self._call("Shutdown", lambda stub: stub.Shutdown(request, timeout=self.timeout))
 
 
 class ProviderWire:

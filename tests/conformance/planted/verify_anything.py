@@ -1,0 +1,37 @@
+"""Planted bug: Verify trusts the provider's claim. It only reads the nonce out of the result (when it
+can) and never recomputes anything, so an empty file or another subtask's result verifies.
+
+Caught by: verify_rejects_mutated_result.
+"""
+
+from __future__ import annotations
+
+import json
+
+from apps.sdk import RequestorTaskDir, VerifyResult
+from apps.tutorialapp.plan import Plan, RangeState
+from apps.tutorialapp.requestor import RESULT_FILE, TutorialRequestor
+
+from .serve import serve
+
+
+class TrustingRequestor(TutorialRequestor):
+    async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
+        plan = Plan.load(task_dir.root)
+        index = plan.index_of(subtask_id)
+        if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
+            return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
+        try:
+            claim = json.loads((task_dir.subtask_outputs(subtask_id) / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            claim = {}
+        nonce = claim.get("nonce") if isinstance(claim, dict) else None
+        plan.ranges[index].nonce = nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else None
+        plan.ranges[index].state = RangeState.DONE  # the bug: no check of the claim at all
+        plan.save(task_dir.root)
+        self._write_answer(plan, task_dir)
+        return VerifyResult.SUCCESS, ""
+
+
+if __name__ == "__main__":
+    serve("verify_anything", requestor=TrustingRequestor)
