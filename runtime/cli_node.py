@@ -23,6 +23,7 @@ from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
+from runtime.conformance.gate import require_conformance
 from runtime.node.metrics import serve_metrics
 from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
@@ -152,6 +153,13 @@ def provider() -> None:
 @click.option(
     "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="Dial with TLS, trusting this CA."
 )
+@click.option(
+    "--require-conformance",
+    "reports",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run only apps with a passing `taskapi conformance` report for their id and digest (repeatable).",
+)
 @data_dir_option
 def provider_join(
     address: str,
@@ -161,6 +169,7 @@ def provider_join(
     price: float,
     allow: tuple[str, ...],
     tls_ca: str | None,
+    reports: tuple[Path, ...],
     data_dir: Path,
 ) -> None:
     """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
@@ -173,6 +182,11 @@ def provider_join(
     whitelist = builtin_whitelist()
     for entry in allow:
         (whitelist.wasm_modules if len(entry) == 64 else whitelist.local_apps).add(entry)
+    if reports:
+        try:
+            whitelist = require_conformance(whitelist, reports)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--require-conformance") from exc
     tls = None
     if tls_ca:
         tls = ssl.create_default_context(cafile=tls_ca)

@@ -34,6 +34,7 @@ from runtime.conformance.properties import Checks
 from runtime.conformance.session import HonestResult, Session
 from runtime.conformance.strategies import BAD_IDS, BAD_JSON, MAX_SUBTASKS, NODE_IDS, weighted
 from runtime.conformance.wire import (
+    APP_ERRORS,
     SUBTASK_INPUTS,
     SUBTASK_OUTPUTS,
     TASK_INPUTS,
@@ -44,6 +45,7 @@ from runtime.conformance.wire import (
 )
 
 ENV_IDS = {"docker_cpu", "docker_gpu", "wasm"}
+
 PROTOCOL = "requestor_protocol"
 
 
@@ -342,6 +344,9 @@ class RequestorMachine(RuleBasedStateMachine):
     def _verify(self, task_id: str, subtask_id: str) -> None:
         expected = self.model.expect_verify(task_id, subtask_id)
         reply = self.wire.verify(task_id, subtask_id)
+        if expected is Status.OK and reply.status in APP_ERRORS:
+            self._verify_crashed(task_id, subtask_id, reply)
+            return
         if not self.expect(f"Verify({task_id!r}, {subtask_id!r})", reply, expected):
             return
         verdict = Verdict(reply.value().result)
@@ -361,6 +366,18 @@ class RequestorMachine(RuleBasedStateMachine):
                 f"Verify({task_id!r}, {subtask_id!r}) of a mutated result ({mutation}) gave SUCCESS",
             )
         self.model.verified(task_id, subtask_id, verdict)
+
+    def _verify_crashed(self, task_id: str, subtask_id: str, reply: Reply[Any]) -> None:
+        """Verify failed as a call (the handler crashed) where it owed a verdict: an honest result was not
+        accepted, or a mutated one not rejected. The SDK records no transition, nor does the model."""
+        what = f"Verify({task_id!r}, {subtask_id!r}) answered {reply.status.name} {reply.details!r}"
+        if self.model.tasks[task_id].subtasks[subtask_id].delivery is Delivery.HONEST:
+            self.checks.check("verify_accepts_honest_result", False, f"{what} for the honest result")
+        else:
+            mutation = self.mutations[(task_id, subtask_id)][1]
+            self.checks.check(
+                "verify_rejects_mutated_result", False, f"{what} for a mutated result ({mutation})"
+            )
 
     def work_one_subtask(self, data: st.DataObject) -> None:
         """The happy path, so tasks get done: next subtask, honest result, Verify."""

@@ -22,7 +22,7 @@ from runtime.conformance.model import Verdict
 from runtime.conformance.properties import Checks
 from runtime.conformance.session import HonestResult, Session
 from runtime.conformance.snapshot import file_tree
-from runtime.conformance.wire import TASK_OUTPUTS, Reply, RequestorWire, deliver, mismatch
+from runtime.conformance.wire import APP_ERRORS, TASK_OUTPUTS, Reply, RequestorWire, deliver, mismatch
 
 Schedule = Callable[[list[str]], int]
 """Picks one of the options (their descriptions) by index."""
@@ -170,6 +170,12 @@ class TaskDriver:
         result = self.honest(task_dir, item)
         deliver(task_dir, item.subtask_id, result.name, result.content)
         reply = self.wire.verify(task_id, item.subtask_id)
+        if reply.status in APP_ERRORS:
+            self.checks.fail_and_drop(
+                "verify_accepts_honest_result",
+                f"Verify({task_id}, {item.subtask_id}) answered {reply.status.name} {reply.details!r} "
+                "for the honest result",
+            )
         self.call_ok(f"Verify({task_id}, {item.subtask_id})", reply)
         verdict = Verdict(reply.value().result)
         self.checks.check(
@@ -191,6 +197,12 @@ class TaskDriver:
         description, content = mutation
         deliver(task_dir, item.subtask_id, honest.name, content)
         reply = self.wire.verify(task_id, item.subtask_id)
+        if reply.status in APP_ERRORS:
+            self.checks.fail_and_drop(
+                "verify_rejects_mutated_result",
+                f"Verify({task_id}, {item.subtask_id}) answered {reply.status.name} {reply.details!r} for a "
+                f"mutated result ({description}) instead of rejecting it",
+            )
         self.call_ok(f"Verify({task_id}, {item.subtask_id}) of a mutated result", reply)
         verdict = Verdict(reply.value().result)
         run.steps.append(f"  {description}: {verdict.name}")

@@ -41,6 +41,9 @@ SUBTASK_OUTPUTS = "subtask_outputs"
 
 Role = Literal["requestor", "provider"]
 
+APP_ERRORS = frozenset({Status.INTERNAL, Status.UNKNOWN})
+"""What a call answers when the app's handler crashed (the error table of docs/protocol.md)."""
+
 
 class Hang(AssertionError):
     """A call or a process exit that did not finish within the hang guard."""
@@ -151,6 +154,12 @@ class AppServer:
         return self._process is not None and self._process.running
 
     @property
+    def exited(self) -> bool:
+        """True once the server was started and is known to have ended (a call would meet a closed port,
+        or, for a container, an address that no longer answers at all)."""
+        return self._starting is None and self._process is not None and not self._process.running
+
+    @property
     def channel(self) -> Channel:
         self._finish_start()
         assert self._channel is not None, f"the {self.role} server was never started"
@@ -208,6 +217,8 @@ class RequestorWire:
         self.timeout = timeout
 
     def _call(self, name: str, call: Callable[[RequestorAppStub], Awaitable[T]]) -> Reply[T]:
+        if self.server.exited:
+            return Reply(Status.UNAVAILABLE, "unreachable: the server has exited")
         return self.server.loop.call(call(RequestorAppStub(self.server.channel)), f"RequestorApp.{name}")
 
     def create_task(
@@ -262,6 +273,8 @@ class ProviderWire:
         self.server = server
 
     def _call(self, name: str, call: Callable[[ProviderAppStub], Awaitable[T]]) -> Reply[T]:
+        if self.server.exited:
+            return Reply(Status.UNAVAILABLE, "unreachable: the server has exited")
         return self.server.loop.call(call(ProviderAppStub(self.server.channel)), f"ProviderApp.{name}")
 
     def compute(
