@@ -159,6 +159,13 @@ class AppServer:
         or, for a container, an address that no longer answers at all)."""
         return self._starting is None and self._process is not None and not self._process.running
 
+    def gone(self) -> Reply[Any]:
+        """What a call to an exited server gets: UNAVAILABLE, as a refused connection (with the log's end)."""
+        return Reply(
+            Status.UNAVAILABLE,
+            f"unreachable: the {self.role} server has exited; log: {self.log_tail()[-300:]}",
+        )
+
     @property
     def channel(self) -> Channel:
         self._finish_start()
@@ -218,7 +225,7 @@ class RequestorWire:
 
     def _call(self, name: str, call: Callable[[RequestorAppStub], Awaitable[T]]) -> Reply[T]:
         if self.server.exited:
-            return Reply(Status.UNAVAILABLE, "unreachable: the server has exited")
+            return self.server.gone()
         return self.server.loop.call(call(RequestorAppStub(self.server.channel)), f"RequestorApp.{name}")
 
     def create_task(
@@ -274,7 +281,7 @@ class ProviderWire:
 
     def _call(self, name: str, call: Callable[[ProviderAppStub], Awaitable[T]]) -> Reply[T]:
         if self.server.exited:
-            return Reply(Status.UNAVAILABLE, "unreachable: the server has exited")
+            return self.server.gone()
         return self.server.loop.call(call(ProviderAppStub(self.server.channel)), f"ProviderApp.{name}")
 
     def compute(

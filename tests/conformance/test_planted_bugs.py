@@ -27,6 +27,10 @@ PLANTED_BUGS = {
     "writes_outside": ("compute_writes_only_subtask_dir", 40),
     "first_come": ("result_independent_of_arrival_order", 200),
     "hanging_shutdown": ("shutdown_graceful_and_prompt", 20),
+    # beyond the list: one bug for each remaining whole-task property
+    "lost_discard": ("discard_makes_work_pending", 100),
+    "missing_resource": ("subtask_resources_exist", 30),
+    "busy_after_abort": ("abort_task_stops_work", 50),
 }
 
 
