@@ -82,14 +82,14 @@ def test_the_cli_names_the_failed_property_and_exits_1(tmp_path: Path) -> None:
     (apps / "verify-anything.json").write_text(json.dumps(descriptor))
     AppManager().enable("verify-anything")
     path = tmp_path / "report.json"
-    args = ["verify-anything", "--examples", "30", "--seed", "3", "--report", str(path)]
+    args = ["verify-anything", "--examples", "15", "--seed", "3", "--report", str(path)]
     code, output = conformance(*args, "--property", "verify_rejects_mutated_result")
     assert code == 1, output
     assert "verify_rejects_mutated_result" in output and "minimal failing example" in output
     report = Report.read(path)
     assert [prop.name for prop in report.failed()] == ["verify_rejects_mutated_result"]
     assert report.reproduce.startswith(
-        "taskapi conformance verify-anything --env local --examples 30 --seed 3"
+        "taskapi conformance verify-anything --env local --examples 15 --seed 3"
     )
     with pytest.raises(ValueError, match="partial report"):
         load_reports([path])
