@@ -38,6 +38,19 @@ def drawn_schedule(data: st.DataObject) -> Schedule:
     return any_schedule(data)
 
 
+def discarding_schedule(data: st.DataObject) -> Schedule:
+    """The reference order, except that at any step one of the discards may be drawn instead."""
+
+    def schedule(options: list[str]) -> int:
+        indexes = [i for i, option in enumerate(options) if option.startswith("discard ")]
+        if not indexes or not data.draw(st.booleans(), label="discard now"):
+            return 0
+        chosen: int = data.draw(st.sampled_from(indexes), label="which")
+        return chosen
+
+    return schedule
+
+
 def any_schedule(data: st.DataObject) -> Schedule:
     """Any interleaving: every step drawn."""
     return lambda options: data.draw(st.integers(0, len(options) - 1), label=f"one of {options}")
@@ -86,9 +99,11 @@ def _two_runs(session: Session, checks: Checks, owner: str, data: st.DataObject,
     if reference.steps.count("next") < 2:
         reject()  # a task of one subtask has no order to vary
     driver = TaskDriver(session, checks, session.requestor_wire(), session.requestor.work_dir, owner)
-    schedule = drawn_schedule(data) if discards == 0 else any_schedule(data)
+    schedule = drawn_schedule(data) if discards == 0 else discarding_schedule(data)
     other = driver.run(task_id, max_subtasks, params_json, schedule, Allowances(discards=discards))
     note(f"reference: {reference.steps}\nother: {other.steps}")
+    if discards and not any(step.startswith("  discarded") for step in other.steps):
+        reject()  # the app discarded nothing (it may refuse): nothing to compare
     what = "between in-order arrival and this order" if discards == 0 else "after these discards"
     _compare(checks, owner, reference, other, what)
 
