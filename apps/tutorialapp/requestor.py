@@ -52,7 +52,9 @@ def check_claim(plan: Plan, index: int, claim: Any, seed: str) -> str | None:
     start, end = plan.bounds(index)
     if not isinstance(claim, dict) or claim.get("start") != start or claim.get("end") != end:
         return f"result does not describe the assigned range [{start}, {end})"
-    nonce = claim.get("nonce")
+    if "nonce" not in claim:
+        return "result has no 'nonce' field (a nonce, or null for none in range)"
+    nonce = claim["nonce"]
     checked_end = end
     if nonce is not None:
         if isinstance(nonce, bool) or not isinstance(nonce, int) or not start <= nonce < end:

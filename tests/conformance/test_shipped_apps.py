@@ -19,11 +19,6 @@ from runtime.conformance.gate import ConformanceGate, load_reports
 from runtime.conformance.report import Report
 
 SEED = 1
-KNOWN_BUG = (
-    "apps/tutorialapp/requestor.py _check_result reads claim['nonce'] after check_claim accepted a claim "
-    "without that key (a flipped bit in the key of a null nonce): Verify answers INTERNAL KeyError instead "
-    "of a verdict. The fix is claim.get('nonce'); this test then passes (and must lose this mark)."
-)
 
 SHIPPED = [
     pytest.param("tutorialapp", "wasm", id="tutorialapp-wasm"),
@@ -32,10 +27,6 @@ SHIPPED = [
         "tutorialapp",
         "local",
         id="tutorialapp-local",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason=KNOWN_BUG,
-        ),
     ),
 ]
 
@@ -49,7 +40,7 @@ def conformance(*args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(("app", "env"), SHIPPED)
 def test_a_shipped_app_passes_200_examples(app: str, env: str, tmp_path: Path) -> None:
     path = tmp_path / "report.json"
-    # seed 5: the seed that shows the known tutorialapp bug (see the xfail) within 200 examples
+    # seed 5 once showed a Verify crash on a result without its 'nonce' key (fixed; kept as a regression)
     seed = 5 if env == "local" else SEED
     code, output = conformance(
         app, "--env", env, "--examples", "200", "--seed", str(seed), "--report", str(path)
