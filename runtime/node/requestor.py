@@ -30,7 +30,7 @@ from runtime.appmanager import AppManager
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
-from runtime.node.resources import ResourceRegistry, sha256_file
+from runtime.node.resources import ResourceRegistry
 from runtime.node.store import LIVE_SUBTASK_STATES, Store, TaskRow, now_ms
 from runtime.node.verification import Verification, VerificationConfig
 
@@ -62,6 +62,8 @@ class ActiveTask:
     app: ResolvedApp
     client: RequestorAppClient
     task_dir: RequestorTaskDir
+    module: npb.Resource | None = None
+    """The app's wasm module as providers fetch it (hashed once, at activation)."""
     refused_by: set[str] = field(default_factory=set)
 
 
@@ -134,7 +136,8 @@ class RequestorNode:
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(row.task_id)
         active = ActiveTask(row, app, client, task_dir)
         if app.module is not None:
-            self.resources.register(app.module)
+            digest = self.resources.register(app.module)
+            active.module = npb.Resource(name=app.module.name, sha256=digest, size=app.module.stat().st_size)
         for subtask in self.store.subtasks(task_id=row.task_id, states=("assigned",)):
             for resource in subtask.resources:
                 self.resources.register(task_dir.subtask_inputs / resource["name"], resource["sha256"])
@@ -305,23 +308,20 @@ class RequestorNode:
             digest = self.resources.register(path)
             resources.append({"name": name, "sha256": digest, "size": path.stat().st_size})
         deadline_ms = now_ms() + self.config.lease_ms
-        params_json = _json(subtask.params)
+        params_json = json.dumps(subtask.params)
         self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
         self.verification.assigned(active, subtask_id, provider_id, params_json, resources)
         SUBTASKS.labels("assigned").inc()
-        module = active.app.module
         return npb.Assignment(
             task_id=task_id,
             subtask_id=subtask_id,
             app_id=active.row.app_id,
             app_name=active.row.app,
             env_id=active.row.env_id,
-            prerequisites_json=_json(active.row.prerequisites),
+            prerequisites_json=json.dumps(active.row.prerequisites),
             subtask_params_json=params_json,
             resources=[npb.Resource(**resource) for resource in resources],
-            app_module=npb.Resource(name=module.name, sha256=sha256_file(module), size=module.stat().st_size)
-            if module
-            else None,
+            app_module=active.module,
             deadline_ms=deadline_ms,
             max_result_bytes=self.config.max_result_bytes,
         )
@@ -521,7 +521,3 @@ class RequestorNode:
             if status.state != "active":
                 return status
             await self._wait_for_change(poll_s * 20)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
