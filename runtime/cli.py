@@ -16,7 +16,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from protos import node_pb2 as npb
 from runtime.appmanager import App, AppManager, AppNotAvailable
-from runtime.catalog import serve_command
 from runtime.cli_apps import apps
 from runtime.cli_conformance import conformance
 from runtime.cli_node import provider, requestor, task
@@ -25,6 +24,7 @@ from runtime.cli_settings import parse_settings
 from runtime.node.embedded import run_embedded
 from runtime.node.requestor import NodeError
 from runtime.node.runners import runners_for, whitelist_of
+from runtime.serving import serving_of
 
 console = Console(stderr=True)
 
@@ -80,7 +80,7 @@ def run(
     params = parse_settings(settings)
     try:
         build = AppManager().resolve(app, env)
-        serve_command(build)
+        serving_of(build)
     except AppNotAvailable as exc:
         raise click.UsageError(str(exc)) from exc
     env_used = build.environment

@@ -1,7 +1,7 @@
 """The app manager: every app build it can find, whether each is enabled, and which one a request means.
 
-Descriptors come from the shipped apps (`apps/*/descriptor.json`, `wasm_apps/*/descriptor.json`, found
-without set-up) and from the data dir (`<data>/apps/*.json` placed by hand, `<data>/apps/*/descriptor.json`
+Descriptors come from the shipped apps (`apps/*/descriptor.json`, `wasm_apps/*/descriptor.json` and the
+docker builds' `images/*/descriptor.json`, found without set-up) and from the data dir (`<data>/apps/*.json` placed by hand, `<data>/apps/*/descriptor.json`
 copied there by `add`). Shipped apps are enabled unless disabled; added ones are disabled until enabled.
 """
 
@@ -22,7 +22,7 @@ from runtime.appmanager.loading import load_descriptor, module_path
 from runtime.appmanager.state import EnabledState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILTIN_ROOTS = (REPO_ROOT / "apps", REPO_ROOT / "wasm_apps")
+BUILTIN_ROOTS = (REPO_ROOT / "apps", REPO_ROOT / "wasm_apps", REPO_ROOT / "images")
 DATA_DIR_ENV = "TASKAPI_DATA_DIR"
 DESCRIPTOR_FILE = "descriptor.json"
 MIN_ID_PREFIX = 6

@@ -33,7 +33,6 @@ from runtime.conformance.wire import (
     SUBTASK_INPUTS,
     AppServer,
     Hang,
-    Launcher,
     Loop,
     ProtocolMismatch,
     ProviderWire,
@@ -42,6 +41,7 @@ from runtime.conformance.wire import (
     mismatch,
     output_file,
 )
+from runtime.serving import Launcher
 
 JsonDict = dict[str, Any]
 
@@ -185,7 +185,7 @@ class Session:
     _ids: itertools.count[int] = field(init=False, default_factory=itertools.count)
 
     def __post_init__(self) -> None:
-        self.launcher = self.target.open_launcher(self.loop)
+        self.launcher = self.loop.run(self.target.serving.open(), "preparing the app's environment")
         self.requestor = AppServer(self.loop, self.launcher, "requestor", self.root / "requestor")
         self.mirror = AppServer(self.loop, self.launcher, "requestor", self.root / "mirror")
         self.honest = HonestProvider(
@@ -238,4 +238,4 @@ class Session:
     def close(self) -> None:
         for server in (self.requestor, self.mirror, self.honest.server):
             server.close()
-        self.target.close_launcher(self.loop)
+        self.loop.run(self.target.serving.close(), "releasing the app's environment")

@@ -5,8 +5,8 @@
 - `local`: `python -m MODULE` as a child process; the digest is the sha256 of the package's files;
 - `wasm`: the module served by the wasm adapter (`python -m environments.wasm MODULE`); the digest is the
   module's sha256 (checked against the descriptor when the build was loaded);
-- `docker_cpu` / `docker_gpu`: the image's entrypoint in a container (`environments.docker.DockerAppServer`,
-  as the node would run it); the digest is the local image id.
+- `docker_cpu` / `docker_gpu`: the image's entrypoint in a container (`runtime.serving.DockerServing`,
+  as the node runs it); the digest is the local image id.
 
 `command_target` makes a target of any command that serves `requestor|provider PORT` (tests' planted-bug
 apps, apps not installed in the app manager).
@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runtime.appmanager import App, DockerDescriptor, LocalDescriptor, ParamSpec, WasmDescriptor
-from runtime.catalog import serve_command
-from runtime.conformance.wire import Launcher, Loop, Role, ServerProcess, command_launcher
+from runtime.serving import AppServing, CommandServing, DockerServing, serve_command
 
 DIGEST_KINDS = {
     "local": "sha256 of the Python package's files",
@@ -58,9 +57,6 @@ def package_digest(module: str) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-LauncherFactory = Callable[[Loop], Launcher]
-
-
 @dataclass(frozen=True)
 class Target:
     """One app build under test."""
@@ -70,10 +66,9 @@ class Target:
     environment: str
     app_id: str
     digest: str
-    open_launcher: LauncherFactory = field(repr=False)
+    serving: AppServing = field(repr=False)
     parameters: Mapping[str, ParamSpec] = field(default_factory=dict)
     wasm_module: Path | None = None
-    close_launcher: Callable[[Loop], None] = field(default=lambda loop: None, repr=False)
 
     def label(self) -> str:
         return f"{self.name} {self.version} ({self.environment}, {self.app_id[:12]})"
@@ -92,14 +87,13 @@ def command_target(
 ) -> Target:
     """A target served by a local command; id and digest default to hashes of the command line."""
     fingerprint = hashlib.sha256("\0".join(command).encode()).hexdigest()
-    launcher = command_launcher(command)
     return Target(
         name=name,
         version=version,
         environment=environment,
         app_id=app_id or fingerprint,
         digest=digest or f"sha256:{fingerprint}",
-        open_launcher=lambda loop: launcher,
+        serving=CommandServing(command),
         parameters=dict(parameters or {}),
         wasm_module=wasm_module,
     )
@@ -116,64 +110,24 @@ def target_of(app: App) -> Target:
         "parameters": dict(descriptor.parameters),
     }
     if isinstance(descriptor, WasmDescriptor):
-        launcher = command_launcher(serve_command(app))
         return Target(
             **common,
             digest=f"sha256:{descriptor.prerequisites.sha256}",
-            open_launcher=lambda loop: launcher,
+            serving=CommandServing(serve_command(app)),
             wasm_module=app.module,
         )
     if isinstance(descriptor, LocalDescriptor):
-        launcher = command_launcher(serve_command(app))
         return Target(
             **common,
             digest=package_digest(descriptor.prerequisites.module),
-            open_launcher=lambda loop: launcher,
+            serving=CommandServing(serve_command(app)),
         )
     if isinstance(descriptor, DockerDescriptor):
-        return docker_target(descriptor, common)
-    raise ValueError(f"{app.label()}: environment {app.environment} is not supported")
-
-
-def docker_target(descriptor: DockerDescriptor, common: dict[str, Any]) -> Target:
-    """Servers are containers of the descriptor's image on the docker environment the node would use."""
-    from environments.docker import (  # docker is optional: imported only for docker builds
-        DockerAppServer,
-        DockerConfig,
-        DockerCpuEnvironment,
-        DockerEnvironment,
-        DockerGpuEnvironment,
-    )
-
-    prerequisites = descriptor.prerequisites
-    reference = f"{prerequisites.image}:{prerequisites.tag}"
-    kind = DockerGpuEnvironment if descriptor.environment == "docker_gpu" else DockerCpuEnvironment
-    environments: list[DockerEnvironment] = []
-
-    def open_launcher(loop: Loop) -> Launcher:
-        config = DockerConfig(
-            repositories=frozenset({prerequisites.image}),
-            digests=frozenset({prerequisites.digest} if prerequisites.digest else ()),
+        serving = DockerServing(descriptor)
+        return Target(
+            **common, digest=descriptor.prerequisites.digest or image_id(serving.reference), serving=serving
         )
-        environment = kind(config)
-        loop.run(environment.prepare(), "prepare of the docker environment")
-        environments.append(environment)
-
-        def launch(role: Role, work_dir: Path, persistent: bool) -> ServerProcess:
-            return DockerAppServer(environment, reference, role, work_dir, persistent=persistent)
-
-        return launch
-
-    def close_launcher(loop: Loop) -> None:
-        while environments:
-            loop.run(environments.pop().clean_up(), "clean-up of the docker environment")
-
-    return Target(
-        **common,
-        digest=prerequisites.digest or image_id(reference),
-        open_launcher=open_launcher,
-        close_launcher=close_launcher,
-    )
+    raise ValueError(f"{app.label()}: environment {app.environment} is not supported")
 
 
 def image_id(reference: str) -> str:

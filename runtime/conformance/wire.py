@@ -7,7 +7,7 @@ status and message of the error.
 
 An app server is started by a `Launcher`: a local command (`command_launcher`, used for Python apps
 and for wasm modules served by `python -m environments.wasm`) or anything else with the surface of
-`apps.sdk.process.AppProcess` (a docker container, see `runtime.conformance.target`).
+`apps.sdk.process.AppProcess` (a docker container, see `runtime.serving`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from apps.sdk.process import AppProcess
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
+from runtime.serving import Launcher, Role, ServerProcess, command_launcher
 
 T = TypeVar("T")
 
@@ -39,43 +39,12 @@ SUBTASK_INPUTS = "subtask_inputs"
 TASK_OUTPUTS = "task_outputs"
 SUBTASK_OUTPUTS = "subtask_outputs"
 
-Role = Literal["requestor", "provider"]
-
 APP_ERRORS = frozenset({Status.INTERNAL, Status.UNKNOWN})
 """What a call answers when the app's handler crashed (the error table of docs/protocol.md)."""
 
 
 class Hang(AssertionError):
     """A call or a process exit that did not finish within the hang guard."""
-
-
-class ServerProcess(Protocol):
-    """One app server (process or container): what `AppServer` needs of it."""
-
-    @property
-    def running(self) -> bool: ...
-
-    async def start(self) -> Channel: ...
-
-    async def wait(self, timeout: float) -> int | None: ...
-
-    async def kill(self) -> None: ...
-
-    def log_tail(self, limit: int = 2000) -> str: ...
-
-
-Launcher = Callable[[Role, Path, bool], ServerProcess]
-"""Makes the server of one role on one work dir (`persistent`: a provider that serves until Shutdown)."""
-
-
-def command_launcher(command: Sequence[str]) -> Launcher:
-    """Servers run as local child processes: `<command> requestor|provider PORT [--persistent]`."""
-    fixed = list(command)
-
-    def launch(role: Role, work_dir: Path, persistent: bool) -> ServerProcess:
-        return AppProcess(fixed, role, work_dir, persistent=persistent)
-
-    return launch
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
-from apps.sdk.process import AppProcess
 from runtime.appmanager import AppManager, Descriptor
-from runtime.catalog import serve_command
+from runtime.serving import AppServing, Launcher, ServerProcess, serving_of
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ResolvedApp:
     name: str
     app_id: str
     env_id: str
-    command: list[str]
+    serving: AppServing
     module: Path | None
     descriptor: Descriptor
 
@@ -34,15 +34,19 @@ class ResolvedApp:
 def resolve_app(manager: AppManager, name: str, env: str | None) -> ResolvedApp:
     """The enabled build of an app by name (or id) and environment; AppNotAvailable names what exists."""
     app = manager.resolve(name, env)
-    return ResolvedApp(app.name, app.app_id, app.environment, serve_command(app), app.module, app.descriptor)
+    return ResolvedApp(app.name, app.app_id, app.environment, serving_of(app), app.module, app.descriptor)
 
 
 class AppServers:
-    """Starts requestor app servers on demand under `<work_root>/<app>-<env>` and restarts dead ones."""
+    """Starts requestor app servers on demand under `<work_root>/<app>-<env>` and restarts dead ones.
+
+    A build's serving is opened once (for docker: its environment prepared) and closed with the rest.
+    """
 
     def __init__(self, work_root: Path) -> None:
         self.work_root = work_root
-        self._servers: dict[str, tuple[AppProcess, RequestorAppClient]] = {}
+        self._servers: dict[str, tuple[ServerProcess, RequestorAppClient]] = {}
+        self._launchers: dict[str, tuple[AppServing, Launcher]] = {}
         self._lock = asyncio.Lock()
 
     def work_dir(self, app: ResolvedApp) -> Path:
@@ -53,10 +57,19 @@ class AppServers:
             entry = self._servers.get(app.key)
             if entry is not None and entry[0].running:
                 return entry[1]
-            process = AppProcess(app.command, "requestor", self.work_dir(app))
+            process = (await self._launcher(app))("requestor", self.work_dir(app), True)
             client = RequestorAppClient(await process.start())
             self._servers[app.key] = (process, client)
             return client
+
+    async def _launcher(self, app: ResolvedApp) -> Launcher:
+        if app.key not in self._launchers:
+            try:
+                launcher = await app.serving.open()
+            except Exception as exc:  # an environment that cannot serve: the caller reports it as the app's
+                raise GRPCError(Status.UNAVAILABLE, f"{app.env_id} cannot serve {app.name}: {exc}") from exc
+            self._launchers[app.key] = (app.serving, launcher)
+        return self._launchers[app.key][1]
 
     async def close(self) -> None:
         """Shut every app server down gracefully (killed if it does not stop in time)."""
@@ -66,3 +79,6 @@ class AppServers:
             client.close()
             await process.wait(timeout=10)
         self._servers.clear()
+        for serving, _ in self._launchers.values():
+            await serving.close()
+        self._launchers.clear()

@@ -23,7 +23,8 @@ from environments.status import EnvStatus
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
-from runtime.catalog import find_app
+from runtime.appmanager import AppManager
+from runtime.serving import serve_command
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class LocalRunner:
     ) -> ComputeOutcome:
         key = assignment.task_id
         if key not in self._servers or not self._servers[key][0].running:
-            _, command = find_app(assignment.app_name).command("local")
+            command = serve_command(AppManager().resolve(assignment.app_name, "local"))
             process = AppProcess(command, "provider", task_dir.root)
             self._servers[key] = (process, ProviderAppClient(await process.start()))
         began = time.monotonic()

@@ -1,15 +1,36 @@
-"""A minimal requestor loop over docker app containers: what the node does, without the node."""
+"""Driving docker apps in tests: `taskapi run` as a user runs it, and a minimal requestor loop over app
+containers (what the node does, without the node) for checks that need each verdict."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import JsonDict, VerifyResult
 from environments.docker import ComputeResult, DockerAppServer, DockerCpuEnvironment, compute_subtask
+
+TASKAPI = str(Path(sys.executable).with_name("taskapi"))
+
+
+def taskapi_run(app: str, env: str, params: dict[str, object], output: Path) -> dict[str, object]:
+    """`taskapi run APP --env ENV ... --json`: requestor, app server and providers; the JSON summary."""
+    settings = [arg for key, value in params.items() for arg in ("--set", f"{key}={value}")]
+    ran = subprocess.run(
+        [TASKAPI, "run", app, "--env", env, *settings, "--output", str(output), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    summary: dict[str, object] = json.loads(ran.stdout)
+    assert summary["env"] == env
+    return summary
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""blenderapp in docker_cpu: a frame split into parts, rendered by provider containers, verified by
-re-rendered crops and merged, matches a whole-frame render; forged parts are rejected."""
+"""blenderapp in docker_cpu: a frame split into parts by `taskapi run`, rendered by provider containers,
+verified by re-rendered crops and merged, matches a whole-frame render; forged parts are rejected."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from environments.docker import DockerAppServer, DockerCpuEnvironment, compute_s
 from environments.docker.images import release_name
 
 from .conftest import require_engine_and_images
-from .drive import deliver, run_task
+from .drive import deliver, run_task, taskapi_run
 
 PARAMS = {"scene": "sample", "frames": 1, "resolution": "160x120", "samples": 8, "parts": 4}
 
@@ -31,10 +31,10 @@ def blender_image() -> str:
 def test_a_split_frame_is_verified_merged_and_matches_a_whole_render(
     docker_env: DockerCpuEnvironment, blender_image: str, tmp_path: Path
 ) -> None:
-    run = asyncio.run(run_task(docker_env, blender_image, tmp_path / "split", "split", PARAMS))
-    assert [verdict for verdict, _ in run.verdicts.values()] == [VerifyResult.SUCCESS] * 4
-    assert all("SSIM" in reason for _, reason in run.verdicts.values())
-    merged = load_png(run.outputs / "frame0001.png")
+    # As a user runs it: a requestor container, provider containers, every part verified by the app.
+    summary = taskapi_run("blenderapp", "docker_cpu", PARAMS, tmp_path / "split")
+    assert summary["subtasks"] == {"accepted": 4}
+    merged = load_png(tmp_path / "split" / "frame0001.png")
     assert merged.shape == (120, 160, 3)
     whole = asyncio.run(
         run_task(docker_env, blender_image, tmp_path / "whole", "whole", {**PARAMS, "parts": 1})

@@ -25,13 +25,13 @@ from runtime.conformance.wire import (
     ProviderWire,
     Reply,
     RequestorWire,
-    Role,
     copy_resources,
     deliver,
     expect,
     output_file,
     stop,
 )
+from runtime.serving import Role
 
 __all__ = [
     "EXIT_GUARD_S",

@@ -1,0 +1,141 @@
+"""How the node serves an app build as task-api app servers: local processes or docker containers.
+
+`serving_of(app)` gives an `AppServing`: `open()` readies what the build needs (for docker: the
+environment, restricted to the build's own image) and returns a `Launcher`, which makes the app server
+of one role on one work dir; `close()` releases it. Every server has the surface of
+`apps.sdk.process.AppProcess` (`ServerProcess`), so the requestor, `taskapi run` and the conformance
+suite hold a process and a container alike.
+
+`local` runs a Python app as a plain child process: no sandbox, for app development only.
+`wasm` serves a gWASM module through the wasm environment's adapter (sandboxed, the default).
+`docker_cpu` / `docker_gpu` run the app image's entrypoint in a hardened container on an internal network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from grpclib.client import Channel
+
+from apps.sdk.process import AppProcess, python_app_command
+from runtime.appmanager import App, AppNotAvailable, DockerDescriptor, LocalDescriptor, WasmDescriptor
+
+if TYPE_CHECKING:
+    from environments.docker import DockerEnvironment
+
+WASM_ADAPTER = "environments.wasm.__main__"
+
+Role = Literal["requestor", "provider"]
+
+
+class ServerProcess(Protocol):
+    """One app server (process or container)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    async def start(self) -> Channel: ...
+
+    async def wait(self, timeout: float) -> int | None: ...
+
+    async def kill(self) -> None: ...
+
+    def log_tail(self, limit: int = 2000) -> str: ...
+
+
+Launcher = Callable[[Role, Path, bool], ServerProcess]
+"""Makes the server of one role on one work dir (`persistent`: a provider that serves until Shutdown)."""
+
+
+class AppServing(Protocol):
+    """What serving one app build needs, from `open()` to `close()`."""
+
+    async def open(self) -> Launcher: ...
+
+    async def close(self) -> None: ...
+
+
+def command_launcher(command: Sequence[str]) -> Launcher:
+    """Servers run as local child processes: `<command> requestor|provider PORT [--persistent]`."""
+    fixed = list(command)
+
+    def launch(role: Role, work_dir: Path, persistent: bool) -> ServerProcess:
+        return AppProcess(fixed, role, work_dir, persistent=persistent)
+
+    return launch
+
+
+class CommandServing:
+    """A build served by a local command; nothing to ready or release."""
+
+    def __init__(self, command: Sequence[str]) -> None:
+        self.command = list(command)
+
+    async def open(self) -> Launcher:
+        return command_launcher(self.command)
+
+    async def close(self) -> None:
+        return None
+
+
+class DockerServing:
+    """A docker build: containers of its image, on a docker environment that admits only that image."""
+
+    def __init__(self, descriptor: DockerDescriptor) -> None:
+        self.descriptor = descriptor
+        prerequisites = descriptor.prerequisites
+        self.reference = f"{prerequisites.image}:{prerequisites.tag}"
+        self._environment: DockerEnvironment | None = None
+
+    async def open(self) -> Launcher:
+        from environments.docker import (  # docker is optional: imported only for docker builds
+            DockerAppServer,
+            DockerConfig,
+            DockerCpuEnvironment,
+            DockerGpuEnvironment,
+        )
+
+        prerequisites = self.descriptor.prerequisites
+        config = DockerConfig(
+            repositories=frozenset({prerequisites.image}),
+            digests=frozenset({prerequisites.digest} if prerequisites.digest else ()),
+        )
+        kind = DockerGpuEnvironment if self.descriptor.environment == "docker_gpu" else DockerCpuEnvironment
+        environment = kind(config)
+        await environment.prepare()
+        self._environment = environment
+
+        def launch(role: Role, work_dir: Path, persistent: bool) -> ServerProcess:
+            return DockerAppServer(environment, self.reference, role, work_dir, persistent=persistent)
+
+        return launch
+
+    async def close(self) -> None:
+        environment, self._environment = self._environment, None
+        if environment is not None:
+            await environment.clean_up()
+
+
+def serve_command(app: App) -> list[str]:
+    """The local command that serves a wasm or local build (`... requestor|provider PORT`)."""
+    if isinstance(app.descriptor, WasmDescriptor):
+        assert app.module is not None
+        if importlib.util.find_spec(WASM_ADAPTER) is None:
+            raise AppNotAvailable(f"{app.label()}: the wasm adapter {WASM_ADAPTER} is missing (try --env)")
+        return [sys.executable, "-m", "environments.wasm", str(app.module)]
+    if isinstance(app.descriptor, LocalDescriptor):
+        return python_app_command(app.descriptor.prerequisites.module)
+    raise AppNotAvailable(f"{app.label()}: {app.environment} builds are not served by a local command")
+
+
+def serving_of(app: App) -> AppServing:
+    """How to serve an app build; AppNotAvailable when this node cannot."""
+    if isinstance(app.descriptor, DockerDescriptor):
+        if importlib.util.find_spec("docker") is None:
+            raise AppNotAvailable(f"{app.label()}: the docker SDK is not installed")
+        return DockerServing(app.descriptor)
+    return CommandServing(serve_command(app))
