@@ -2,7 +2,8 @@
 
 Descriptors come from the shipped apps (`apps/*/descriptor.json`, `wasm_apps/*/descriptor.json` and the
 docker builds' `images/*/descriptor.json`, found without set-up) and from the data dir
-(`<data>/apps/*.json` placed by hand, `<data>/apps/*/descriptor.json` copied there by `add`). Shipped apps are enabled unless disabled; added ones are disabled until enabled.
+(`<data>/apps/*.json` placed by hand, `<data>/apps/*/descriptor.json` copied there by `add`). Shipped
+apps are enabled unless disabled; added ones are disabled until enabled.
 """
 
 from __future__ import annotations
