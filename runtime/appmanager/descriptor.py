@@ -91,6 +91,20 @@ class ResourceNeeds(_Strict):
     gpu: bool = False
 
 
+class Redundancy(_Strict):
+    """Redundant computation, for results no re-execution can check (docker, GPU): each subtask goes to
+    `quorum` different providers, and is verified by the app only once `quorum` results agree. A
+    disagreement brings in up to `referees` more providers; results outside the agreeing group are forged.
+
+    `compare`: `bytes` (equal sha256) or `pixels` (images of equal size with PSNR >= `min_psnr` dB).
+    """
+
+    quorum: int = Field(ge=2, le=5)
+    referees: int = Field(default=1, ge=0, le=3)
+    compare: Literal["bytes", "pixels"] = "bytes"
+    min_psnr: float = Field(default=40.0, gt=0, allow_inf_nan=False)
+
+
 class DescriptorBase(_Strict):
     """The fields every descriptor has, whatever its environment."""
 
@@ -103,6 +117,7 @@ class DescriptorBase(_Strict):
     market_strategy: StrategyName = "balanced"
     max_benchmark_score: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     parameters: dict[ParamName, ParamSpec] = Field(default_factory=dict)
+    redundancy: Redundancy | None = None
 
     @field_validator("resources")
     @classmethod

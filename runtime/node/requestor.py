@@ -26,12 +26,13 @@ from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
 from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
-from runtime.appmanager import AppManager
+from runtime.appmanager import AppManager, Redundancy
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
+from runtime.node.quorum import Decision, Outcome, decide
 from runtime.node.resources import ResourceRegistry
-from runtime.node.store import LIVE_SUBTASK_STATES, Store, TaskRow, now_ms
+from runtime.node.store import LIVE_SUBTASK_STATES, Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.verification import Verification, VerificationConfig
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,14 @@ class ActiveTask:
     """The app's wasm module as providers fetch it (hashed once, at activation)."""
     refused_by: set[str] = field(default_factory=set)
 
+    @property
+    def redundancy(self) -> Redundancy | None:
+        return self.app.descriptor.redundancy
+
+
+HELD = ("held", "awaiting the other results of its quorum")
+"""The reply to a result kept until its quorum is complete."""
+
 
 class RequestorNode:
     """Owns tasks, subtasks and leases; serves providers (through the node protocol) and the control API."""
@@ -92,6 +101,7 @@ class RequestorNode:
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self._verifying: set[asyncio.Future[tuple[str, str]]] = set()
+        self._settling: set[str] = set()
 
     # lifecycle
 
@@ -152,7 +162,9 @@ class RequestorNode:
                 await active.client.abort_subtask(task_id, subtask.subtask_id)
             self.store.set_subtask_state(subtask.subtask_id, "abandoned", "requestor restarted mid-request")
         for subtask in self.store.subtasks(task_id=task_id, states=("delivered",)):
-            await self._verify(active, subtask.subtask_id)
+            current = self.store.subtask(subtask.subtask_id)
+            if current is not None and current.state == "delivered":  # not settled by its quorum meanwhile
+                await self._judge(active, current)
         await self._maybe_finish(active)
 
     # control API
@@ -277,7 +289,9 @@ class RequestorNode:
             if not self.market.accepts(offer, active.row.env_id, active.row.params):
                 continue
             while len(assignments) < slots:
-                assignment = await self._next_subtask(active, offer.provider_id)
+                assignment = self._next_replica(active, offer.provider_id) or await self._next_subtask(
+                    active, offer.provider_id
+                )
                 if assignment is None:
                     break
                 assignments.append(assignment)
@@ -310,10 +324,47 @@ class RequestorNode:
         deadline_ms = now_ms() + self.config.lease_ms
         params_json = json.dumps(subtask.params)
         self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
+        if active.redundancy is not None:
+            for _ in range(active.redundancy.quorum - 1):
+                self._want_replica(active, subtask_id)
+        return self._assignment(active, subtask_id, provider_id, params_json, resources, deadline_ms)
+
+    def _want_replica(self, active: ActiveTask, primary_id: str) -> None:
+        """One more copy of a primary for another provider, under an id of the same shape (quorum.py)."""
+        primary = self.store.subtask(primary_id)
+        assert primary is not None
+        self.store.want_replica(f"{active.row.task_id}-{uuid.uuid4().hex[:10]}", primary)
+        self._notify()
+
+    def _next_replica(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
+        """A wanted replica of this task for a provider holding no live copy of the same subtask."""
+        for replica in self.store.subtasks(task_id=active.row.task_id, states=("wanted",)):
+            assert replica.replica_of is not None
+            holders = {
+                c.provider_id for c in self.store.copies(replica.replica_of) if c.state in LIVE_SUBTASK_STATES
+            }
+            if provider_id in holders:
+                continue
+            deadline_ms = now_ms() + self.config.lease_ms
+            self.store.take_replica(replica.subtask_id, provider_id, deadline_ms)
+            return self._assignment(
+                active, replica.subtask_id, provider_id, replica.params_json, replica.resources, deadline_ms
+            )
+        return None
+
+    def _assignment(
+        self,
+        active: ActiveTask,
+        subtask_id: str,
+        provider_id: str,
+        params_json: str,
+        resources: list[dict[str, Any]],
+        deadline_ms: int,
+    ) -> npb.Assignment:
         self.verification.assigned(active, subtask_id, provider_id, params_json, resources)
         SUBTASKS.labels("assigned").inc()
         return npb.Assignment(
-            task_id=task_id,
+            task_id=active.row.task_id,
             subtask_id=subtask_id,
             app_id=active.row.app_id,
             app_name=active.row.app,
@@ -352,7 +403,9 @@ class RequestorNode:
                 subtask_id,
                 f"result of {header.size} bytes exceeds the {self.config.max_result_bytes}-byte limit",
             )
-        target_dir = active.task_dir.subtask_outputs(subtask_id)
+        row = self.store.subtask(subtask_id)
+        assert row is not None
+        target_dir = self._result_dir(active, row)
         target_dir.mkdir(parents=True, exist_ok=True)
         partial = target_dir.parent / f".{subtask_id}.partial"
         digest, received = hashlib.sha256(), 0
@@ -377,11 +430,118 @@ class RequestorNode:
         self.store.deliver_subtask(subtask_id, name, header.sha256, usage)
         # Delivered, the result is the requestor's: it is verified even if the provider hangs up now
         # (else the subtask would stay `delivered` forever and its task could never finish).
-        verification = asyncio.ensure_future(self._verify(active, subtask_id))
+        verification = asyncio.ensure_future(self._judge(active, row))
         self._verifying.add(verification)
         verification.add_done_callback(self._verifying.discard)
         verdict, reason = await asyncio.shield(verification)
         return npb.SubmitReply(verdict=verdict, reason=reason)
+
+    def _result_dir(self, active: ActiveTask, row: SubtaskRow) -> Path:
+        """Where a delivered result lies: the app's subtask_outputs, or the node's own dir for replicas."""
+        if row.replica_of is None:
+            return active.task_dir.subtask_outputs(row.subtask_id)
+        return self.data_dir / "replicas" / row.task_id / row.subtask_id
+
+    def _result_path(self, active: ActiveTask, row: SubtaskRow) -> Path:
+        return self._result_dir(active, row) / (row.result_name or "")
+
+    async def _judge(self, active: ActiveTask, row: SubtaskRow) -> tuple[str, str]:
+        """Verify a delivered result: at once, or as one of a quorum once all its copies are in."""
+        if active.redundancy is None:
+            return await self._verify(active, row.subtask_id)
+        verdicts = await self._settle(active, row.replica_of or row.subtask_id, active.redundancy)
+        return verdicts.get(row.subtask_id, HELD)
+
+    async def _settle(
+        self, active: ActiveTask, primary_id: str, spec: Redundancy
+    ) -> dict[str, tuple[str, str]]:
+        """Decide a primary's quorum once its copies are in (quorum.py); the verdict of each copy decided."""
+        if primary_id in self._settling:
+            return {}  # another delivery of the same quorum is deciding it
+        self._settling.add(primary_id)
+        try:
+            return await self._decide(active, primary_id, spec)
+        finally:
+            self._settling.discard(primary_id)
+
+    async def _decide(
+        self, active: ActiveTask, primary_id: str, spec: Redundancy
+    ) -> dict[str, tuple[str, str]]:
+        copies = [c for c in self.store.copies(primary_id) if c.state in LIVE_SUBTASK_STATES]
+        if not copies or copies[0].subtask_id != primary_id:
+            return {}  # decided already
+        decision = decide(spec, copies, lambda row: self._result_path(active, row))
+        if decision.outcome is Outcome.WAIT:
+            return {}
+        if decision.outcome is Outcome.REFEREE:
+            log.warning("subtask %s: its results disagree; a referee is wanted", primary_id)
+            self._want_replica(active, primary_id)
+            return {}
+        by_id = {copy.subtask_id: copy for copy in copies}
+        if decision.outcome is Outcome.NO_QUORUM:
+            reason = f"no {spec.quorum} of its {len(copies)} results agree"
+            for copy in copies[1:]:
+                self._judge_copy(active, copy, "failed", "inconclusive", reason)
+            await self._release(active, primary_id, "failed", reason)
+            return dict.fromkeys(by_id, ("rejected", reason))
+        return await self._agreed(active, primary_id, by_id, decision)
+
+    async def _agreed(
+        self, active: ActiveTask, primary_id: str, by_id: dict[str, SubtaskRow], decision: Decision
+    ) -> dict[str, tuple[str, str]]:
+        """A quorum agreed: its result goes to the app's Verify. Accepted, the outvoted copies are forged;
+        rejected, the agreeing copies are rejected and the outvoted ones not blamed (the work is redone)."""
+        replicas = [by_id[copy_id] for copy_id in decision.agreeing if copy_id != primary_id]
+        if primary_id in decision.agreeing:
+            verdict, reason = await self._verify(active, primary_id)
+        else:
+            verdict, reason = await self._verify_instead(active, primary_id, replicas[0])
+        accepted = verdict == "accepted"
+        verdicts: dict[str, tuple[str, str]] = {}
+        for replica in replicas:
+            state = "accepted" if accepted else "rejected"
+            self._judge_copy(active, replica, state, state, reason)
+            verdicts[replica.subtask_id] = (verdict, reason)
+        for copy_id in decision.forged:
+            copy = by_id[copy_id]
+            if accepted:
+                outvoted = f"outvoted: its result disagrees with {len(decision.agreeing)} agreeing results"
+                active.refused_by.add(copy.provider_id)
+                self._judge_copy(active, copy, "rejected", "forged", outvoted)
+                verdicts[copy_id] = ("rejected", outvoted)
+            else:
+                unsettled = "outvoted by results the app then rejected: not blamed"
+                self._judge_copy(active, copy, "failed", "inconclusive", unsettled)
+                verdicts[copy_id] = ("rejected", unsettled)
+        verdicts.setdefault(primary_id, (verdict, reason))
+        await self._maybe_finish(active)
+        self._notify()
+        return verdicts
+
+    async def _verify_instead(
+        self, active: ActiveTask, primary_id: str, winner: SubtaskRow
+    ) -> tuple[str, str]:
+        """The primary's own result was outvoted: the app verifies the quorum's result under its id."""
+        target = active.task_dir.subtask_outputs(primary_id)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        shutil.copyfile(self._result_path(active, winner), target / (winner.result_name or ""))
+        try:
+            result, reason = await active.client.verify(active.row.task_id, primary_id)
+        except GRPCError as exc:
+            result, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
+        if result is VerifyResult.INCONCLUSIVE:
+            await self._release(active, primary_id, "failed", reason)
+        return ("accepted" if result is VerifyResult.SUCCESS else "rejected"), reason
+
+    def _judge_copy(
+        self, active: ActiveTask, copy: SubtaskRow, state: str, verdict: str, reason: str
+    ) -> None:
+        """Settle one copy outside the app's Verify (the app knows only the primary)."""
+        self.store.set_subtask_state(copy.subtask_id, state, reason)
+        SUBTASKS.labels(state).inc()
+        output = self._result_path(active, copy)
+        self.verification.quorum_verdict(active.row.task_id, copy, output, verdict, reason)
 
     def _owned_subtask(self, provider_id: str, subtask_id: str) -> tuple[ActiveTask, str]:
         subtask = self.store.subtask(subtask_id)
@@ -438,10 +598,23 @@ class RequestorNode:
         return "rejected", reason
 
     async def _release(self, active: ActiveTask, subtask_id: str, state: str, reason: str) -> None:
-        """Take a subtask back from its provider: the app returns its work to pending."""
-        with contextlib.suppress(GRPCError):
-            await active.client.abort_subtask(active.row.task_id, subtask_id)
-        self.store.set_subtask_state(subtask_id, state, reason)
+        """Take a subtask back from its provider: the app returns its work to pending (a primary's live
+        replicas are cancelled with it); a replica is wanted again from another provider."""
+        row = self.store.subtask(subtask_id)
+        if row is not None and row.replica_of is not None:
+            self.store.set_subtask_state(subtask_id, state, reason)
+            primary = self.store.subtask(row.replica_of)
+            if primary is not None and primary.state in LIVE_SUBTASK_STATES:
+                self._want_replica(active, row.replica_of)
+        else:
+            with contextlib.suppress(GRPCError):
+                await active.client.abort_subtask(active.row.task_id, subtask_id)
+            self.store.set_subtask_state(subtask_id, state, reason)
+            for replica in self.store.copies(subtask_id)[1:]:
+                if replica.state in LIVE_SUBTASK_STATES:
+                    self.store.set_subtask_state(
+                        replica.subtask_id, "aborted", f"its primary {state}: {reason}"
+                    )
         SUBTASKS.labels(state).inc()
         await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}")
         # The work given back may not be needed any more (the answer is already certain): then the

@@ -11,6 +11,7 @@ Subtask states (the node's view; the app keeps its own in its work dir):
   abandoned  - a request interrupted by a crash, reconciled on restart
   aborted    - the task was aborted
   discarded  - accepted, then found forged by a re-execution audit; discarded on the app (verification.py)
+  wanted     - a replica (quorum.py) waiting for a provider; replicas have `replica_of` = their primary
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS subtasks (
     cpu_ns INTEGER NOT NULL DEFAULT 0,
     fuel INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    replica_of TEXT
 );
 CREATE INDEX IF NOT EXISTS subtasks_by_task ON subtasks(task_id, state);
 CREATE TABLE IF NOT EXISTS providers (
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS providers (
 );
 """
 
-LIVE_SUBTASK_STATES = ("requested", "assigned", "delivered")
+LIVE_SUBTASK_STATES = ("requested", "wanted", "assigned", "delivered")
 
 
 def now_ms() -> int:
@@ -98,6 +100,7 @@ class SubtaskRow:
     result_sha256: str | None = None
     wall_ms: int = 0
     updated_ms: int = 0
+    replica_of: str | None = None
 
 
 class Store:
@@ -111,6 +114,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(subtasks)")}
+        if "replica_of" not in columns:  # a store written before replicas existed
+            self._db.execute("ALTER TABLE subtasks ADD COLUMN replica_of TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -189,6 +195,36 @@ class Store:
             " updated_ms = ? WHERE subtask_id = ?",
             (params_json, json.dumps(resources), deadline_ms, now_ms(), subtask_id),
         )
+
+    def want_replica(self, replica_id: str, primary: SubtaskRow) -> None:
+        """Record a replica of `primary` (same parameters and resources) waiting for a provider."""
+        self._db.execute(
+            "INSERT INTO subtasks (subtask_id, task_id, state, provider_id, params_json, resources_json,"
+            " updated_ms, replica_of) VALUES (?, ?, 'wanted', '', ?, ?, ?, ?)",
+            (
+                replica_id,
+                primary.task_id,
+                primary.params_json,
+                json.dumps(primary.resources),
+                now_ms(),
+                primary.subtask_id,
+            ),
+        )
+
+    def take_replica(self, replica_id: str, provider_id: str, deadline_ms: int) -> None:
+        self._db.execute(
+            "UPDATE subtasks SET state = 'assigned', provider_id = ?, deadline_ms = ?, updated_ms = ?"
+            " WHERE subtask_id = ? AND state = 'wanted'",
+            (provider_id, deadline_ms, now_ms(), replica_id),
+        )
+
+    def copies(self, primary_id: str) -> list[SubtaskRow]:
+        """A primary and all its replicas, in creation order."""
+        rows = self._db.execute(
+            "SELECT * FROM subtasks WHERE subtask_id = ? OR replica_of = ? ORDER BY rowid",
+            (primary_id, primary_id),
+        ).fetchall()
+        return [_subtask_row(row) for row in rows]
 
     def set_subtask_state(self, subtask_id: str, state: str, reason: str = "") -> None:
         self._db.execute(
@@ -302,4 +338,5 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
         row["result_sha256"],
         row["wall_ms"],
         row["updated_ms"],
+        row["replica_of"],
     )

@@ -10,7 +10,8 @@ For every delivered result:
    re-executes every result of that provider accepted unchecked so far (discarding the forged ones).
 
 Trust (`trust.py`) and the journal (`journal.py`) live in `<data>/verification.sqlite`. Non-wasm results
-get the app's Verify only (redundancy with quorums is not built yet; see docs/verification.md).
+get the app's Verify, after a quorum of providers agreed on them where the app asks for redundancy
+(`quorum.py`; the requestor reports each copy's verdict through `quorum_verdict`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from runtime.node.journal import DB_NAME, Entry, Input, Journal, connect
 from runtime.node.market import ProviderOffer
 from runtime.node.reexecute import Reexecutor, Unverifiable, first_difference
 from runtime.node.resources import sha256_file
-from runtime.node.store import Store, TaskRow, now_ms
+from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.trust import TrustPolicy, TrustStore, sample_rate
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,26 @@ class Verification:
         else:
             self.journal.judged(subtask_id, "inconclusive", reason)
         return verdict, reason
+
+    def quorum_verdict(
+        self, task_id: str, subtask: SubtaskRow, output: Path, verdict: str, reason: str
+    ) -> None:
+        """Trust and journal for a copy judged through a quorum (`quorum.py`) rather than the ladder.
+
+        `verdict`: accepted, rejected (the app failed the agreed result), forged (outvoted) or inconclusive.
+        """
+        provider = subtask.provider_id
+        self.journal.delivered(
+            subtask.subtask_id, output, subtask.result_sha256 or "", subtask.fuel, subtask.wall_ms
+        )
+        if verdict == "accepted":
+            self.trust.accepted(provider, reexecuted=False)
+        elif verdict == "rejected":
+            self.trust.rejected(provider)
+        elif verdict == "forged":
+            self.trust.forged(provider, task_id, reason)
+            log.warning("provider %s outvoted on subtask %s: %s", provider, subtask.subtask_id, reason)
+        self.journal.judged(subtask.subtask_id, verdict, reason)
 
     def _checked(self, subtask_id: str) -> bool:
         entry = self.journal.get(subtask_id)

@@ -14,6 +14,7 @@ Strategies (each after `honest_first` honest results, then on each result with p
   fuel_low  - honest bytes, less fuel than the run used
   fuel_high - honest bytes, more fuel than the run used (overbilling)
   copy      - the previous subtask's output and fuel, as its own
+  invert    - every pixel inverted (past a PPM header): deterministic, so two such forgers agree (collusion)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from runtime.node.runners import builtin_whitelist, runners_for
 
 log = logging.getLogger("forger")
 
-STRATEGIES = ("flip", "lazy", "fuel_low", "fuel_high", "copy")
+STRATEGIES = ("flip", "lazy", "fuel_low", "fuel_high", "copy", "invert")
 PPM_HEADER_LINES = 3
 
 
@@ -94,6 +95,9 @@ class ForgingRunner:
     def _forge(self, truth: bytes, fuel: int, previous: tuple[bytes, int] | None) -> tuple[bytes, int]:
         if self.strategy == "flip":
             return flip_byte(truth, self._rng), fuel
+        if self.strategy == "invert":
+            start = pixels_start(truth)
+            return truth[:start] + bytes(byte ^ 0xFF for byte in truth[start:]), fuel
         if self.strategy == "fuel_low":
             return truth, fuel - max(1, fuel // 10)
         if self.strategy == "fuel_high":
@@ -111,12 +115,16 @@ class ForgingRunner:
         await self.honest.close()
 
 
+def pixels_start(data: bytes) -> int:
+    """Where a PPM image's pixels begin (0 for anything else)."""
+    if not data.startswith(b"P6"):
+        return 0
+    return len(b"\n".join(data.split(b"\n", PPM_HEADER_LINES)[:PPM_HEADER_LINES])) + 1
+
+
 def flip_byte(data: bytes, rng: random.Random) -> bytes:
     """One byte changed: past a PPM header (a pixel) if there is one, else anywhere."""
-    start = 0
-    if data.startswith(b"P6"):
-        start = len(b"\n".join(data.split(b"\n", PPM_HEADER_LINES)[:PPM_HEADER_LINES])) + 1
-    offset = rng.randrange(start, len(data))
+    offset = rng.randrange(pixels_start(data), len(data))
     changed = bytearray(data)
     changed[offset] ^= 0x01
     return bytes(changed)

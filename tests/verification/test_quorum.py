@@ -1,0 +1,115 @@
+"""Redundancy with a quorum (runtime/node/quorum.py) over real gRPC with real wasm providers.
+
+A build of mandelbrot whose descriptor asks for `redundancy` (quorum 2, one referee) and a requestor that
+re-executes nothing: the quorum alone has to catch what the app's spot-checking Verify lets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from runtime.appmanager import AppManager, Redundancy
+from runtime.node.quorum import Outcome, decide
+from runtime.node.requestor import RequestorConfig
+from runtime.node.store import SubtaskRow
+from runtime.node.verification import VerificationConfig
+
+from .harness import Harness
+from .test_forgeries import by_id
+
+MANDELBROT = Path(__file__).resolve().parents[2] / "wasm_apps" / "mandelbrot"
+TILES = {"width": 48, "height": 24, "parts": 12, "max_iter": 64}
+NO_REEXECUTION = RequestorConfig(verification=VerificationConfig(reexecute=False))
+
+
+def add_quorum_build(root: Path, redundancy: dict[str, object]) -> str:
+    """Add and enable `mandelbrot-quorum`: the shipped module, its descriptor asking for redundancy."""
+    folder = root / "mandelbrot-quorum"
+    folder.mkdir()
+    descriptor = json.loads((MANDELBROT / "descriptor.json").read_text())
+    descriptor.update(name="mandelbrot-quorum", redundancy=redundancy)
+    (folder / "descriptor.json").write_text(json.dumps(descriptor))
+    shutil.copyfile(MANDELBROT / descriptor["prerequisites"]["module"], folder / "mandelbrot.wasm")
+    return AppManager().add(folder, enable=True).name
+
+
+async def reference_image(h: Harness) -> bytes:
+    """The image of an undisturbed run of the plain build, by the same honest providers."""
+    status = await h.run_task("mandelbrot", TILES)
+    assert status.state == "finished", status.reason
+    return (Path(status.outputs_dir) / "image.png").read_bytes()
+
+
+def test_an_outvoted_forger_is_caught_by_the_referee(tmp_path: Path) -> None:
+    app = add_quorum_build(tmp_path, {"quorum": 2, "referees": 1})
+
+    async def scenario() -> None:
+        async with Harness(tmp_path / "run", NO_REEXECUTION) as h:
+            h.provider("honest-a")
+            h.provider("honest-b")
+            expected = await reference_image(h)
+            forger = h.forger("forger", "flip")
+            status = await h.run_task(app, TILES)
+            assert status.state == "finished", status.reason
+            assert (Path(status.outputs_dir) / "image.png").read_bytes() == expected
+            journal = by_id(h.journal(status.task_id))
+            assert forger.forged, "the forger was never given a copy"
+            assert {journal[s].verdict for s in forger.forged} == {"forged"}
+            honest = [e for e in journal.values() if e.provider_id != "forger" and e.verdict != "assigned"]
+            assert honest and {e.verdict for e in honest} == {"accepted"}, honest
+            accepted = status.subtasks_by_state["accepted"]
+            assert accepted >= 2 * TILES["parts"] - 1  # every tile agreed by two (one may stand in)
+            assert h.node.verification.trust.get("forger").forged == len(forger.forged)
+
+    asyncio.run(scenario())
+
+
+def test_colluders_agreeing_on_a_forgery_are_rejected_and_the_honest_never_blamed(tmp_path: Path) -> None:
+    app = add_quorum_build(tmp_path, {"quorum": 2, "referees": 1})
+
+    async def scenario() -> None:
+        async with Harness(tmp_path / "run", NO_REEXECUTION) as h:
+            h.provider("honest-a")
+            h.provider("honest-b")
+            expected = await reference_image(h)
+            colluders = {
+                "colluder-a": h.forger("colluder-a", "invert"),
+                "colluder-b": h.forger("colluder-b", "invert"),
+            }
+            status = await h.run_task(app, TILES)
+            assert status.state == "finished", status.reason
+            assert (Path(status.outputs_dir) / "image.png").read_bytes() == expected
+            journal = by_id(h.journal(status.task_id))
+            assert any(runner.forged for runner in colluders.values()), "no colluder was given a copy"
+            for name, runner in colluders.items():
+                verdicts = {journal[s].verdict for s in runner.forged}
+                assert verdicts <= {"forged", "rejected"}, (name, verdicts)
+            honest = [
+                e for e in journal.values() if e.provider_id.startswith("honest") and e.verdict != "assigned"
+            ]
+            assert honest and {e.verdict for e in honest} <= {"accepted", "inconclusive"}, honest
+
+    asyncio.run(scenario())
+
+
+def row(subtask_id: str, state: str, sha: str | None = None) -> SubtaskRow:
+    return SubtaskRow(subtask_id, "t", state, "p", "{}", [], 0, "tile.ppm" if sha else None, 0, 0, sha)
+
+
+def test_decide_waits_then_needs_a_referee_then_agrees_or_gives_up() -> None:
+    spec = Redundancy(quorum=2, referees=1)
+
+    def outcome(*copies: SubtaskRow) -> Outcome:
+        return decide(spec, copies, lambda r: Path(r.subtask_id)).outcome
+
+    assert outcome(row("p", "delivered", "x"), row("r", "assigned")) is Outcome.WAIT
+    assert outcome(row("p", "delivered", "x"), row("r", "wanted")) is Outcome.WAIT
+    assert outcome(row("p", "delivered", "x"), row("r", "delivered", "y")) is Outcome.REFEREE
+    three = (row("p", "delivered", "x"), row("r", "delivered", "y"), row("q", "delivered", "y"))
+    decision = decide(spec, three, lambda r: Path(r.subtask_id))
+    assert (decision.outcome, decision.agreeing, decision.forged) == (Outcome.AGREED, ("r", "q"), ("p",))
+    apart = (row("p", "delivered", "x"), row("r", "delivered", "y"), row("q", "delivered", "z"))
+    assert outcome(*apart) is Outcome.NO_QUORUM
