@@ -14,10 +14,13 @@ from apps.sdk.workdir import ProviderTaskDir
 from apps.tutorialapp import pow
 from environments.docker import DockerAppServer, DockerCpuEnvironment
 from protos import node_pb2 as npb
+from runtime.appmanager import AppManager
 from runtime.node.compute import DockerRunner
 from runtime.node.provider import Refused, Whitelist
 
 from .drive import taskapi_run
+
+REPO = Path(__file__).resolve().parents[2]
 
 PARAMS = {"input": "hello", "difficulty": 12, "subtasks": 4}
 
@@ -32,6 +35,21 @@ def test_taskapi_run_on_docker_answers_like_the_python_kernel_and_the_wasm_build
     assert answer == {"nonce": nonce, "hash": pow.digest(str(PARAMS["input"]), nonce or 0).hex()}
     taskapi_run("tutorialapp", "wasm", PARAMS, tmp_path / "wasm")
     assert json.loads((tmp_path / "wasm" / "result.json").read_text()) == answer
+
+
+def test_a_docker_app_asking_for_a_quorum_gets_every_subtask_computed_twice(
+    tutorial_image: str, tmp_path: Path
+) -> None:
+    descriptor = json.loads((REPO / "images" / "tutorialapp" / "descriptor.json").read_text())
+    descriptor.update(name="tutorialapp-quorum", redundancy={"quorum": 2, "referees": 1})
+    (tmp_path / "quorum").mkdir()
+    (tmp_path / "quorum" / "descriptor.json").write_text(json.dumps(descriptor))
+    AppManager().add(tmp_path / "quorum", enable=True)
+    summary = taskapi_run("tutorialapp-quorum", "docker_cpu", PARAMS, tmp_path / "out")
+    counts = summary["subtasks"]
+    assert isinstance(counts, dict) and set(counts) == {"accepted"} and counts["accepted"] % 2 == 0, counts
+    nonce = pow.search(str(PARAMS["input"]), int(str(PARAMS["difficulty"])), 0, 2**20)
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["nonce"] == nonce
 
 
 def test_app_servers_publish_no_host_port_and_have_no_way_out(

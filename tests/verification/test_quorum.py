@@ -7,12 +7,13 @@ re-executes nothing: the quorum alone has to catch what the app's spot-checking 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from runtime.appmanager import AppManager, Redundancy
-from runtime.node.quorum import Outcome, decide
+from runtime.node.quorum import Outcome, agree, decide
 from runtime.node.requestor import RequestorConfig
 from runtime.node.store import SubtaskRow
 from runtime.node.verification import VerificationConfig
@@ -113,3 +114,40 @@ def test_decide_waits_then_needs_a_referee_then_agrees_or_gives_up() -> None:
     assert (decision.outcome, decision.agreeing, decision.forged) == (Outcome.AGREED, ("r", "q"), ("p",))
     apart = (row("p", "delivered", "x"), row("r", "delivered", "y"), row("q", "delivered", "z"))
     assert outcome(*apart) is Outcome.NO_QUORUM
+
+
+def test_pixels_agree_within_the_psnr_bound_and_never_across_sizes_or_garbage(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    images = {
+        "same": base,
+        "one_level_off": np.clip(base.astype(int) + 1, 0, 255).astype(np.uint8),  # PSNR ~ 48 dB
+        "noise": rng.integers(0, 256, base.shape, dtype=np.uint8),
+        "cropped": base[:, :30],
+    }
+    for name, pixels in {"base": base, **images}.items():
+        Image.fromarray(pixels, "RGB").save(tmp_path / f"{name}.png")
+    (tmp_path / "garbage.png").write_bytes(b"\x89PNG not really")
+    spec = Redundancy(quorum=2, compare="pixels", min_psnr=40)
+
+    def delivered(name: str) -> SubtaskRow:
+        digest = hashlib.sha256((tmp_path / f"{name}.png").read_bytes()).hexdigest()
+        return SubtaskRow(name, "t", "delivered", "p", "{}", [], 0, "frame.png", 0, 0, digest)
+
+    def path(copy: SubtaskRow) -> Path:
+        return tmp_path / f"{copy.subtask_id}.png"
+
+    agreement = {name: agree(spec, delivered("base"), delivered(name), path) for name in [*images, "garbage"]}
+    assert agreement == {
+        "same": True,
+        "one_level_off": True,
+        "noise": False,
+        "cropped": False,
+        "garbage": False,
+    }
+    assert not agree(
+        spec.model_copy(update={"compare": "bytes"}), delivered("base"), delivered("one_level_off"), path
+    )
