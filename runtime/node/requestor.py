@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,10 @@ class RequestorConfig:
     heartbeat_ms: int = 5_000
     max_result_bytes: int = 64 * 1024 * 1024
     max_failures: int = 20
+    """Failed, rejected or expired subtasks a task survives."""
+    max_provider_failures: int = 3
+    """Failures one provider may cause in a task before it gets no more of its subtasks (so one broken
+    provider cannot burn the task's whole budget)."""
     reap_interval_s: float = 0.5
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
@@ -66,6 +71,7 @@ class ActiveTask:
     module: npb.Resource | None = None
     """The app's wasm module as providers fetch it (hashed once, at activation)."""
     refused_by: set[str] = field(default_factory=set)
+    failures_by_provider: Counter[str] = field(default_factory=Counter)
 
     @property
     def redundancy(self) -> Redundancy | None:
@@ -590,16 +596,19 @@ class RequestorNode:
             rejected = self.store.subtask(subtask_id)
             if rejected is not None:
                 active.refused_by.add(rejected.provider_id)
-            await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}")
+            await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}", None)
             await self._maybe_finish(active)
         else:
             await self._release(active, subtask_id, "failed", f"verification {verdict.name}: {reason}")
         self._notify()
         return "rejected", reason
 
-    async def _release(self, active: ActiveTask, subtask_id: str, state: str, reason: str) -> None:
+    async def _release(
+        self, active: ActiveTask, subtask_id: str, state: str, reason: str, *, blame: bool = True
+    ) -> None:
         """Take a subtask back from its provider: the app returns its work to pending (a primary's live
-        replicas are cancelled with it); a replica is wanted again from another provider."""
+        replicas are cancelled with it); a replica is wanted again from another provider. `blame`: the
+        failure counts against the provider too."""
         row = self.store.subtask(subtask_id)
         if row is not None and row.replica_of is not None:
             self.store.set_subtask_state(subtask_id, state, reason)
@@ -616,13 +625,21 @@ class RequestorNode:
                         replica.subtask_id, "aborted", f"its primary {state}: {reason}"
                     )
         SUBTASKS.labels(state).inc()
-        await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}")
+        blamed = row.provider_id if row is not None and blame else None
+        await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}", blamed)
         # The work given back may not be needed any more (the answer is already certain): then the
         # task is done now, not when some provider next asks for work (perhaps never).
         await self._maybe_finish(active)
         self._notify()
 
-    async def _count_failure(self, active: ActiveTask, message: str) -> None:
+    async def _count_failure(self, active: ActiveTask, message: str, provider_id: str | None) -> None:
+        """Fail the task past `max_failures`; drop a provider from it past `max_provider_failures`."""
+        if provider_id:
+            active.failures_by_provider[provider_id] += 1
+            if active.failures_by_provider[provider_id] == self.config.max_provider_failures:
+                reason = f"{self.config.max_provider_failures} failures in this task; last: {message}"
+                log.warning("provider %s dropped from task %s: %s", provider_id, active.row.task_id, reason)
+                active.refused_by.add(provider_id)
         counts = self.store.count_by_state(active.row.task_id)
         failures = sum(counts.get(state, 0) for state in ("rejected", "failed", "expired"))
         if failures > self.config.max_failures:
@@ -642,7 +659,9 @@ class RequestorNode:
         for subtask in self.store.subtasks(states=("assigned",)):
             active = self._active.get(subtask.task_id)
             if subtask.provider_id == provider_id and active is not None:
-                await self._release(active, subtask.subtask_id, "expired", f"provider {provider_id} left")
+                await self._release(
+                    active, subtask.subtask_id, "expired", f"provider {provider_id} left", blame=False
+                )
         self._offers.pop(provider_id, None)
 
     # completion and leases

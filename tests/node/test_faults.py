@@ -148,6 +148,24 @@ def test_a_failing_compute_is_reported_at_once_not_left_to_its_lease(cluster: Cl
     log.info("failing compute: reported at once as failed, the range was computed again")
 
 
+def test_a_provider_failing_everything_is_dropped_before_it_burns_the_task(cluster: Cluster) -> None:
+    answer = expected(FLAKY)
+    requestor = cluster.requestor(lease_ms=600_000)
+    broken = cluster.cheating_provider("broken", requestor, "raise", times=0)
+    task_id = requestor.submit("tutorialapp", "local", FLAKY)
+    requestor.wait_for_log(f"provider {broken.provider_id} dropped from task {task_id}: 3 failures")
+    honest = cluster.provider("honest", requestor, env="local")
+    status = requestor.wait_for_task(task_id)
+
+    assert status.state == "finished", status.reason
+    assert requestor.result(task_id) == answer
+    subtasks = requestor.store.subtasks(task_id)
+    failed = [s for s in subtasks if s.state == "failed"]
+    assert len(failed) == 3 and {s.provider_id for s in failed} == {broken.provider_id}, failed
+    assert {s.provider_id for s in subtasks if s.state == "accepted"} == {honest.provider_id}
+    log.info("broken provider: dropped after 3 failures, the honest one finished the task")
+
+
 def test_a_provider_with_a_wrong_token_reaches_nothing(cluster: Cluster) -> None:
     requestor = cluster.requestor()
     task_id = requestor.submit("tutorialapp", "local", QUICK)

@@ -17,7 +17,9 @@ The model states the intended behaviour (docs/protocol.md and the node's module 
 - a result with the wrong digest or name is refused (`failed`), a wrong claim is rejected by Verify
   (`rejected`, and its provider gets no more of the task); both return the range to pending, as do a
   reported failure (`failed`), an expired lease and a Leave (`expired`);
-- more than `max_failures` such outcomes fail the task; aborting a task aborts its live subtasks;
+- more than `max_failures` such outcomes fail the task; a provider that caused `max_provider_failures`
+  of them (a refused result, a reported failure, an expired lease: not a Leave) gets no more of the task;
+  aborting a task aborts its live subtasks;
 - a task finishes as soon as its answer is certain and no subtask is live, whatever made it so;
 - a restarted requestor keeps every task and subtask state and every live lease; providers holding
   leases stay joined, others must join again; who was barred from a task (in memory) is forgotten.
@@ -62,6 +64,7 @@ HOST = "127.0.0.1"
 PROVIDER_TOKEN = "machine-provider-token"
 CONTROL_TOKEN = "machine-control-token"
 MAX_FAILURES = 5
+MAX_PROVIDER_FAILURES = RequestorConfig().max_provider_failures
 EXAMPLES = int(os.environ.get("TASKAPI_HYPOTHESIS_EXAMPLES", "200"))
 PROVIDERS = 3
 TEXTS = ("alpha", "beta", "gamma", "delta")
@@ -146,6 +149,7 @@ class TaskModel:
     state: str = "active"
     ranges: list[Range] = field(default_factory=list)
     barred: set[str] = field(default_factory=set)
+    failures_by: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.range_size = max(1, -(-(2**self.difficulty) // self.subtasks))
@@ -252,8 +256,13 @@ class RequestorMachine(RuleBasedStateMachine):
         for subtask in self.live():
             subtask.state = "aborted"
 
-    def give_back(self, subtask: SubtaskModel, state: str) -> None:
-        """A subtask leaves its provider: its range is pending again, the failure budget shrinks."""
+    def give_back(self, subtask: SubtaskModel, state: str, *, blamed: bool) -> None:
+        """A subtask leaves its provider: its range is pending again, the failure budget shrinks (the
+        provider's own too when it is `blamed`)."""
+        if blamed:
+            self.model.failures_by[subtask.provider_id] += 1
+            if self.model.failures_by[subtask.provider_id] >= MAX_PROVIDER_FAILURES:
+                self.model.barred.add(subtask.provider_id)
         subtask.state = state
         self.seen[f"subtask {state}"] += 1
         self.model.ranges[subtask.index] = Range()
@@ -384,10 +393,10 @@ class RequestorMachine(RuleBasedStateMachine):
         elif kind == "wrong claim":
             assert verdict == "rejected" and "fewer than" in reply.value().reason, reply
             self.model.barred.add(provider_id)
-            self.give_back(subtask, "rejected")
+            self.give_back(subtask, "rejected", blamed=False)
         else:
             assert verdict == "rejected", reply
-            self.give_back(subtask, "failed")
+            self.give_back(subtask, "failed", blamed=True)
 
     @precondition(lambda self: self.task is not None)
     @rule(refuse=st.booleans(), data=st.data())
@@ -400,7 +409,7 @@ class RequestorMachine(RuleBasedStateMachine):
         if expected is Status.OK:
             if refuse:
                 self.model.barred.add(provider_id)
-            self.give_back(self.subtasks[subtask_id], "failed")
+            self.give_back(self.subtasks[subtask_id], "failed", blamed=True)
 
     @rule(p=st.integers(0, PROVIDERS - 1))
     def leave(self, p: int) -> None:
@@ -409,7 +418,7 @@ class RequestorMachine(RuleBasedStateMachine):
         self.offers.pop(provider_id, None)
         for subtask in self.live():
             if subtask.provider_id == provider_id and self.model.state == "active":
-                self.give_back(subtask, "expired")
+                self.give_back(subtask, "expired", blamed=False)
 
     @precondition(lambda self: self.task is not None)
     @rule(data=st.data())
@@ -422,7 +431,7 @@ class RequestorMachine(RuleBasedStateMachine):
         with node.store.transaction() as db:
             db.execute("UPDATE subtasks SET deadline_ms = 0 WHERE subtask_id = ?", (subtask.subtask_id,))
         self.harness.loop.run(node.expire_leases(), "expire_leases")
-        self.give_back(subtask, "expired")
+        self.give_back(subtask, "expired", blamed=True)
 
     @precondition(lambda self: self.task is not None)
     @rule(known=st.booleans(), roll=ROLL)
@@ -449,6 +458,7 @@ class RequestorMachine(RuleBasedStateMachine):
         holding = {s.provider_id for s in self.live()}
         self.offers = {p: env for p, env in self.offers.items() if p in holding}
         self.model.barred.clear()
+        self.model.failures_by.clear()
 
     # the model against the store, the control API and the app's plan
 
