@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import random
 import shlex
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.console import Console
 
 from runtime.appmanager import AppManager, AppNotAvailable
-from runtime.conformance.params import parse_examples
+from runtime.conformance.params import parse_examples, parse_pins
 from runtime.conformance.properties import PROPERTIES
 from runtime.conformance.report import print_summary
 from runtime.conformance.runner import run_suite
@@ -19,6 +24,23 @@ from runtime.conformance.session import SuiteConfig
 from runtime.conformance.target import target_of
 
 console = Console(stderr=True)
+
+
+@contextmanager
+def _terminated_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run like Ctrl-C does: the app's servers and containers are stopped on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("conformance")
@@ -30,6 +52,13 @@ console = Console(stderr=True)
     show_default=True,
     type=click.IntRange(min=1),
     help="Hypothesis examples of each call-sequence machine (whole-task properties get a tenth).",
+)
+@click.option(
+    "--task-examples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Examples of each whole-task property (default: a tenth of --examples, at least 5), for apps "
+    "whose whole tasks are costly.",
 )
 @click.option("--seed", type=int, default=None, help="Replay a run: its report's seed (default: random).")
 @click.option(
@@ -44,6 +73,14 @@ console = Console(stderr=True)
     multiple=True,
     metavar="JSON",
     help="Example task parameters (a JSON object), mixed into those drawn from the schema (repeatable).",
+)
+@click.option(
+    "--set",
+    "pins",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Pin a task parameter to VALUE (JSON, or else a string) in every task the suite draws, to keep a "
+    "costly dimension cheap, e.g. --set resolution=32x24 (repeatable).",
 )
 @click.option(
     "--property",
@@ -61,9 +98,11 @@ def conformance(
     app: str,
     env: str | None,
     examples: int,
+    task_examples: int | None,
     seed: int | None,
     report_path: Path | None,
     param_examples: tuple[str, ...],
+    pins: tuple[str, ...],
     only: tuple[str, ...],
     work_dir: Path | None,
 ) -> None:
@@ -75,17 +114,22 @@ def conformance(
         build = AppManager().resolve(app, env)
         target = target_of(build)
         examples_given = parse_examples(param_examples)
+        pinned = parse_pins(pins, target.parameters)
     except (AppNotAvailable, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
     config = SuiteConfig(
         examples=examples,
+        task_examples=task_examples,
         seed=seed,
         param_examples=tuple(examples_given),
+        pinned=tuple(pinned.items()),
         only=frozenset(only) if only else None,
     )
     reproduce = ["taskapi", "conformance", app, "--env", build.environment, "--examples", str(examples)]
+    reproduce += ["--task-examples", str(task_examples)] if task_examples is not None else []
     reproduce += ["--seed", str(seed), *(arg for text in param_examples for arg in ("--params", text))]
+    reproduce += [arg for text in pins for arg in ("--set", text)]
     reproduce += [arg for name in only for arg in ("--property", name)]
     console.print(f"[bold]conformance[/] of {target.label()}, seed {seed}")
     began = time.monotonic()
@@ -93,7 +137,10 @@ def conformance(
     def progress(text: str) -> None:
         console.print(f"[dim]{time.monotonic() - began:6.1f} s  {text}[/]")
 
-    report = run_suite(target, config, work_dir=work_dir, reproduce=shlex.join(reproduce), progress=progress)
+    with _terminated_cleanly():
+        report = run_suite(
+            target, config, work_dir=work_dir, reproduce=shlex.join(reproduce), progress=progress
+        )
     print_summary(report, console)
     if report_path is not None:
         report.write(report_path)

@@ -69,7 +69,7 @@ def machine_test(make: Callable[[], RuleBasedStateMachine], options: settings, c
 
 def groups_for(session: Session, servers: ProviderServers, twin: determinism.WasmTwin | None) -> list[Group]:
     n = session.config.examples
-    few, handful = max(5, n // 10), max(2, n // 100)
+    few, handful = session.config.task_examples or max(5, n // 10), max(2, n // 100)
     groups = [
         Group(
             "requestor_sequences",

@@ -6,7 +6,9 @@ INVALID_ARGUMENT, which the suite accepts. Values lean small (integers mostly 1.
 that accepted tasks finish within an example; a few large and negative ones test the app's checks.
 `off_schema_params` breaks the schema in one way (a required parameter missing, a wrong type, an unknown
 name): the app must answer OK or INVALID_ARGUMENT, never crash. Example parameters given by the user
-(`--params`) are mixed in as they are.
+(`--params`) are mixed in as they are. Pinned parameters (`--set NAME=VALUE`) hold one value in every
+parameter set drawn here (and in every example), so that a costly dimension stays cheap: blenderapp's
+`--set resolution=32x24 --set samples=1`.
 """
 
 from __future__ import annotations
@@ -63,36 +65,50 @@ def wrong_value_of(kind: ParamType) -> st.SearchStrategy[Any]:
     return others[kind]
 
 
-def _schema_params(schema: Mapping[str, ParamSpec]) -> st.SearchStrategy[JsonDict]:
-    required = {name: value_of(spec.type) for name, spec in schema.items() if spec.required}
-    optional = {name: value_of(spec.type) for name, spec in schema.items() if not spec.required}
+def _schema_params(schema: Mapping[str, ParamSpec], pinned: Mapping[str, Any]) -> st.SearchStrategy[JsonDict]:
+    free = {name: spec for name, spec in schema.items() if name not in pinned}
+    required = {name: value_of(spec.type) for name, spec in free.items() if spec.required}
+    optional = {name: value_of(spec.type) for name, spec in free.items() if not spec.required}
     drawn = st.fixed_dictionaries(required, optional=optional)
-    return drawn.map(lambda params: check_params(schema, params))
+    return drawn.map(lambda params: check_params(schema, {**params, **pinned}))
 
 
 def valid_params(
-    schema: Mapping[str, ParamSpec], examples: Sequence[JsonDict] = ()
+    schema: Mapping[str, ParamSpec],
+    examples: Sequence[JsonDict] = (),
+    pinned: Mapping[str, Any] | None = None,
 ) -> st.SearchStrategy[JsonDict]:
-    """Parameters within the schema's types with defaults filled in, or one of `examples`.
+    """Parameters within the schema's types with defaults filled in, or one of `examples`; `pinned`
+    parameters have their pinned value in all of them.
 
     An empty schema (a Golem-style app whose parameters are opaque) gives `{}` and small objects, unless
     `examples` are given.
     """
+    pins = dict(pinned or {})
     choices: list[st.SearchStrategy[JsonDict]] = []
     if examples:
-        choices += [st.sampled_from([dict(example) for example in examples])] * 2
+        choices += [st.sampled_from([{**example, **pins} for example in examples])] * 2
     if schema:
-        choices += [_schema_params(schema)] * 2
+        choices += [_schema_params(schema, pins)] * 2
     elif not examples:
-        choices += [st.just({}), st.dictionaries(st.text(max_size=6), SCALARS, max_size=3)]
+        choices += [
+            st.just(pins),
+            st.dictionaries(st.text(max_size=6), SCALARS, max_size=3).map(lambda drawn: {**drawn, **pins}),
+        ]
     return st.one_of(choices)
 
 
-def off_schema_params(schema: Mapping[str, ParamSpec]) -> st.SearchStrategy[JsonDict]:
-    """Parameters that break the schema in one way (for an empty schema: arbitrary small objects)."""
+def off_schema_params(
+    schema: Mapping[str, ParamSpec], pinned: Mapping[str, Any] | None = None
+) -> st.SearchStrategy[JsonDict]:
+    """Parameters that break the schema in one way (for an empty schema: arbitrary small objects); the
+    parameters `pinned` have their value unless the fault is theirs."""
+    pins = dict(pinned or {})
     if not schema:
         return st.dictionaries(st.text(max_size=6), SCALARS, max_size=3)
-    base = st.fixed_dictionaries({name: value_of(spec.type) for name, spec in schema.items()})
+    base = st.fixed_dictionaries({name: value_of(spec.type) for name, spec in schema.items()}).map(
+        lambda drawn: {**drawn, **{name: value for name, value in pins.items() if name in schema}}
+    )
     names = sorted(schema)
     required = sorted(name for name, spec in schema.items() if spec.required)
     faults = ["wrong_type", "unknown"] + (["missing"] if required else [])
@@ -124,3 +140,33 @@ def parse_examples(texts: Sequence[str]) -> list[JsonDict]:
             raise ValueError(f"--params {text!r} is not a JSON object")
         examples.append(value)
     return examples
+
+
+def parse_pins(texts: Sequence[str], schema: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """`--set NAME=VALUE` values: VALUE is JSON, or else taken as a string (`resolution=32x24`).
+
+    ValueError when one has no `=`, or (for an app with a schema) names no parameter of the schema or has
+    a value of the wrong type.
+    """
+    pins: dict[str, Any] = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {text!r} is not NAME=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if schema:
+            spec = schema.get(name)
+            if spec is None:
+                raise ValueError(f"--set {text!r}: no parameter {name!r}; the app has {sorted(schema)}")
+            if isinstance(value, str) and spec.type != "string":
+                raise ValueError(f"--set {text!r}: {name!r} is of type {spec.type}, {raw!r} is no JSON value")
+            check = {**pins, name: value}
+            try:
+                check_params({key: schema[key] for key in check}, check)
+            except ValueError as exc:
+                raise ValueError(f"--set {text!r}: {exc}") from exc
+        pins[name] = value
+    return pins

@@ -57,12 +57,16 @@ class SuiteConfig:
     """How much to test and the bounds of the bounded properties (generous: they find hangs, not slowness)."""
 
     examples: int = 200
+    task_examples: int | None = None
+    """Examples of each whole-task property (None: a tenth of `examples`, at least 5)."""
     seed: int = 0
     step_count: int = 12
     compute_budget_s: float = 60.0
     shutdown_bound_s: float = 20.0
     benchmark_bound_s: float = 60.0
     param_examples: tuple[JsonDict, ...] = ()
+    pinned: tuple[tuple[str, Any], ...] = ()
+    """Parameters with one value in every drawn task (`--set NAME=VALUE`)."""
     only: frozenset[str] | None = None
 
 
@@ -191,8 +195,9 @@ class Session:
         self.honest = HonestProvider(
             self.loop, self.launcher, self.root / "honest", self.config.compute_budget_s
         )
-        self.params = valid_params(self.target.parameters, self.config.param_examples)
-        self.bad_params = off_schema_params(self.target.parameters)
+        pinned = dict(self.config.pinned)
+        self.params = valid_params(self.target.parameters, self.config.param_examples, pinned)
+        self.bad_params = off_schema_params(self.target.parameters, pinned)
 
     def calibrate(self) -> Calibration:
         """Find task specs the app accepts (see `runtime.conformance.calibration`)."""
