@@ -12,12 +12,15 @@ import json
 import shutil
 from pathlib import Path
 
+from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, Redundancy
+from runtime.node.journal import Entry
 from runtime.node.quorum import Outcome, agree, decide
 from runtime.node.requestor import RequestorConfig
 from runtime.node.store import SubtaskRow
 from runtime.node.verification import VerificationConfig
 
+from .forger import ForgingRunner
 from .harness import Harness
 from .test_forgeries import by_id
 
@@ -37,63 +40,53 @@ def add_quorum_build(root: Path, redundancy: dict[str, object]) -> str:
     return AppManager().add(folder, enable=True).name
 
 
-async def reference_image(h: Harness) -> bytes:
-    """The image of an undisturbed run of the plain build, by the same honest providers."""
-    status = await h.run_task("mandelbrot", TILES)
-    assert status.state == "finished", status.reason
-    return (Path(status.outputs_dir) / "image.png").read_bytes()
+async def run_with_forgers(
+    tmp_path: Path, forgers: dict[str, str]
+) -> tuple[npb.TaskStatus, dict[str, ForgingRunner], dict[str, Entry], dict[str, int]]:
+    """Two honest providers make a reference image of the plain build; then `forgers` (name -> strategy)
+    join and the quorum build renders the same image. The task must finish with the reference's bytes.
+    Returns its status, the forgers' runners, its journal and the forgeries trust counted per forger."""
+    app = add_quorum_build(tmp_path, {"quorum": 2, "referees": 1})
+    async with Harness(tmp_path / "run", NO_REEXECUTION) as h:
+        h.provider("honest-a")
+        h.provider("honest-b")
+        reference = await h.run_task("mandelbrot", TILES)
+        assert reference.state == "finished", reference.reason
+        runners = {name: h.forger(name, strategy) for name, strategy in forgers.items()}
+        status = await h.run_task(app, TILES)
+        assert status.state == "finished", status.reason
+        image = (Path(status.outputs_dir) / "image.png").read_bytes()
+        assert image == (Path(reference.outputs_dir) / "image.png").read_bytes()
+        counted = {name: h.node.verification.trust.get(name).forged for name in forgers}
+        return status, runners, by_id(h.journal(status.task_id)), counted
+
+
+def honest_verdicts(journal: dict[str, Entry]) -> set[str]:
+    judged = [e for e in journal.values() if e.provider_id.startswith("honest") and e.verdict != "assigned"]
+    assert judged, "the honest providers delivered nothing"
+    return {e.verdict for e in judged}
 
 
 def test_an_outvoted_forger_is_caught_by_the_referee(tmp_path: Path) -> None:
-    app = add_quorum_build(tmp_path, {"quorum": 2, "referees": 1})
-
-    async def scenario() -> None:
-        async with Harness(tmp_path / "run", NO_REEXECUTION) as h:
-            h.provider("honest-a")
-            h.provider("honest-b")
-            expected = await reference_image(h)
-            forger = h.forger("forger", "flip")
-            status = await h.run_task(app, TILES)
-            assert status.state == "finished", status.reason
-            assert (Path(status.outputs_dir) / "image.png").read_bytes() == expected
-            journal = by_id(h.journal(status.task_id))
-            assert forger.forged, "the forger was never given a copy"
-            assert {journal[s].verdict for s in forger.forged} == {"forged"}
-            honest = [e for e in journal.values() if e.provider_id != "forger" and e.verdict != "assigned"]
-            assert honest and {e.verdict for e in honest} == {"accepted"}, honest
-            accepted = status.subtasks_by_state["accepted"]
-            assert accepted >= 2 * TILES["parts"] - 1  # every tile agreed by two (one may stand in)
-            assert h.node.verification.trust.get("forger").forged == len(forger.forged)
-
-    asyncio.run(scenario())
+    status, runners, journal, counted = asyncio.run(run_with_forgers(tmp_path, {"forger": "flip"}))
+    forger = runners["forger"]
+    assert forger.forged, "the forger was never given a copy"
+    assert {journal[s].verdict for s in forger.forged} == {"forged"}
+    assert honest_verdicts(journal) == {"accepted"}
+    # every tile agreed by two results (the primary's own may have been outvoted)
+    assert status.subtasks_by_state["accepted"] >= 2 * TILES["parts"] - 1
+    assert counted["forger"] == len(forger.forged)
 
 
 def test_colluders_agreeing_on_a_forgery_are_rejected_and_the_honest_never_blamed(tmp_path: Path) -> None:
-    app = add_quorum_build(tmp_path, {"quorum": 2, "referees": 1})
-
-    async def scenario() -> None:
-        async with Harness(tmp_path / "run", NO_REEXECUTION) as h:
-            h.provider("honest-a")
-            h.provider("honest-b")
-            expected = await reference_image(h)
-            colluders = {
-                "colluder-a": h.forger("colluder-a", "invert"),
-                "colluder-b": h.forger("colluder-b", "invert"),
-            }
-            status = await h.run_task(app, TILES)
-            assert status.state == "finished", status.reason
-            assert (Path(status.outputs_dir) / "image.png").read_bytes() == expected
-            journal = by_id(h.journal(status.task_id))
-            assert any(runner.forged for runner in colluders.values()), "no colluder was given a copy"
-            for name, runner in colluders.items():
-                verdicts = {journal[s].verdict for s in runner.forged}
-                assert verdicts <= {"forged", "rejected"}, (name, verdicts)
-            honest = [
-                e for e in journal.values() if e.provider_id.startswith("honest") and e.verdict != "assigned"
-            ]
-            assert honest and {e.verdict for e in honest} <= {"accepted", "inconclusive"}, honest
-
-    asyncio.run(scenario())
+    _, colluders, journal, _ = asyncio.run(
+        run_with_forgers(tmp_path, {"colluder-a": "invert", "colluder-b": "invert"})
+    )
+    assert any(runner.forged for runner in colluders.values()), "no colluder was given a copy"
+    for name, runner in colluders.items():
+        verdicts = {journal[s].verdict for s in runner.forged}
+        assert verdicts <= {"forged", "rejected"}, (name, verdicts)
+    assert honest_verdicts(journal) <= {"accepted", "inconclusive"}
 
 
 def row(subtask_id: str, state: str, sha: str | None = None) -> SubtaskRow:
