@@ -131,9 +131,9 @@ def test_the_docker_tutorialapp_passes_200_examples(tmp_path: Path) -> None:
     assert set(statuses.values()) == {"passed"}, statuses
 
 
-BLENDER_EXAMPLES = 2
+BLENDER_EXAMPLES = 4
 """blenderapp's CI run: every Compute and every Verify starts Blender (see docs/conformance.md, Run
-times), so CI runs the whole suite with two examples of each machine and one of each whole-task property;
+times), so CI runs the whole suite with four examples of each machine and one of each whole-task property;
 bench/conformance_docker.py runs 200."""
 
 
@@ -145,11 +145,11 @@ def test_blenderapp_passes_the_whole_suite_on_its_cheapest_tasks(tmp_path: Path)
     path = tmp_path / "report.json"
     args = ["--env", "docker_cpu", "--examples", str(BLENDER_EXAMPLES), "--task-examples", "1"]
     args += ["--seed", str(SEED)]
-    pins = ["--set", "resolution=32x24", "--set", "samples=1"]
+    pins = ["--set", "resolution=32x24", "--set", "samples=1", "--set", "parts=1"]
     code, output = conformance("blenderapp", *args, *pins, "--report", str(path))
     report = _docker_report_admits_its_image("blenderapp", path)
     assert code == 0 and report.passed, output
-    assert report.reproduce.endswith("--set resolution=32x24 --set samples=1")
+    assert report.reproduce.endswith("--set resolution=32x24 --set samples=1 --set parts=1")
     statuses = {prop.name: prop.status for prop in report.properties}
     assert statuses.pop("wasm_compute_deterministic") == "not_applicable"
     assert set(statuses.values()) == {"passed"}, statuses
