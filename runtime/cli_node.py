@@ -25,7 +25,7 @@ from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
 from runtime.node.metrics import serve_metrics
-from runtime.node.provider import ProviderConfig, ProviderNode
+from runtime.node.provider import ProviderConfig, ProviderNode, RequestorRefused
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import bearer, serve_requestor
 from runtime.node.runners import builtin_whitelist, runners_for
@@ -194,7 +194,10 @@ def provider_join(
     config = ProviderConfig(host, port, token, data_dir / "provider", capacity=capacity, price=price, tls=tls)
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
-    asyncio.run(until_signalled(node.run))
+    try:
+        asyncio.run(until_signalled(node.run))
+    except RequestorRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()

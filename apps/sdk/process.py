@@ -14,6 +14,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import wait_until_serving
+from apps.sdk.parent import PARENT_PID_ENV
 
 HOST = "127.0.0.1"
 
@@ -31,7 +32,12 @@ def free_port(host: str = HOST) -> int:
 
 
 class AppProcess:
-    """One app server process (`<command> requestor|provider PORT`) serving `work_dir`."""
+    """One app server process (`<command> requestor|provider PORT`) serving `work_dir`.
+
+    The server dies with this process, even with one killed by SIGKILL (Linux; see `apps.sdk.parent`): it is
+    told this process's pid and asks the kernel to kill it when its parent goes. The kernel watches the thread
+    that started it, so start app servers from a thread that lives as long as they should (the event loop's).
+    """
 
     def __init__(self, command: list[str], role: str, work_dir: Path, *, persistent: bool = True) -> None:
         self.command = command
@@ -41,6 +47,11 @@ class AppProcess:
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
         self._log_path = work_dir / f".{role}-app.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id, once started."""
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
@@ -55,7 +66,11 @@ class AppProcess:
             args.append("--persistent")
         with open(self._log_path, "ab") as log:
             self._process = await asyncio.create_subprocess_exec(
-                *args, cwd=self.work_dir, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+                *args,
+                cwd=self.work_dir,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())},
             )
         healthy = asyncio.ensure_future(wait_until_serving(HOST, self.port, timeout))
         exited = asyncio.ensure_future(self._process.wait())

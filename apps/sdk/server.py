@@ -24,6 +24,7 @@ from grpclib.server import Server, Stream
 
 from apps.sdk.errors import AppError, FailedPrecondition, InvalidArgument, Unavailable
 from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
+from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
 from protos import taskapi_pb2 as pb
@@ -347,7 +348,11 @@ def main(
     provider: Callable[[], ProviderAppHandler],
     prog: str = "app",
 ) -> int:
-    """The app entrypoint: `requestor PORT` or `provider PORT`, serving the current directory as work dir."""
+    """The app entrypoint: `requestor PORT` or `provider PORT`, serving the current directory as work dir.
+
+    Started by a node (`AppProcess`), the server dies with it (`apps.sdk.parent.die_with_parent`).
+    """
+    die_with_parent()
     parser = argparse.ArgumentParser(prog=prog, description="Serve a task-api app over gRPC.")
     parser.add_argument("role", choices=["requestor", "provider"])
     parser.add_argument("port", type=int)

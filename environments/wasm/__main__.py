@@ -15,6 +15,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from apps.sdk.parent import die_with_parent
 from apps.sdk.server import main as serve_app
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp, WasmRequestorApp
 from environments.wasm.environment import WasmEnvironment
@@ -31,6 +32,7 @@ def warmed_environment(module: WasmModule) -> WasmEnvironment:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()  # before the warm-up starts a wasm worker, not only in the SDK's entrypoint
     parser = argparse.ArgumentParser(prog="python -m environments.wasm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sha256", help="refuse to serve unless the module has this sha256")
     parser.add_argument("module", type=Path, help="the app's WASI command module")

@@ -37,6 +37,23 @@ class Refused(Exception):
     """An assignment this provider will not run (off its whitelist); the message says why."""
 
 
+class RequestorRefused(Exception):
+    """The requestor will not have this provider (a wrong token, a refused offer); the message says why."""
+
+    def __init__(self, address: str, error: GRPCError) -> None:
+        if error.status is Status.UNAUTHENTICATED:
+            message = f"requestor at {address} refused the token"
+        else:
+            message = f"requestor at {address} refused this provider: {error.status.name}: {error.message}"
+        super().__init__(message)
+        self.status = error.status
+
+
+def transient(error: GRPCError) -> bool:
+    """A refusal that passes: the requestor is shutting down (or restarting) and will be back."""
+    return error.status is Status.UNAVAILABLE
+
+
 @dataclass
 class Whitelist:
     """What this provider runs: wasm modules by sha256, local apps by name, docker images by repository or
@@ -121,7 +138,13 @@ class ProviderNode:
         path.write_text(json.dumps(stored))
         return stored
 
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
     async def run(self, stop: asyncio.Event) -> None:
+        """Join and work until `stop` is set; `RequestorRefused` if the requestor will not have this provider
+        (wrong token, refused offer). An unreachable or restarting requestor is retried, never fatal."""
         channel = Channel(self.config.host, self.config.port, ssl=self.config.tls)
         stub = RequestorStub(channel)
         metadata = bearer(self.config.token)
@@ -161,6 +184,11 @@ class ProviderNode:
             except (OSError, StreamTerminatedError) as exc:
                 log.warning("requestor unreachable (%s); retrying", exc)
                 await asyncio.sleep(RETRY_S)
+            except GRPCError as exc:
+                if not transient(exc):
+                    raise RequestorRefused(self.address, exc) from exc
+                log.warning("requestor unavailable (%s); retrying", exc.message)
+                await asyncio.sleep(RETRY_S)
 
     async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -179,7 +207,14 @@ class ProviderNode:
                 if exc.status is Status.FAILED_PRECONDITION:
                     await self._join(stub, metadata, stop)
                     continue
-                raise
+                if exc.status is Status.UNAUTHENTICATED:
+                    raise RequestorRefused(self.address, exc) from exc
+                if not transient(exc):
+                    raise
+                log.warning("requestor unavailable (%s); retrying", exc.message)
+                await asyncio.sleep(RETRY_S)
+                await self._join(stub, metadata, stop)
+                continue
             except (OSError, StreamTerminatedError) as exc:
                 log.warning("requestor unreachable (%s); retrying", exc)
                 await asyncio.sleep(RETRY_S)
@@ -278,7 +313,8 @@ class ProviderNode:
         output: Path,
         usage: npb.Usage,
     ) -> None:
-        """Send the result; retry while the lease lasts if the requestor is unreachable (e.g. restarting)."""
+        """Send the result; retry while the lease lasts if the requestor is unreachable or UNAVAILABLE (e.g.
+        restarting)."""
         header = npb.ResultHeader(
             provider_id=self.provider_id,
             subtask_id=assignment.subtask_id,
@@ -293,14 +329,14 @@ class ProviderNode:
                 log.info("subtask %s %s %s", assignment.subtask_id, reply.verdict, reply.reason)
                 self.completed += 1
                 return
-            except (OSError, StreamTerminatedError) as exc:
+            except (OSError, StreamTerminatedError, GRPCError) as exc:
+                if isinstance(exc, GRPCError) and not transient(exc):
+                    log.warning("subtask %s: result not taken: %s", assignment.subtask_id, exc.message)
+                    return
                 if now_ms() > assignment.deadline_ms + 60_000:
                     log.error("subtask %s: giving up on delivery: %s", assignment.subtask_id, exc)
                     return
                 await asyncio.sleep(RETRY_S)
-            except GRPCError as exc:
-                log.warning("subtask %s: result not taken: %s", assignment.subtask_id, exc.message)
-                return
 
     @staticmethod
     async def _send_result(

@@ -6,13 +6,16 @@ import hmac
 import json
 import logging
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.health.service import Health
+from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from apps.sdk.process import free_port
@@ -151,6 +154,43 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+class RequestorServer(Server):
+    """The requestor's gRPC server; once `close()` is called it serves nothing more, on any connection.
+
+    grpclib's `Server.close()` stops accepting connections and cancels running calls, but connections it
+    already accepted keep taking new calls, which would reach a node that is stopping (or stopped) behind a
+    server that is meant to be shut. Here `close()` also makes every later call on them fail UNAVAILABLE
+    ("the requestor is shutting down"), and `wait_closed()` then closes those connections, so a client's
+    channel reconnects (to a restarted requestor, or fails to connect) instead of staying on a dead server.
+    """
+
+    def __init__(self, handlers: list[Any]) -> None:
+        super().__init__(handlers)
+        self.shutting_down = False
+        self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        listen(self, RecvRequest, self._refuse_when_shutting_down)
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._connections.add(protocol)
+        return protocol
+
+    async def _refuse_when_shutting_down(self, event: RecvRequest) -> None:
+        if self.shutting_down:
+            raise GRPCError(Status.UNAVAILABLE, "the requestor is shutting down")
+
+    def close(self) -> None:
+        self.shutting_down = True
+        super().close()
+
+    async def wait_closed(self) -> None:
+        await super().wait_closed()
+        for protocol in list(self._connections):
+            connection = getattr(protocol, "connection", None)  # set once the connection is made
+            if connection is not None:
+                connection.close()
+
+
 def require_tokens(server: Server, provider_token: str, control_token: str) -> None:
     """Refuse every call (UNAUTHENTICATED) whose bearer token is not the one for its service."""
 
@@ -174,9 +214,13 @@ async def serve_requestor(
     provider_token: str,
     control_token: str,
     tls: ssl.SSLContext | None = None,
-) -> tuple[Server, int]:
-    """Start the requestor's gRPC server; returns it and its port (port 0: a free one is chosen)."""
-    server = Server([RequestorService(node), ControlService(node), Health()])
+) -> tuple[RequestorServer, int]:
+    """Start the requestor's gRPC server; returns it and its port (port 0: a free one is chosen).
+
+    Stop it with `close()` then `await wait_closed()` before stopping the node: from `close()` on, calls on
+    connections accepted earlier are refused UNAVAILABLE too (see `RequestorServer`).
+    """
+    server = RequestorServer([RequestorService(node), ControlService(node), Health()])
     require_tokens(server, provider_token, control_token)
     port = port or free_port(host)
     await server.start(host, port, ssl=tls)

@@ -104,7 +104,8 @@ class Harness:
     def restart(self) -> None:
         """Stop the node as an operator would, then start a new one on the same store and port.
 
-        Clients must dial again: a closed grpclib server keeps serving connections it accepted.
+        Clients dial again anyway; the closed server refuses calls on the connections it had accepted
+        (UNAVAILABLE) and then closes them (`RequestorServer`).
         """
         self.control.close()
         self._stop()
