@@ -79,7 +79,7 @@ static void usage(const guest_operation *operations) {
     fputc('\n', stderr);
 }
 
-int guest_main(int argc, char **argv, const guest_operation *operations) {
+int guest_main(int argc, char **argv, const guest_operation *operations, const void *context) {
     if (argc < 2) {
         usage(operations);
         return 2;
@@ -116,7 +116,7 @@ int guest_main(int argc, char **argv, const guest_operation *operations) {
         return rc;
     }
 
-    guest_call call = {argv[1], request, &reply, GUEST_OK, {0}};
+    guest_call call = {argv[1], request, &reply, GUEST_OK, {0}, context};
     sbuf_init(&call.message);
     jsonw_object_begin(&reply);
     op->handler(&call);

@@ -1,7 +1,7 @@
 /* guest.h: the request/reply plumbing of the gWASM guest contract (docs/wasm-apps.md).
  *
- * An app's main() is one line: `return guest_main(argc, argv, OPERATIONS);`. guest_main reads the request
- * (one JSON object) from stdin, runs the handler named by argv[1], and writes the reply object to stdout:
+ * guest_main(argc, argv, OPERATIONS, context) reads the request (one JSON object) from stdin, runs the
+ * handler named by argv[1] (with `context` in call->context), and writes the reply object to stdout:
  * the members the handler wrote, or {"error": {"code", "message"}} if it called guest_fail. The exit code
  * is 0 whenever a reply was written; an unknown operation or a failed write exits non-zero.
  */
@@ -30,6 +30,7 @@ typedef struct {
     jsonw *reply;              /* inside the reply object: write keys and values */
     guest_code code;           /* GUEST_OK until guest_fail */
     sbuf message;
+    const void *context;       /* what guest_main was given (app.c: the app's requestor_plan) */
 } guest_call;
 
 typedef void (*guest_handler)(guest_call *call);
@@ -40,7 +41,7 @@ typedef struct {
 } guest_operation;
 
 /* Runs one invocation; `operations` ends with {NULL, NULL}. */
-int guest_main(int argc, char **argv, const guest_operation *operations);
+int guest_main(int argc, char **argv, const guest_operation *operations, const void *context);
 
 /* Refuses the call with `code` and a message for the gRPC caller. The first failure wins. */
 void guest_fail(guest_call *call, guest_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -39,7 +39,7 @@ int merge_tiles(const mandel_plan *plan, sbuf *why) {
     uint8_t *row = xmalloc((size_t)(3 * plan->view.width));
     png_begin(png, out, plan->view.width, plan->view.height);
     int ok = 1;
-    for (int64_t i = 0; ok && i < plan->parts; i++) ok = append_tile(png, plan, (size_t)i, row, why);
+    for (size_t i = 0; ok && i < plan->tiles.count; i++) ok = append_tile(png, plan, i, row, why);
     if (ok) png_end(png);
     free(row);
     free(png);

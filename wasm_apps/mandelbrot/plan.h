@@ -12,38 +12,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
+#include "jsonw.h"
 #include "render.h"
 #include "sbuf.h"
+#include "slots.h"
 
 #define PLAN_FILE "/task/mandelbrot-plan.json"
+#define PLAN_MAX_BYTES (16u << 20)
 #define TILES_DIR "/task/mandelbrot-tiles"
 
-typedef enum { TILE_PENDING, TILE_ASSIGNED, TILE_DONE } tile_state;
-
 typedef struct {
-    tile_state state;
-    char *subtask_id; /* NULL when pending */
-} tile;
-
-typedef struct {
+    slot_table tiles; /* first (requestor.h): one per part */
     mandel_view view;
-    int64_t parts;
-    tile *tiles; /* `parts` of them */
 } mandel_plan;
 
 void plan_new(mandel_plan *plan, const mandel_view *view, int64_t parts);
-int plan_load(mandel_plan *plan, sbuf *error);
-int plan_save(const mandel_plan *plan, sbuf *error);
-void plan_free(mandel_plan *plan);
+/* The plan file's callbacks (requestor.h): `plan` is a mandel_plan. */
+int plan_decode(void *plan, const json_value *root, sbuf *why);
+void plan_encode(jsonw *w, const void *plan);
+void plan_free(void *plan);
 
 void plan_rows(const mandel_plan *plan, size_t index, int64_t *row_start, int64_t *row_end);
 /* Where the verified copy of tile `index` is kept. */
 void plan_tile_path(sbuf *out, size_t index);
-long plan_next_pending(const mandel_plan *plan);
-long plan_index_of(const mandel_plan *plan, const char *subtask_id);
-int plan_all_done(const mandel_plan *plan);
-void plan_assign(mandel_plan *plan, size_t index, const char *subtask_id);
-/* Makes the subtask's tile pending again; returns its index, or -1 if it holds none. */
-long plan_release(mandel_plan *plan, const char *subtask_id);
 
 #endif

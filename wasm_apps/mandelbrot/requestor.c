@@ -1,5 +1,6 @@
-/* requestor.c: mandelbrot's requestor-side operations: plan bands, hand them out, verify returned tiles by
- * re-rendering, and merge the verified tiles into task_outputs/image.png.
+/* requestor.c: mandelbrot's requestor side: plan bands, write a band's subtask parameters, verify returned
+ * tiles by re-rendering, and merge the verified tiles into task_outputs/image.png. The other operations
+ * are the shared ones of common/requestor.c.
  */
 #include "mandelbrot.h"
 
@@ -16,96 +17,44 @@
 
 #define MAX_PARTS 1024
 
-static int load(guest_call *call, mandel_plan *plan) {
-    sbuf error;
-    sbuf_init(&error);
-    int ok = plan_load(plan, &error);
-    if (!ok) guest_fail(call, GUEST_INTERNAL, "%s", error.data);
-    sbuf_free(&error);
-    return ok;
-}
-
-static int save(guest_call *call, const mandel_plan *plan) {
-    sbuf error;
-    sbuf_init(&error);
-    int ok = plan_save(plan, &error);
-    if (!ok) guest_fail(call, GUEST_INTERNAL, "%s", error.data);
-    sbuf_free(&error);
-    return ok;
-}
-
-void op_create_task(guest_call *call) {
+/* create_task: one tile per part, at most max_subtasks of them. */
+static int create_plan(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks) {
     static const char *const known[] = {"width", "height", "parts", "max_iter", "center_x", "center_y", "zoom", NULL};
     static const char *const kind = "task parameter";
     static const int64_t default_parts = 4;
-    int64_t max_subtasks = guest_request_int(call, "max_subtasks_count");
-    const json_value *params = guest_request_object(call, "params");
-    if (guest_failed(call)) return;
-    if (max_subtasks < 1) {
-        guest_fail(call, GUEST_INVALID_ARGUMENT, "max_subtasks_count must be >= 1, got %lld", (long long)max_subtasks);
-        return;
-    }
     mandel_view view;
     int64_t parts;
     if (!params_only(call, params, kind, known) || !view_read(call, params, kind, &view) ||
         !params_int(call, params, kind, "parts", 1, MAX_PARTS, &default_parts, &parts))
-        return;
+        return 0;
     if (parts > view.height) {
         guest_fail(call, GUEST_INVALID_ARGUMENT, "task parameter 'parts' must be at most 'height' (%lld), got %lld",
                    (long long)view.height, (long long)parts);
-        return;
+        return 0;
     }
     if (dir_make(TILES_DIR) != 0) {
         guest_fail(call, GUEST_INTERNAL, "cannot create %s: %s", TILES_DIR, strerror(errno));
-        return;
+        return 0;
     }
-    mandel_plan plan;
-    plan_new(&plan, &view, parts < max_subtasks ? parts : max_subtasks);
-    save(call, &plan);
-    plan_free(&plan);
+    plan_new(plan, &view, parts < max_subtasks ? parts : max_subtasks);
+    return 1;
 }
 
-void op_next_subtask(guest_call *call) {
-    const char *subtask_id = guest_request_string(call, "subtask_id");
-    mandel_plan plan;
-    if (guest_failed(call) || !load(call, &plan)) return;
-    long index = plan_next_pending(&plan);
-    if (index >= 0) plan_assign(&plan, (size_t)index, subtask_id);
-    if (save(call, &plan)) {
-        jsonw *w = call->reply;
-        jsonw_key(w, "subtask");
-        if (index < 0) {
-            jsonw_null(w);
-        } else {
-            int64_t row_start, row_end;
-            plan_rows(&plan, (size_t)index, &row_start, &row_end);
-            jsonw_object_begin(w);
-            jsonw_key(w, "params");
-            jsonw_object_begin(w);
-            view_write(w, &plan.view);
-            jsonw_key(w, "row_start");
-            jsonw_int(w, row_start);
-            jsonw_key(w, "row_end");
-            jsonw_int(w, row_end);
-            jsonw_object_end(w);
-            jsonw_key(w, "resources");
-            jsonw_array_begin(w);
-            jsonw_array_end(w);
-            jsonw_object_end(w);
-        }
-    }
-    plan_free(&plan);
-}
-
-static void reply_verdict(guest_call *call, const char *result, const char *reason) {
-    jsonw_key(call->reply, "result");
-    jsonw_string(call->reply, result);
-    jsonw_key(call->reply, "reason");
-    jsonw_string(call->reply, reason);
+/* A band's subtask parameters: the view and its rows. */
+static void write_params(jsonw *w, const void *plan, size_t index) {
+    const mandel_plan *p = plan;
+    int64_t row_start, row_end;
+    plan_rows(p, index, &row_start, &row_end);
+    view_write(w, &p->view);
+    jsonw_key(w, "row_start");
+    jsonw_int(w, row_start);
+    jsonw_key(w, "row_end");
+    jsonw_int(w, row_end);
 }
 
 /* Forgets tile `index`'s verified copy and the merged image (a discard or abort made it pending again). */
-static void forget_tile(guest_call *call, size_t index) {
+static void forget_tile(guest_call *call, const void *plan, size_t index) {
+    (void)plan;
     sbuf path;
     sbuf_init(&path);
     plan_tile_path(&path, index);
@@ -115,7 +64,7 @@ static void forget_tile(guest_call *call, size_t index) {
 }
 
 /* Keeps a verified tile, and merges the image once every tile is verified. */
-static void accept_tile(guest_call *call, mandel_plan *plan, size_t index, const char *result_path) {
+static void keep_tile(guest_call *call, mandel_plan *plan, size_t index, const char *result_path) {
     sbuf copy, why;
     sbuf_init(&copy);
     sbuf_init(&why);
@@ -123,82 +72,32 @@ static void accept_tile(guest_call *call, mandel_plan *plan, size_t index, const
     if (file_copy(result_path, copy.data) != 0) {
         guest_fail(call, GUEST_INTERNAL, "cannot keep the verified tile as %s: %s", copy.data, strerror(errno));
     } else {
-        plan->tiles[index].state = TILE_DONE;
-        if (save(call, plan) && plan_all_done(plan) && !merge_tiles(plan, &why))
+        plan->tiles.items[index].state = SLOT_DONE;
+        if (requestor_save(call, &MANDELBROT.plan, plan) && slots_all_done(&plan->tiles) && !merge_tiles(plan, &why))
             guest_fail(call, GUEST_INTERNAL, "%s", why.data);
     }
     sbuf_free(&copy);
     sbuf_free(&why);
 }
 
-void op_verify(guest_call *call) {
-    const char *subtask_id = guest_request_string(call, "subtask_id");
-    mandel_plan plan;
-    if (guest_failed(call) || !load(call, &plan)) return;
-    long index = plan_index_of(&plan, subtask_id);
-    sbuf why, path;
-    sbuf_init(&why);
+/* Checks the returned tile by re-rendering; keeps it if it passes. */
+static int accept_tile(guest_call *call, void *plan, size_t index, const char *subtask_id, sbuf *why) {
+    mandel_plan *p = plan;
+    int64_t row_start, row_end;
+    plan_rows(p, index, &row_start, &row_end);
+    sbuf path;
     sbuf_init(&path);
-    if (index < 0 || plan.tiles[index].state != TILE_ASSIGNED) {
-        sbuf_printf(&why, "subtask %s holds no assigned tile", subtask_id);
-        reply_verdict(call, "FAILURE", why.data);
-    } else {
-        int64_t row_start, row_end;
-        plan_rows(&plan, (size_t)index, &row_start, &row_end);
-        sbuf_printf(&path, "/task/subtask_outputs/%s/%s", subtask_id, TILE_FILE);
-        if (check_tile(&plan.view, row_start, row_end, path.data, subtask_id, &why)) {
-            accept_tile(call, &plan, (size_t)index, path.data);
-            reply_verdict(call, "SUCCESS", "");
-        } else {
-            plan_release(&plan, subtask_id);
-            if (save(call, &plan)) reply_verdict(call, "FAILURE", why.data);
-        }
-    }
-    sbuf_free(&why);
+    requestor_result_path(&path, subtask_id, TILE_FILE);
+    int ok = check_tile(&p->view, row_start, row_end, path.data, subtask_id, why);
+    if (ok) keep_tile(call, p, index, path.data);
     sbuf_free(&path);
-    plan_free(&plan);
+    return ok;
 }
 
-void op_discard_subtasks(guest_call *call) {
-    const json_value *ids = json_get(call->request, "subtask_ids");
-    if (!ids || ids->type != JSON_ARRAY) {
-        guest_fail(call, GUEST_INVALID_ARGUMENT, "request field 'subtask_ids' must be a list of strings");
-        return;
-    }
-    mandel_plan plan;
-    if (!load(call, &plan)) return;
-    jsonw_key(call->reply, "discarded_subtask_ids");
-    jsonw_array_begin(call->reply);
-    for (size_t i = 0; i < ids->u.array.count; i++) {
-        const char *id = json_string(ids->u.array.items[i]);
-        long index = id ? plan_release(&plan, id) : -1;
-        if (index < 0) continue;
-        jsonw_string(call->reply, id);
-        forget_tile(call, (size_t)index);
-    }
-    jsonw_array_end(call->reply);
-    save(call, &plan);
-    plan_free(&plan);
-}
-
-void op_has_pending_subtasks(guest_call *call) {
-    mandel_plan plan;
-    if (!load(call, &plan)) return;
-    jsonw_key(call->reply, "has_pending_subtasks");
-    jsonw_bool(call->reply, plan_next_pending(&plan) >= 0);
-    plan_free(&plan);
-}
-
-void op_abort_task(guest_call *call) {
-    (void)call; /* nothing to undo: the node stops all further calls on the task */
-}
-
-void op_abort_subtask(guest_call *call) {
-    const char *subtask_id = guest_request_string(call, "subtask_id");
-    mandel_plan plan;
-    if (guest_failed(call) || !load(call, &plan)) return;
-    long index = plan_release(&plan, subtask_id);
-    if (index >= 0) forget_tile(call, (size_t)index);
-    save(call, &plan);
-    plan_free(&plan);
-}
+const gwasm_app MANDELBROT = {
+    .compute = op_compute,
+    .benchmark = op_benchmark,
+    .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(mandel_plan), .unit = "tile",
+             .create = create_plan, .decode = plan_decode, .encode = plan_encode, .free_plan = plan_free,
+             .write_params = write_params, .accept = accept_tile, .forget = forget_tile},
+};

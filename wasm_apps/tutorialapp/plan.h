@@ -15,47 +15,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
+#include "jsonw.h"
 #include "sbuf.h"
+#include "slots.h"
 
 #define PLAN_FILE "/task/tutorialapp-plan.json"
+#define PLAN_MAX_BYTES (256u << 20)
 
-typedef enum { RANGE_PENDING, RANGE_ASSIGNED, RANGE_DONE } range_state;
-
+/* What a verified range held. */
 typedef struct {
-    range_state state;
-    char *subtask_id; /* NULL when pending */
     int has_nonce;
     int64_t nonce;
-} nonce_range;
+} range_result;
 
 typedef struct {
-    char *input; /* UTF-8, `input_len` bytes */
+    slot_table ranges;     /* first (requestor.h) */
+    range_result *results; /* one per range; cleared whenever the range is assigned or made pending */
+    char *input;           /* UTF-8, `input_len` bytes */
     size_t input_len;
     int64_t difficulty;
     int64_t subtasks; /* ranges per round */
     int64_t range_size;
     int64_t open_rounds;
-    nonce_range *ranges;
-    size_t count;
 } pow_plan;
 
 /* A fresh plan: one open round of `subtasks` pending ranges, range_size = max(1, ceil(2**d / subtasks)). */
 void plan_new(pow_plan *plan, const char *input, size_t input_len, int64_t difficulty, int64_t subtasks);
-/* Loads the plan; on failure returns 0 with the reason in `error`. */
-int plan_load(pow_plan *plan, sbuf *error);
-/* Saves the plan; on failure returns 0 with the reason in `error`. */
-int plan_save(const pow_plan *plan, sbuf *error);
-void plan_free(pow_plan *plan);
+/* The plan file's callbacks (requestor.h): `plan` is a pow_plan. */
+int plan_decode(void *plan, const json_value *root, sbuf *why);
+void plan_encode(jsonw *w, const void *plan);
+void plan_free(void *plan);
+/* Forgets what range `index` held (it was assigned anew or made pending). */
+void plan_clear(void *plan, size_t index);
 
 void plan_bounds(const pow_plan *plan, size_t index, int64_t *start, int64_t *end);
 /* The smallest valid nonce once it is certain: returns 1 and stores it, else 0. */
 int plan_answer(const pow_plan *plan, int64_t *nonce);
 /* Index of the lowest range worth computing now (opening a round when the last came up empty), or -1. */
-long plan_next_pending(pow_plan *plan);
-/* Index of the range assigned to `subtask_id`, or -1. */
-long plan_index_of(const pow_plan *plan, const char *subtask_id);
-void plan_assign(pow_plan *plan, size_t index, const char *subtask_id);
-/* Makes the subtask's range pending again (forgetting its result); 0 if it holds none. */
-int plan_release(pow_plan *plan, const char *subtask_id);
+long plan_next_pending(void *plan);
 
 #endif

@@ -1,0 +1,218 @@
+/* requestor.c: the shared requestor-side operations and the plan file (see requestor.h). */
+#include "requestor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "files.h"
+#include "util.h"
+
+/* Loads the plan into `plan` (requestor->size bytes); 0 after failing the call. */
+static int read_plan(guest_call *call, const requestor_plan *requestor, void *plan) {
+    memset(plan, 0, requestor->size);
+    char *text;
+    size_t len;
+    if (file_read_all(requestor->path, requestor->max_bytes, &text, &len) != 0) {
+        guest_fail(call, GUEST_INTERNAL, "cannot read plan %s: %s", requestor->path, strerror(errno));
+        return 0;
+    }
+    char error[200];
+    json_value *root = json_parse(text, len, error, sizeof error);
+    free(text);
+    sbuf why;
+    sbuf_init(&why);
+    int ok = 0;
+    if (!root) sbuf_puts(&why, error);
+    else ok = requestor->decode(plan, root, &why);
+    if (!ok) {
+        guest_fail(call, GUEST_INTERNAL, "corrupt plan %s: %s", requestor->path, why.data);
+        requestor->free_plan(plan);
+    }
+    sbuf_free(&why);
+    json_free(root);
+    return ok;
+}
+
+int requestor_save(guest_call *call, const requestor_plan *requestor, const void *plan) {
+    jsonw w;
+    jsonw_init(&w);
+    jsonw_object_begin(&w);
+    requestor->encode(&w, plan);
+    jsonw_object_end(&w);
+    int ok = file_write_atomic(requestor->path, w.out.data, w.out.len) == 0;
+    if (!ok) guest_fail(call, GUEST_INTERNAL, "cannot write plan %s: %s", requestor->path, strerror(errno));
+    jsonw_free(&w);
+    return ok;
+}
+
+void requestor_result_path(sbuf *out, const char *subtask_id, const char *file) {
+    sbuf_printf(out, "/task/subtask_outputs/%s/%s", subtask_id, file);
+}
+
+/* The plan struct of call->context's app, loaded; NULL after failing the call (or if it failed already). */
+static void *load(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    void *plan = xmalloc(requestor->size);
+    if (guest_failed(call) || !read_plan(call, requestor, plan)) {
+        free(plan);
+        return NULL;
+    }
+    return plan;
+}
+
+static int save(guest_call *call, const void *plan) { return requestor_save(call, call->context, plan); }
+
+static void close_plan(guest_call *call, void *plan) {
+    const requestor_plan *requestor = call->context;
+    requestor->free_plan(plan);
+    free(plan);
+}
+
+/* The plan's slots: its first member. */
+static slot_table *slots_of(void *plan) { return plan; }
+
+static long next_pending(const requestor_plan *requestor, void *plan) {
+    if (requestor->next_pending) return requestor->next_pending(plan);
+    return slots_find(slots_of(plan), SLOT_PENDING, slots_of(plan)->count);
+}
+
+/* Makes the subtask's slot pending again; its index, or -1. */
+static long release(const requestor_plan *requestor, void *plan, const char *subtask_id) {
+    long index = slots_release(slots_of(plan), subtask_id);
+    if (index >= 0 && requestor->clear) requestor->clear(plan, (size_t)index);
+    return index;
+}
+
+static void assign(const requestor_plan *requestor, void *plan, size_t index, const char *subtask_id) {
+    slots_assign(slots_of(plan), index, subtask_id);
+    if (requestor->clear) requestor->clear(plan, index);
+}
+
+/* next_subtask's reply: "subtask": null when index < 0, else {"params": {...}, "resources": []}. */
+static void reply_subtask(guest_call *call, const void *plan, long index) {
+    const requestor_plan *requestor = call->context;
+    jsonw *w = call->reply;
+    jsonw_key(w, "subtask");
+    if (index < 0) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_object_begin(w);
+    jsonw_key(w, "params");
+    jsonw_object_begin(w);
+    requestor->write_params(w, plan, (size_t)index);
+    jsonw_object_end(w);
+    jsonw_key(w, "resources");
+    jsonw_array_begin(w);
+    jsonw_array_end(w);
+    jsonw_object_end(w);
+}
+
+static void reply_verdict(guest_call *call, const char *result, const char *reason) {
+    jsonw_key(call->reply, "result");
+    jsonw_string(call->reply, result);
+    jsonw_key(call->reply, "reason");
+    jsonw_string(call->reply, reason);
+}
+
+void requestor_create_task(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    int64_t max_subtasks = guest_request_int(call, "max_subtasks_count");
+    const json_value *params = guest_request_object(call, "params");
+    if (guest_failed(call)) return;
+    if (max_subtasks < 1) {
+        guest_fail(call, GUEST_INVALID_ARGUMENT, "max_subtasks_count must be >= 1, got %lld", (long long)max_subtasks);
+        return;
+    }
+    void *plan = xcalloc(1, requestor->size);
+    if (requestor->create(call, plan, params, max_subtasks)) save(call, plan);
+    close_plan(call, plan);
+}
+
+void requestor_next_subtask(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    const char *subtask_id = guest_request_string(call, "subtask_id");
+    void *plan = load(call);
+    if (!plan) return;
+    long index = next_pending(requestor, plan);
+    if (index >= 0) assign(requestor, plan, (size_t)index, subtask_id);
+    if (save(call, plan)) reply_subtask(call, plan, index);
+    close_plan(call, plan);
+}
+
+void requestor_verify(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    const char *subtask_id = guest_request_string(call, "subtask_id");
+    void *plan = load(call);
+    if (!plan) return;
+    const slot_table *slots = slots_of(plan);
+    long index = slots_index_of(slots, subtask_id);
+    sbuf why;
+    sbuf_init(&why);
+    if (index < 0 || slots->items[index].state != SLOT_ASSIGNED) {
+        sbuf_printf(&why, "subtask %s holds no assigned %s", subtask_id, requestor->unit);
+        reply_verdict(call, "FAILURE", why.data);
+    } else if (requestor->accept(call, plan, (size_t)index, subtask_id, &why)) {
+        reply_verdict(call, "SUCCESS", "");
+    } else {
+        release(requestor, plan, subtask_id);
+        if (save(call, plan)) reply_verdict(call, "FAILURE", why.data);
+    }
+    sbuf_free(&why);
+    close_plan(call, plan);
+}
+
+/* Releases the subtask's slot for discard_subtasks or abort_subtask; 1 if it held one. */
+static int undo(guest_call *call, void *plan, const char *subtask_id) {
+    const requestor_plan *requestor = call->context;
+    long index = release(requestor, plan, subtask_id);
+    if (index >= 0 && requestor->forget) requestor->forget(call, plan, (size_t)index);
+    return index >= 0;
+}
+
+void requestor_discard_subtasks(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    const json_value *ids = json_get(call->request, "subtask_ids");
+    if (!ids || ids->type != JSON_ARRAY) {
+        guest_fail(call, GUEST_INVALID_ARGUMENT, "request field 'subtask_ids' must be a list of strings");
+        return;
+    }
+    void *plan = load(call);
+    if (!plan) return;
+    jsonw_key(call->reply, "discarded_subtask_ids");
+    jsonw_array_begin(call->reply);
+    for (size_t i = 0; i < ids->u.array.count; i++) {
+        const char *id = json_string(ids->u.array.items[i]);
+        if (id && undo(call, plan, id)) jsonw_string(call->reply, id);
+    }
+    jsonw_array_end(call->reply);
+    if (save(call, plan) && requestor->discarded) requestor->discarded(call, plan);
+    close_plan(call, plan);
+}
+
+void requestor_has_pending_subtasks(guest_call *call) {
+    const requestor_plan *requestor = call->context;
+    void *plan = load(call);
+    if (!plan) return;
+    long index = next_pending(requestor, plan);
+    /* the app's own next_pending may have opened more slots */
+    if (!requestor->next_pending || save(call, plan)) {
+        jsonw_key(call->reply, "has_pending_subtasks");
+        jsonw_bool(call->reply, index >= 0);
+    }
+    close_plan(call, plan);
+}
+
+void requestor_abort_task(guest_call *call) {
+    (void)call; /* nothing to undo: the node stops all further calls on the task */
+}
+
+void requestor_abort_subtask(guest_call *call) {
+    const char *subtask_id = guest_request_string(call, "subtask_id");
+    void *plan = load(call);
+    if (!plan) return;
+    undo(call, plan, subtask_id);
+    save(call, plan);
+    close_plan(call, plan);
+}

@@ -1,0 +1,65 @@
+/* requestor.h: the requestor-side operations every app shares, run on the app's plan through callbacks.
+ *
+ * A plan is the app's own struct, kept in one JSON file under /task, that begins with its slot_table (one
+ * slot per subtask it can hand out). The shared operations do the protocol work: load the plan, find,
+ * assign and release slots, save it, and write the replies; the app supplies what is its own: the plan's
+ * other members, the parameters of a subtask, and the verification of a result.
+ *
+ * Plan file errors are INTERNAL: "cannot read plan <path>: ...", "corrupt plan <path>: ...",
+ * "cannot write plan <path>: ...".
+ */
+#ifndef WASM_APPS_REQUESTOR_H
+#define WASM_APPS_REQUESTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guest.h"
+#include "slots.h"
+
+typedef struct {
+    const char *path;  /* the plan file, e.g. "/task/mandelbrot-plan.json" */
+    size_t max_bytes;  /* the largest plan file read */
+    size_t size;       /* sizeof the app's plan struct, whose first member is its slot_table */
+    const char *unit;  /* what a slot is called in messages: "tile", "range" */
+    /* create_task: checks the task parameters and fills a zeroed plan with at most `max_subtasks` slots
+     * (>= 1); 0 after failing the call. The plan is then saved. */
+    int (*create)(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks);
+    /* Fills a zeroed plan from the parsed file; 0 with what is wrong in `why` (after "corrupt plan <path>: "). */
+    int (*decode)(void *plan, const json_value *root, sbuf *why);
+    /* Writes the plan's members into the object being written. */
+    void (*encode)(jsonw *w, const void *plan);
+    void (*free_plan)(void *plan); /* frees what the plan holds, also after a failed decode */
+    /* The slot to hand out next, or -1. NULL: the first pending slot. One that may change the plan (open more
+     * slots) is given here, and has_pending_subtasks then saves the plan. */
+    long (*next_pending)(void *plan);
+    /* Writes the members of the subtask's "params" for slot `index`. */
+    void (*write_params)(jsonw *w, const void *plan, size_t index);
+    /* verify, for the assigned slot `index`: 1 if the result passes and was kept (slot done, plan saved),
+     * else 0 with the reason in `why` (the slot is then made pending again). May fail the call. */
+    int (*accept)(guest_call *call, void *plan, size_t index, const char *subtask_id, sbuf *why);
+    /* Optional: slot `index` was assigned or made pending: drop the app's data about its result. */
+    void (*clear)(void *plan, size_t index);
+    /* Optional: discard_subtasks or abort_subtask made slot `index` pending again (before the plan is saved). */
+    void (*forget)(guest_call *call, const void *plan, size_t index);
+    /* Optional: discard_subtasks saved the plan. */
+    void (*discarded)(guest_call *call, const void *plan);
+} requestor_plan;
+
+/* Saves the plan (create and accept need not: the caller saves after create, accept saves itself); 0 after
+ * failing the call. */
+int requestor_save(guest_call *call, const requestor_plan *requestor, const void *plan);
+
+/* "/task/subtask_outputs/<subtask_id>/<file>": where the node delivered a subtask's result file. */
+void requestor_result_path(sbuf *out, const char *subtask_id, const char *file);
+
+/* The requestor-side operations; call->context is the app's requestor_plan. */
+void requestor_create_task(guest_call *call);
+void requestor_next_subtask(guest_call *call);
+void requestor_verify(guest_call *call);
+void requestor_discard_subtasks(guest_call *call);
+void requestor_has_pending_subtasks(guest_call *call);
+void requestor_abort_task(guest_call *call);
+void requestor_abort_subtask(guest_call *call);
+
+#endif
