@@ -1,8 +1,8 @@
 """The apps the protocol tests run against: add one entry to test another app.
 
-An app needs only a command that serves `<command> requestor|provider PORT [--host H] [--persistent]`
-and a strategy of valid task parameters (small tasks, so that they finish within an example). Wasm
-apps are served as `[python, -m, environments.wasm, path/to/app.wasm]`, docker apps by theirs.
+An app is a build the app manager knows (its name and environment: a local Python package, a wasm module
+served by `python -m environments.wasm`, a docker image), served the way `taskapi conformance` serves it,
+and a strategy of task parameters it must accept (small tasks, so that they finish within an example).
 
 `TASKAPI_PROTOCOL_APPS` (comma-separated names, or `all`) picks the apps; the default is the fast
 Python tutorialapp alone (the wasm one takes about four times as long per example).
@@ -11,21 +11,27 @@ Python tutorialapp alone (the wasm one takes about four times as long per exampl
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
-from apps.sdk.process import python_app_command
-from wasm_apps import module_path
+from runtime.appmanager import AppManager
+from runtime.conformance.target import Target, target_of
 
 
 @dataclass(frozen=True)
 class AppUnderTest:
+    """One build under test (`app` in environment `env`) and the task parameters it must accept."""
+
     name: str
-    command: tuple[str, ...]
+    app: str
+    env: str
     task_params: st.SearchStrategy[dict[str, Any]]
+
+    def target(self) -> Target:
+        """The build as the conformance suite tests it, resolved by the current data dir's app manager."""
+        return target_of(AppManager().resolve(self.app, self.env))
 
 
 # Proof of work: a few subtasks of a few hundred hashes each, so tasks finish within an example yet
@@ -35,16 +41,13 @@ POW_PARAMS = st.fixed_dictionaries(
 )
 
 ALL_APPS = [
-    AppUnderTest("tutorialapp", tuple(python_app_command("apps.tutorialapp")), POW_PARAMS),
-    AppUnderTest(
-        "wasm-tutorialapp",
-        (sys.executable, "-m", "environments.wasm", str(module_path("tutorialapp"))),
-        POW_PARAMS,
-    ),
+    AppUnderTest("tutorialapp", "tutorialapp", "local", POW_PARAMS),
+    AppUnderTest("wasm-tutorialapp", "tutorialapp", "wasm", POW_PARAMS),
 ]
 
 
 def selected_apps(names: str) -> list[AppUnderTest]:
+    """The apps that `TASKAPI_PROTOCOL_APPS` names (ValueError for an unknown one)."""
     if names.strip() == "all":
         return ALL_APPS
     wanted = {name.strip() for name in names.split(",") if name.strip()}

@@ -1,60 +1,25 @@
-"""The protocol tests' harness: the wire access of `runtime.conformance.wire`, plus their Hypothesis settings.
+"""The protocol tests' harness: the conformance suite's session of an app, plus their Hypothesis settings.
 
-The reusable parts (real app server processes over real gRPC, synchronous calls for state machines) moved
-to `runtime.conformance.wire`, which `taskapi conformance` shares; they are re-exported here.
+The machines, the protocol model and the wire access live in `runtime.conformance`, which
+`taskapi conformance` shares; the tests subclass its state machines and add their own checks.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-from runtime.conformance.wire import (
-    EXIT_GUARD_S,
-    HANG_GUARD_S,
-    SUBTASK_INPUTS,
-    SUBTASK_OUTPUTS,
-    TASK_INPUTS,
-    TASK_OUTPUTS,
-    AppServer,
-    Hang,
-    Loop,
-    ProtocolMismatch,
-    ProviderWire,
-    Reply,
-    RequestorWire,
-    copy_resources,
-    deliver,
-    expect,
-    output_file,
-    stop,
-)
-from runtime.serving import Role
+from runtime.conformance.properties import Checks
+from runtime.conformance.session import Session, SuiteConfig
+from runtime.conformance.wire import Loop
 
-__all__ = [
-    "EXIT_GUARD_S",
-    "HANG_GUARD_S",
-    "SUBTASK_INPUTS",
-    "SUBTASK_OUTPUTS",
-    "TASK_INPUTS",
-    "TASK_OUTPUTS",
-    "AppServer",
-    "Hang",
-    "Loop",
-    "ProtocolMismatch",
-    "ProviderWire",
-    "Reply",
-    "RequestorWire",
-    "Role",
-    "copy_resources",
-    "deliver",
-    "expect",
-    "machine_settings",
-    "output_file",
-    "stop",
-]
+from .apps_under_test import AppUnderTest
+
+BENCHMARK = "benchmark_positive_and_bounded"
 
 
 def machine_settings(**overrides: Any) -> settings:
@@ -67,3 +32,18 @@ def machine_settings(**overrides: Any) -> settings:
     }
     values.update(overrides)
     return settings(**values)
+
+
+def protocol_session(app: AppUnderTest, loop: Loop, root: Path) -> Session:
+    """A conformance session of the app's build whose valid task parameters are the app's `task_params`.
+
+    The session is not calibrated: every task spec the machines draw holds parameters the app must accept.
+    """
+    session = Session(app.target(), SuiteConfig(), loop, root)
+    session.params = app.task_params
+    return session
+
+
+def check_score(checks: Checks, what: str, score: float) -> None:
+    """A RunBenchmark score must be a finite number above zero."""
+    checks.check(BENCHMARK, math.isfinite(score) and score > 0, f"{what}: score {score} is not positive")
