@@ -22,7 +22,7 @@ from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server, Stream
 
-from apps.sdk.errors import AppError, FailedPrecondition, InvalidArgument, Unavailable
+from apps.sdk.errors import AppError, InvalidArgument, Unavailable
 from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
 from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
@@ -196,7 +196,7 @@ class RequestorAppService(RequestorAppBase):
             discarded = await self._handler.discard_subtasks(state.task_dir, candidates) if candidates else []
             unexpected = set(discarded) - set(candidates)
             if unexpected:
-                raise FailedPrecondition(f"app discarded subtasks it was not asked to: {sorted(unexpected)}")
+                raise AppError(f"app discarded subtasks it was not asked to: {sorted(unexpected)}")
             for subtask_id in discarded:
                 record.subtasks[subtask_id] = SubtaskState.DISCARDED
             state.save(record)
@@ -295,9 +295,9 @@ class ProviderAppService(ProviderAppBase):
         root = self._task_dir.root.resolve()
         resolved = (root / output).resolve()
         if output.is_absolute() or not resolved.is_relative_to(root):
-            raise FailedPrecondition(f"app returned an output path outside its task dir: {output}")
+            raise AppError(f"app returned an output path outside its task dir: {output}")
         if not resolved.is_file():
-            raise FailedPrecondition(f"app returned an output path that is not a file: {output}")
+            raise AppError(f"app returned an output path that is not a file: {output}")
 
     async def RunBenchmark(self, stream: Stream[pb.RunBenchmarkRequest, pb.RunBenchmarkReply]) -> None:
         await self._gate.serve(stream, self._run_benchmark)

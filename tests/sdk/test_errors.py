@@ -22,6 +22,7 @@ from apps.sdk import (
     NotFound,
     ProviderAppHandler,
     ProviderTaskDir,
+    RequestorTaskDir,
     Unavailable,
 )
 from apps.sdk.client import ProviderAppClient, RequestorAppClient, wait_until_serving
@@ -179,8 +180,25 @@ def test_compute_output_must_be_a_file_in_the_task_dir(tmp_path: Path, output: s
             return await status_of(ProviderAppClient(channel).compute("t1", "s1", {}))
 
     status, message = run(scenario())
-    assert status is Status.FAILED_PRECONDITION
+    assert status is Status.INTERNAL  # the app's bug, not a state the caller could fix
     assert output in message
+
+
+class DiscardsTooMuch(FailingRequestor):
+    async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
+        return [*subtask_ids, "never-given"]
+
+
+def test_an_app_discarding_subtasks_it_was_not_asked_to_is_an_internal_error(tmp_path: Path) -> None:
+    async def scenario() -> tuple[Status, str]:
+        gate = CallGate()
+        async with in_process(RequestorAppService(tmp_path, DiscardsTooMuch(), gate), gate) as channel:
+            client = RequestorAppClient(channel)
+            await prepare(client, tmp_path)
+            return await status_of(client.discard_subtasks("t1", ["s1"]))
+
+    status, message = run(scenario())
+    assert status is Status.INTERNAL and "never-given" in message
 
 
 def test_an_app_process_that_dies_mid_call_gives_unavailable(tmp_path: Path) -> None:
