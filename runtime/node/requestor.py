@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grpclib.const import Status
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
@@ -164,14 +164,19 @@ class RequestorNode:
         """After a restart: abandon requests the app may or may not have answered; re-verify deliveries."""
         active = self._active[task_id]
         for subtask in self.store.subtasks(task_id=task_id, states=("requested",)):
-            with contextlib.suppress(GRPCError):
-                await active.client.abort_subtask(task_id, subtask.subtask_id)
-            self.store.set_subtask_state(subtask.subtask_id, "abandoned", "requestor restarted mid-request")
+            await self._abandon_request(active, subtask.subtask_id, "requestor restarted mid-request")
         for subtask in self.store.subtasks(task_id=task_id, states=("delivered",)):
             current = self.store.subtask(subtask.subtask_id)
             if current is not None and current.state == "delivered":  # not settled by its quorum meanwhile
                 await self._judge(active, current)
         await self._maybe_finish(active)
+
+    async def _abandon_request(self, active: ActiveTask, subtask_id: str, reason: str) -> None:
+        """A NextSubtask whose answer never arrived: the app may have handed the subtask out, so abort it
+        there (which makes it pending again) and keep the request on record as abandoned."""
+        with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+            await active.client.abort_subtask(active.row.task_id, subtask_id)
+        self.store.set_subtask_state(subtask_id, "abandoned", reason)
 
     # control API
 
@@ -318,6 +323,13 @@ class RequestorNode:
             self.store.forget_subtask(subtask_id)
             log.warning("task %s: NextSubtask failed: %s", task_id, exc.message)
             return None
+        except (OSError, StreamTerminatedError, asyncio.CancelledError) as exc:
+            if self._active.get(task_id) is not active:  # the task ended: no request left to reconcile
+                self.store.forget_subtask(subtask_id)
+            elif not isinstance(exc, asyncio.CancelledError):  # cancelled: a restart reconciles it
+                await self._abandon_request(active, subtask_id, f"NextSubtask broke off: {exc}")
+                return None
+            raise
         if subtask is None or self._active.get(task_id) is not active:
             self.store.forget_subtask(subtask_id)
             await self._maybe_finish(active)
