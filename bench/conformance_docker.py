@@ -1,4 +1,4 @@
-"""The docker builds' conformance runs at full size (CI runs blenderapp smaller: see docs/conformance.md).
+"""The docker builds' conformance runs (CI runs the docker tutorialapp only: see docs/conformance.md).
 
 Runs `taskapi conformance` of each docker build with `--examples N` (default 200) and prints each run's
 wall time, the examples each group ran, and the result; the reports go to `--out`. blenderapp is pinned
@@ -6,7 +6,8 @@ to its cheapest task dimensions (`--set resolution=32x24 --set samples=1 --set p
 and every Verify starts Blender (about 1.4 s on an idle core, 2.5-3 s on a busy 2-core machine), which
 is where a blenderapp run's time goes. Needs scripts/setup_docker first.
 
-    python bench/conformance_docker.py [--examples N] [--seed S] [--app tutorialapp|blenderapp]... [--out DIR]
+    python bench/conformance_docker.py [--examples N] [--task-examples N] [--seed S]
+                                       [--app tutorialapp|blenderapp]... [--out DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--examples", type=int, default=200)
+    parser.add_argument("--task-examples", type=int, help="examples of each whole-task property")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--app", action="append", choices=sorted(RUNS), help="default: both")
     parser.add_argument("--out", type=Path, default=Path("conformance-bench"))
@@ -40,6 +42,8 @@ def main() -> int:
         command = [sys.executable, "-c", "from runtime.cli import main; main()", "conformance", app]
         command += ["--env", "docker_cpu"]
         command += ["--examples", str(args.examples), "--seed", str(args.seed), *RUNS[app]]
+        if args.task_examples:
+            command += ["--task-examples", str(args.task_examples)]
         command += ["--report", str(report_path)]
         began = time.monotonic()
         code = subprocess.run(command, check=False).returncode
