@@ -645,13 +645,14 @@ class RequestorNode:
         self._notify()
 
     async def _count_failure(self, active: ActiveTask, message: str, provider_id: str | None) -> None:
-        """Fail the task past `max_failures`; drop a provider from it past `max_provider_failures`."""
+        """Fail the task past `max_failures`; drop a provider from it past `max_provider_failures`
+        (a drop is stored: it outlives a restart, though the failure count does not)."""
         if provider_id:
             active.failures_by_provider[provider_id] += 1
             if active.failures_by_provider[provider_id] == self.config.max_provider_failures:
                 reason = f"{self.config.max_provider_failures} failures in this task; last: {message}"
                 log.warning("provider %s dropped from task %s: %s", provider_id, active.row.task_id, reason)
-                active.refused_by.add(provider_id)
+                self.verification.trust.drop(provider_id, active.row.task_id, reason)
         counts = self.store.count_by_state(active.row.task_id)
         failures = sum(counts.get(state, 0) for state in ("rejected", "failed", "expired"))
         if failures > self.config.max_failures:
@@ -678,14 +679,18 @@ class RequestorNode:
 
     # completion and leases
 
+    def _idle(self, active: ActiveTask) -> bool:
+        """The task is still active and none of its subtasks is live."""
+        task_id = active.row.task_id
+        live = self.store.subtasks(task_id=task_id, states=LIVE_SUBTASK_STATES)
+        return self._active.get(task_id) is active and not live
+
     async def _maybe_finish(self, active: ActiveTask) -> None:
         task_id = active.row.task_id
-        if self._active.get(task_id) is not active:
+        if not self._idle(active) or await active.client.has_pending_subtasks(task_id):
             return
-        if self.store.subtasks(task_id=task_id, states=LIVE_SUBTASK_STATES):
-            return
-        if await active.client.has_pending_subtasks(task_id):
-            return
+        if not self._idle(active):
+            return  # a NextSubtask began meanwhile: its answer decides (and finishes the task if empty)
         outputs = self._outputs_dir(task_id)
         shutil.copytree(active.task_dir.task_outputs, outputs, dirs_exist_ok=True)
         self.store.set_task_state(task_id, "finished")

@@ -22,7 +22,9 @@ The model states the intended behaviour (docs/protocol.md and the node's module 
   aborting a task aborts its live subtasks;
 - a task finishes as soon as its answer is certain and no subtask is live, whatever made it so;
 - a restarted requestor keeps every task and subtask state and every live lease; providers holding
-  leases stay joined, others must join again; who was barred from a task (in memory) is forgotten.
+  leases stay joined, others must join again; a provider dropped from a task (a result Verify rejected,
+  `max_provider_failures`) stays dropped, while one that refused the task's app may be asked again
+  (its whitelist may have changed).
 
 Examples: TASKAPI_HYPOTHESIS_EXAMPLES (default 200).
 """
@@ -149,7 +151,8 @@ class TaskModel:
     env: str = "local"
     state: str = "active"
     ranges: list[Range] = field(default_factory=list)
-    barred: set[str] = field(default_factory=set)
+    barred: set[str] = field(default_factory=set)  # dropped from the task: stored, outlives a restart
+    refused: set[str] = field(default_factory=set)  # refused the task's app: forgotten by a restart
     failures_by: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -328,7 +331,11 @@ class RequestorMachine(RuleBasedStateMachine):
             return
         expected: list[int] = []
         task = self.model
-        if task.state == "active" and self.offers[provider_id] == task.env and provider_id not in task.barred:
+        if (
+            task.state == "active"
+            and self.offers[provider_id] == task.env
+            and provider_id not in task.barred | task.refused
+        ):
             while len(expected) < max(1, slots):
                 index = task.next_pending()
                 if index is None:
@@ -409,7 +416,7 @@ class RequestorMachine(RuleBasedStateMachine):
         assert reply.status is expected, (reply, expected)
         if expected is Status.OK:
             if refuse:
-                self.model.barred.add(provider_id)
+                self.model.refused.add(provider_id)
             self.give_back(self.subtasks[subtask_id], "failed", blamed=True)
 
     @rule(p=st.integers(0, PROVIDERS - 1))
@@ -458,7 +465,7 @@ class RequestorMachine(RuleBasedStateMachine):
         self.seen["requestor restarted"] += 1
         holding = {s.provider_id for s in self.live()}
         self.offers = {p: env for p, env in self.offers.items() if p in holding}
-        self.model.barred.clear()
+        self.model.refused.clear()
         self.model.failures_by.clear()
 
     # the model against the store, the control API and the app's plan
