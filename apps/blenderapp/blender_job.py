@@ -1,8 +1,11 @@
-"""Runs inside Blender (`blender -b -noaudio --factory-startup --python blender_job.py -- job.json`).
+"""Runs inside Blender (`blender -b -noaudio --factory-startup --python blender_job.py`), which stays loaded:
+each line of stdin names a job file; each job starts from the factory settings, as a fresh Blender would,
+and ends with a line `TASKAPI-BLENDER-JOB-DONE ok` or `... error: <what>` after Blender's own log lines.
+Blender exits when stdin closes (its app server went away).
 
 The job file says: scene (a .py scene script with a `build()` function, or a .blend), frame, resolution,
 samples, seed, threads, and the pixel boxes to render (left, top, right, bottom; top-down rows, right/bottom
-exclusive), each with the PNG to write (several boxes share one Blender start-up). Cycles on the CPU,
+exclusive), each with the PNG to write (several boxes share one scene build). Cycles on the CPU,
 denoising and adaptive sampling off, a fixed seed: the same pixel gets the same value whichever box it is
 rendered in, which is what verification relies on.
 """
@@ -10,13 +13,15 @@ rendered in, which is what verification relies on.
 import json
 import runpy
 import sys
+import traceback
 
 import bpy  # type: ignore[import-not-found]
 
 EPSILON = 1e-4  # border fractions a hair past the pixel edge, so Blender's rounding lands on the edge
+JOB_DONE = "TASKAPI-BLENDER-JOB-DONE"
 
 
-def main(job_path: str) -> None:
+def render_job(job_path: str) -> None:
     with open(job_path) as handle:
         job = json.load(handle)
     scene_path = job["scene"]
@@ -57,4 +62,17 @@ def main(job_path: str) -> None:
         bpy.ops.render.render(write_still=True)
 
 
-main(sys.argv[sys.argv.index("--") + 1])
+def serve() -> None:
+    """Render the job file named on each line of stdin until stdin closes."""
+    for line in sys.stdin:
+        try:
+            bpy.ops.wm.read_factory_settings(use_empty=False)
+            render_job(line.strip())
+            status = "ok"
+        except Exception as exc:  # any failure is this job's, reported to the caller; the next may work
+            traceback.print_exc(file=sys.stdout)
+            status = "error: " + " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"{JOB_DONE} {status}", flush=True)
+
+
+serve()

@@ -1,13 +1,16 @@
-"""Rendering with Blender: one job (scene, frame, resolution, samples, seed, pixel box) -> one PNG.
+"""Rendering with Blender: one job (scene, frame, resolution, samples, seed, pixel boxes) -> PNGs.
 
-Blender runs as a child process (`blender -b -noaudio --factory-startup`), which in the app image is
-Debian's Blender 3.4 with Cycles on the CPU. `--factory-startup` also keeps a .blend's embedded scripts
-from running.
+Blender (`blender -b -noaudio --factory-startup`; in the app image Debian's Blender 3.4 with Cycles on the
+CPU) starts once per app server and stays loaded (`BlenderWorker`, `blender_job.py`): starting it costs
+about 1.4 s, more than a small part or a verification crop takes to render. Each job starts from the
+factory settings, as a fresh Blender would; `--factory-startup` also keeps a .blend's embedded scripts
+from running. A job that fails or times out costs only itself: a worker that died or hung is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import os
@@ -97,36 +100,96 @@ def blender_binary() -> str:
     return found
 
 
+JOB_DONE = "TASKAPI-BLENDER-JOB-DONE"
+LOG_TAIL_LINES = 40
+
+
+class BlenderWorker:
+    """One Blender process that renders jobs one at a time, for the event loop that started it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._lock = asyncio.Lock()
+        self._scratch = tempfile.TemporaryDirectory(prefix="blenderapp-")
+        self._process: asyncio.subprocess.Process | None = None
+        self._jobs = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The Blender process serving jobs now; None before the first job and after a kill."""
+        return self._process.pid if self._process is not None else None
+
+    async def render(self, job: RenderJob, timeout: float) -> None:
+        """Render `job`; `RenderFailed` with the end of Blender's log when it does not say ok."""
+        async with self._lock:
+            process = await self._started()
+            self._jobs += 1
+            job_file = Path(self._scratch.name) / f"job-{self._jobs}.json"
+            job_file.write_text(job.as_json(cpu_limit()))
+            try:
+                assert process.stdin is not None
+                process.stdin.write(f"{job_file}\n".encode())
+                await process.stdin.drain()
+                status, log = await asyncio.wait_for(self._answer(process), timeout)
+            except TimeoutError:
+                self._kill()
+                raise RenderFailed(f"blender took longer than {timeout:g} s") from None
+            except BaseException:  # died, or the caller gave up (cancelled): its answer must not be read
+                self._kill()  # as the next job's
+                raise
+            finally:
+                job_file.unlink(missing_ok=True)
+        if status != "ok":
+            raise RenderFailed(f"blender: {status}: {log}")
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        if self._process is None or self._process.returncode is not None:
+            self._process = await asyncio.create_subprocess_exec(
+                blender_binary(),
+                "-b",
+                "-noaudio",
+                "--factory-startup",
+                "--python",
+                str(JOB_SCRIPT),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "HOME": self._scratch.name},
+            )
+        return self._process
+
+    @staticmethod
+    async def _answer(process: asyncio.subprocess.Process) -> tuple[str, str]:
+        """Blender's answer to the job just sent, and the log lines it printed before it."""
+        assert process.stdout is not None
+        log: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        while line := (await process.stdout.readline()).decode(errors="replace"):
+            if line.startswith(JOB_DONE):
+                return line[len(JOB_DONE) :].strip(), "".join(log)[-1500:]
+            log.append(line)
+        code = await process.wait()
+        raise RenderFailed(f"blender exited with code {code}: {''.join(log)[-1500:]}")
+
+    def _kill(self) -> None:
+        """End Blender mid-job; the next job starts a new one."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+
+
+_worker: BlenderWorker | None = None
+
+
 async def render(job: RenderJob, timeout: float = RENDER_TIMEOUT_S) -> list[Path]:
     """Render `job` and return its output PNGs; `RenderFailed` with Blender's log tail otherwise."""
+    global _worker
     for output in job.outputs:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="blenderapp-") as scratch:
-        job_file = Path(scratch) / "job.json"
-        job_file.write_text(job.as_json(cpu_limit()))
-        process = await asyncio.create_subprocess_exec(
-            blender_binary(),
-            "-b",
-            "-noaudio",
-            "--factory-startup",
-            "--python-exit-code",
-            "3",
-            "--python",
-            str(JOB_SCRIPT),
-            "--",
-            str(job_file),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "HOME": scratch},
-        )
-        try:
-            log, _ = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise RenderFailed(f"blender took longer than {timeout:.0f} s") from None
-    if process.returncode != 0 or not all(path.is_file() for path in job.outputs):
-        tail = log.decode(errors="replace")[-1500:]
-        raise RenderFailed(f"blender exited with code {process.returncode}: {tail}")
+    if _worker is None or _worker.loop is not asyncio.get_running_loop():
+        _worker = BlenderWorker()
+    await _worker.render(job, timeout)
+    missing = [str(path) for path in job.outputs if not path.is_file()]
+    if missing:
+        raise RenderFailed(f"blender said ok but wrote no {', '.join(missing)}")
     return job.outputs

@@ -140,7 +140,8 @@ class BlenderRequestor(RequestorAppHandler):
 
 
 async def benchmark(work_dir: Path) -> float:
-    """Renders of a small box of the sample scene per second (Blender's start-up included)."""
+    """Renders of a small box of the sample scene per second (Blender's start-up included on a server's
+    first render)."""
     began = time.monotonic()
     output = work_dir / ".blenderapp-benchmark.png"
     await render(RenderJob.one(SAMPLE_SCENE, 1, (160, 120), 8, 0, Box(0, 0, 64, 64), output))

@@ -1,6 +1,6 @@
 """Verifying a rendered part: right size, then small crops re-rendered here must match it.
 
-Two crops of at most `CROP` x `CROP` pixels are re-rendered by the requestor (one Blender start-up) with the
+Two crops of at most `CROP` x `CROP` pixels are re-rendered by the requestor (one Blender job) with the
 same scene, frame, samples and seed, at places a provider cannot know in advance (a system RNG):
 
 - a *structured* crop: of `CANDIDATES` random places, the one where the claimed part has the most edge

@@ -15,9 +15,11 @@ from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
 from environments.docker import DockerAppServer, DockerCpuEnvironment, compute_subtask
 from environments.docker.images import release_name
+from environments.status import RuntimeStatus
 
 from .conftest import require_engine_and_images
 from .drive import deliver, run_task, taskapi_run
+from .support import python, run_sync
 
 PARAMS = {"scene": "sample", "frames": 1, "resolution": "160x120", "samples": 8, "parts": 4}
 
@@ -110,3 +112,48 @@ def test_forged_parts_are_rejected_and_the_honest_one_accepted(
         and "not a readable image" in by_kind["not an image"][1]
     )
     assert by_kind["honest"][0] is VerifyResult.SUCCESS
+
+
+WORKER_PROBE = """
+import asyncio, json
+from pathlib import Path
+from apps.blenderapp import render as r
+from apps.blenderapp.regions import Box
+
+def job(name, scene=r.SAMPLE_SCENE, size=(32, 24), samples=1):
+    return r.RenderJob.one(scene, 1, size, samples, 0, Box(0, 0, *size), Path(f"/golem/work/{name}.png"))
+
+async def attempt(name, **kw):
+    timeout = kw.pop("timeout", 600.0)
+    try:
+        await r.render(job(name, **kw), timeout)
+        outcome = "ok"
+    except r.RenderFailed as exc:
+        outcome = str(exc)[:300]
+    return {"outcome": outcome, "pid": r._worker.pid}
+
+async def main():
+    steps = [await attempt("first"), await attempt("second"),
+             await attempt("missing", scene=Path("/nope/scene.py")), await attempt("after_error"),
+             await attempt("slow", size=(640, 480), samples=256, timeout=0.5), await attempt("after_kill")]
+    print(json.dumps(steps))
+
+asyncio.run(main())
+"""
+
+
+def test_one_blender_serves_many_renders_and_a_failed_or_hung_job_costs_only_itself(
+    docker_env: DockerCpuEnvironment, blender_image: str, tmp_path: Path
+) -> None:
+    """In a hardened container of the image: Blender stays loaded between renders, a job naming a missing
+    scene fails with Blender's reason and leaves it loaded, a job past its timeout kills it, and the next
+    job starts a new one that renders the same pixels as before."""
+    runtime, status, logs = run_sync(docker_env, python(blender_image, WORKER_PROBE, work_dir=tmp_path))
+    assert status is RuntimeStatus.STOPPED and runtime.exit_code == 0, logs
+    first, second, missing, after_error, slow, after_kill = json.loads(logs.strip().splitlines()[-1])
+    assert first["outcome"] == second["outcome"] == after_error["outcome"] == after_kill["outcome"] == "ok"
+    assert first["pid"] == second["pid"] == missing["pid"] == after_error["pid"] is not None
+    assert "FileNotFoundError" in missing["outcome"] and "/nope/scene.py" in missing["outcome"]
+    assert slow["outcome"] == "blender took longer than 0.5 s" and slow["pid"] is None
+    assert after_kill["pid"] not in (None, first["pid"])
+    assert np.array_equal(load_png(tmp_path / "first.png"), load_png(tmp_path / "after_kill.png"))
