@@ -1,9 +1,11 @@
 """Mutations of an honest result: what a cheating or broken provider might deliver instead.
 
-An empty file and another subtask's output are never acceptable, so the state machine judges their
-Verify at once. A flipped bit or a truncation may be immaterial (a flipped letter of a JSON key the app
-ignores, a trailing newline cut off): Verify may accept those, as long as the task's result does not
-change, which the `mutations` group checks by running the task to completion.
+An empty file and the output of a subtask given other work (other parameters or resources) are never
+acceptable, so the state machine judges their Verify at once; a subtask handed out again for the same
+work may honestly get other bytes (a timestamp in a PNG), so its output is not used. A flipped bit or a
+truncation may be immaterial (a flipped letter of a JSON key the app ignores, a trailing newline cut
+off): Verify may accept those, as long as the task's result does not change, which the `mutations`
+group checks by running the task to completion.
 """
 
 from __future__ import annotations

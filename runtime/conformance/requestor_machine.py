@@ -12,6 +12,7 @@ example, and their order must not).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,12 @@ ENV_IDS = {"docker_cpu", "docker_gpu", "wasm"}
 
 PROTOCOL = "requestor_protocol"
 
+WorkKey = tuple[str, tuple[str, ...]]  # a subtask's parameters (JSON) and its resources' sha256
+
+
+def _contents_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
 
 class RequestorMachine(RuleBasedStateMachine):
     """Drives the session's requestor with any sequence of calls; every reply is checked."""
@@ -60,7 +67,9 @@ class RequestorMachine(RuleBasedStateMachine):
         self.wire = session.requestor_wire()
         self.free_task_ids: list[str] = []  # ids whose CreateTask failed: they are still free
         self.mutations: dict[tuple[str, str], tuple[str, str]] = {}
-        self.results: dict[tuple[str, str], bytes] = {}  # this example's honest results
+        # this example's honest results, by the work they are of: a subtask handed out again for the same
+        # work may get a result with other bytes (a timestamp in a PNG) that is just as honest
+        self.results: dict[WorkKey, bytes] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -83,8 +92,14 @@ class RequestorMachine(RuleBasedStateMachine):
         result = self.session.honest.result(
             self.checks, self.task_dir_of(task_id), subtask_id, subtask.params_json, subtask.resources
         )
-        self.results[(task_id, subtask_id)] = result.content
+        self.results[self.work_of(task_id, subtask)] = result.content
         return result
+
+    def work_of(self, task_id: str, subtask: SubtaskModel) -> WorkKey:
+        """What a provider is given for a subtask: its parameters and its resources' contents."""
+        inputs = self.task_dir_of(task_id) / SUBTASK_INPUTS
+        digests = tuple(_contents_digest(inputs / name) for name in subtask.resources)
+        return subtask.params_json, digests
 
     # -- choosing ids -------------------------------------------------------------------------
 
@@ -324,7 +339,8 @@ class RequestorMachine(RuleBasedStateMachine):
         """Deliver a mutation of one of `kinds` (an empty file when no other kind can differ)."""
         subtask = self.model.tasks[task_id].subtasks[subtask_id]
         honest = self.honest(task_id, subtask_id, subtask)
-        others = [content for key, content in self.results.items() if key != (task_id, subtask_id)]
+        work = self.work_of(task_id, subtask)
+        others = [content for key, content in self.results.items() if key != work]
         kind = data.draw(st.sampled_from(kinds))
         mutated = mutate(kind, honest.content, others, data)
         if mutated is None:

@@ -1,13 +1,16 @@
 """The shipped sample scene, built from code in Blender's Python (nothing downloaded, no .blend file).
 
-A checkered floor, three spheres (diffuse, glossy, glass), a cube, an area light, a sun and a camera:
-enough light paths for Cycles noise and reflections to make verification meaningful. Run inside Blender
+A checkered floor, three spheres (diffuse, glossy, glass), a cube, an area light, a sun and a camera that
+orbits the scene from frame to frame: enough light paths for Cycles noise and reflections to make
+verification meaningful, and a different picture in every frame. Run inside Blender
 (`blender -b --factory-startup --python render script`); the render script calls `build()`.
 """
 
 from typing import Any
 
 import bpy  # type: ignore[import-not-found]
+
+ORBIT_PER_FRAME = 0.3
 
 
 def _material(
@@ -37,6 +40,21 @@ def _checker(name: str) -> Any:
     checker.inputs["Color2"].default_value = (0.1, 0.12, 0.15, 1.0)
     material.node_tree.links.new(checker.outputs["Color"], nodes["Principled BSDF"].inputs["Base Color"])
     return material
+
+
+def _orbit(camera: Any) -> None:
+    """Turn the camera about the scene's vertical axis by ORBIT_PER_FRAME radians a frame (frame 1 is the
+    unturned view), so no two nearby frames are the same picture."""
+    bpy.ops.object.empty_add(location=(0.0, 0.0, 0.0))
+    pivot = bpy.context.object
+    camera.parent = pivot
+    for frame in (1, 2):
+        pivot.rotation_euler = (0.0, 0.0, ORBIT_PER_FRAME * (frame - 1))
+        pivot.keyframe_insert(data_path="rotation_euler", index=2, frame=frame)
+    for curve in pivot.animation_data.action.fcurves:
+        curve.extrapolation = "LINEAR"
+        for point in curve.keyframe_points:
+            point.interpolation = "LINEAR"
 
 
 def build() -> None:
@@ -74,6 +92,7 @@ def build() -> None:
 
     bpy.ops.object.camera_add(location=(0.0, -8.5, 3.6), rotation=(1.2, 0.0, 0.0))
     scene.camera = bpy.context.object
+    _orbit(scene.camera)
 
     world = bpy.data.worlds.new("sky")
     world.use_nodes = True
