@@ -3,8 +3,8 @@
 Runs `taskapi conformance` of each docker build with `--examples N` (default 200) and prints each run's
 wall time, the examples each group ran, and the result; the reports go to `--out`. blenderapp is pinned
 to its cheapest task dimensions (`--set resolution=32x24 --set samples=1 --set parts=1`): every Compute
-and every Verify starts Blender (about 1.4 s on an idle core, 2.5-3 s on a busy 2-core machine), which
-is where a blenderapp run's time goes. Needs scripts/setup_docker first.
+and every Verify renders with Blender (kept loaded by each app server), which is where a blenderapp run's
+time goes. Needs scripts/setup_docker first.
 
     python bench/conformance_docker.py [--examples N] [--task-examples N] [--seed S]
                                        [--app tutorialapp|blenderapp]... [--out DIR]
