@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -31,9 +32,12 @@ from environments.base import (
     Support,
 )
 from environments.docker.engine import APP_NETWORK, Engine, engine_support
+from environments.docker.owner import OWNER_LABEL, is_gone
 from environments.docker.runtime import DockerRuntime
-from environments.docker.spec import DockerLimits, DockerRun, GpuPassthrough
+from environments.docker.spec import LABEL, DockerLimits, DockerRun, GpuPassthrough
 from environments.status import RuntimeStatus
+
+log = logging.getLogger(__name__)
 
 PROJECT_REPOSITORIES = frozenset({"taskapi/tutorialapp", "taskapi/blenderapp"})
 """The project's own app images, allowed by default."""
@@ -119,6 +123,7 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
         engine = Engine(self.config.base_url)
         try:
             await engine.call(engine.client.ping)
+            await engine.call(remove_orphans, engine)
         except Exception:
             engine.close()
             raise
@@ -225,6 +230,21 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
         finally:
             if runtime.status() is not RuntimeStatus.TORN_DOWN:
                 await runtime.clean_up()
+
+
+def remove_orphans(engine: Engine) -> list[str]:
+    """Remove the containers of node processes that died without removing them (`owner.py`); their ids."""
+    import docker
+
+    removed: list[str] = []
+    for container in engine.client.containers.list(all=True, filters={"label": LABEL}):
+        owner = container.labels.get(OWNER_LABEL, "")
+        if is_gone(owner):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True)
+                removed.append(container.id)
+                log.warning("removed container %s: the node process that made it is gone", container.short_id)
+    return removed
 
 
 class DockerCpuEnvironment(DockerEnvironment):

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from environments.docker.owner import OWNER_LABEL, owner_of
+
 WORK_DIR = "/golem/work"
 """Where the run's work dir is mounted inside the container (Golem's convention)."""
 
@@ -131,7 +133,7 @@ def container_settings(
         "image": run.image,
         "command": list(run.command),
         "detach": True,
-        "labels": {LABEL: env_id},
+        "labels": {LABEL: env_id, OWNER_LABEL: owner_of(os.getpid())},
         "user": f"{user[0]}:{user[1]}",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
