@@ -33,8 +33,12 @@ def _start_time(pid: int) -> str | None:
 
 
 def owner_of(pid: int) -> str:
-    """The owner label of a container created by process `pid` (normally this one)."""
-    return f"{_boot_id()}/{_pid_namespace()}/{pid}/{_start_time(pid)}"
+    """The owner label of a container created by process `pid` (normally this one); empty where /proc
+    cannot tell (such containers are never removed as orphans)."""
+    try:
+        return f"{_boot_id()}/{_pid_namespace()}/{pid}/{_start_time(pid)}"
+    except OSError:
+        return ""
 
 
 def is_gone(owner: str) -> bool:
