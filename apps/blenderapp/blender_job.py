@@ -1,7 +1,7 @@
-"""Runs inside Blender (`blender -b -noaudio --factory-startup --python blender_job.py`), which stays loaded:
-each line of stdin names a job file; each job starts from the factory settings, as a fresh Blender would,
-and ends with a line `TASKAPI-BLENDER-JOB-DONE ok` or `... error: <what>` after Blender's own log lines.
-Blender exits when stdin closes (its app server went away).
+"""Runs inside Blender (`blender -b -noaudio --factory-startup --python blender_job.py -- MARKER`), which
+stays loaded: each line of stdin names a job file; each job starts from the factory settings, as a fresh
+Blender would, and ends with a line `MARKER ok` or `MARKER error: <what>` after Blender's own log lines
+(render.py chooses the marker). Blender exits when stdin closes (its app server went away).
 
 The job file says: scene (a .py scene script with a `build()` function, or a .blend), frame, resolution,
 samples, seed, threads, and the pixel boxes to render (left, top, right, bottom; top-down rows, right/bottom
@@ -18,7 +18,6 @@ import traceback
 import bpy  # type: ignore[import-not-found]
 
 EPSILON = 1e-4  # border fractions a hair past the pixel edge, so Blender's rounding lands on the edge
-JOB_DONE = "TASKAPI-BLENDER-JOB-DONE"
 
 
 def render_job(job_path: str) -> None:
@@ -62,8 +61,8 @@ def render_job(job_path: str) -> None:
         bpy.ops.render.render(write_still=True)
 
 
-def serve() -> None:
-    """Render the job file named on each line of stdin until stdin closes."""
+def serve(marker: str) -> None:
+    """Render the job file named on each line of stdin until stdin closes; `marker` starts each answer."""
     for line in sys.stdin:
         try:
             bpy.ops.wm.read_factory_settings(use_empty=False)
@@ -72,7 +71,7 @@ def serve() -> None:
         except Exception as exc:  # any failure is this job's, reported to the caller; the next may work
             traceback.print_exc(file=sys.stdout)
             status = "error: " + " ".join(f"{type(exc).__name__}: {exc}".split())
-        print(f"{JOB_DONE} {status}", flush=True)
+        print(f"{marker} {status}", flush=True)
 
 
-serve()
+serve(sys.argv[sys.argv.index("--") + 1])

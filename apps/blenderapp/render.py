@@ -101,7 +101,9 @@ def blender_binary() -> str:
 
 
 JOB_DONE = "TASKAPI-BLENDER-JOB-DONE"
+"""The line start by which `blender_job.py` answers a job (passed to it on its command line)."""
 LOG_TAIL_LINES = 40
+LOG_TAIL_CHARS = 1500
 
 
 class BlenderWorker:
@@ -151,6 +153,8 @@ class BlenderWorker:
                 "--factory-startup",
                 "--python",
                 str(JOB_SCRIPT),
+                "--",
+                JOB_DONE,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -165,10 +169,10 @@ class BlenderWorker:
         log: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         while line := (await process.stdout.readline()).decode(errors="replace"):
             if line.startswith(JOB_DONE):
-                return line[len(JOB_DONE) :].strip(), "".join(log)[-1500:]
+                return line[len(JOB_DONE) :].strip(), "".join(log)[-LOG_TAIL_CHARS:]
             log.append(line)
         code = await process.wait()
-        raise RenderFailed(f"blender exited with code {code}: {''.join(log)[-1500:]}")
+        raise RenderFailed(f"blender exited with code {code}: {''.join(log)[-LOG_TAIL_CHARS:]}")
 
     def _kill(self) -> None:
         """End Blender mid-job; the next job starts a new one."""
