@@ -232,19 +232,15 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
                 await runtime.clean_up()
 
 
-def remove_orphans(engine: Engine) -> list[str]:
-    """Remove the containers of node processes that died without removing them (`owner.py`); their ids."""
+def remove_orphans(engine: Engine) -> None:
+    """Remove the containers of node processes that died without removing them (`owner.py`)."""
     import docker
 
-    removed: list[str] = []
     for container in engine.client.containers.list(all=True, filters={"label": LABEL}):
-        owner = container.labels.get(OWNER_LABEL, "")
-        if is_gone(owner):
+        if is_gone(container.labels.get(OWNER_LABEL, "")):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True)
-                removed.append(container.id)
                 log.warning("removed container %s: the node process that made it is gone", container.short_id)
-    return removed
 
 
 class DockerCpuEnvironment(DockerEnvironment):

@@ -38,8 +38,10 @@ time.sleep(600)
 
 def test_the_owner_of_a_live_process_is_not_gone_and_of_a_dead_one_is() -> None:
     assert not is_gone(owner_of(os.getpid()))
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child = subprocess.Popen(["sleep", "600"])
     owner = owner_of(child.pid)
+    assert not is_gone(owner)
+    child.kill()
     child.wait()
     assert is_gone(owner)
     boot, namespace, pid, started = owner.split("/")
