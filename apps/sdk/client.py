@@ -19,6 +19,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from apps.sdk.channel import AppChannel
 from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
@@ -33,7 +34,7 @@ async def wait_until_serving(host: str, port: int, timeout: float = 10.0) -> Cha
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        channel = Channel(host, port)
+        channel = AppChannel(host, port)
         try:
             reply = await HealthStub(channel).Check(HealthCheckRequest(service=""), timeout=2.0)
             if reply.status == HealthCheckResponse.SERVING:
