@@ -6,11 +6,19 @@ benchmark score), `cost` turns usage into a bill (fuel for wasm, cpu-ns elsewher
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from runtime.appmanager.descriptor import ENVIRONMENTS
+
 FUEL_UNIT = 1e9
 CPU_NS_UNIT = 1e9
+
+MAX_CAPACITY = 1024
+"""The most subtasks one provider may offer to compute at once."""
+MAX_ENV_ID_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,35 @@ class ProviderOffer:
     envs: dict[str, float]
     price: float
     capacity: int
+
+    @classmethod
+    def checked(
+        cls, provider_id: str, envs: Sequence[tuple[str, float]], price: float, capacity: int
+    ) -> ProviderOffer:
+        """An offer from the wire, or ValueError naming the field that is out of bounds: a price that is
+        not a finite number >= 0, a capacity outside 1..MAX_CAPACITY, an environment that is unknown,
+        offered twice or scored with anything but a finite number >= 0."""
+        if not math.isfinite(price) or price < 0:
+            raise ValueError(f"offer.price must be a finite number >= 0, got {price!r}")
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise ValueError(f"offer.capacity must be 1 to {MAX_CAPACITY}, got {capacity}")
+        if not envs:
+            raise ValueError("offer.envs is empty: offer at least one environment")
+        scores: dict[str, float] = {}
+        for index, (env_id, score) in enumerate(envs):
+            field = f"offer.envs[{index}]"
+            if len(env_id) > MAX_ENV_ID_CHARS:
+                raise ValueError(
+                    f"{field}.env_id is {len(env_id)} characters long (at most {MAX_ENV_ID_CHARS})"
+                )
+            if env_id not in ENVIRONMENTS:
+                raise ValueError(f"{field}.env_id {env_id!r} is unknown; known: {', '.join(ENVIRONMENTS)}")
+            if env_id in scores:
+                raise ValueError(f"{field}.env_id {env_id!r} is offered twice")
+            if not math.isfinite(score) or score < 0:
+                raise ValueError(f"{field}.benchmark_score must be a finite number >= 0, got {score!r}")
+            scores[env_id] = score
+        return cls(provider_id, scores, price, capacity)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import ssl
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from apps.sdk.workdir import ProviderTaskDir, check_id
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
 from runtime.node.compute import ComputeRunner
-from runtime.node.requestor_service import bearer
+from runtime.node.identity import ProviderKey, sign_calls
+from runtime.node.requestor_service import TOKEN_REFUSED, bearer
 from runtime.node.resources import read_chunks, sha256_file
 from runtime.node.store import now_ms
 
@@ -41,7 +41,7 @@ class RequestorRefused(Exception):
     """The requestor will not have this provider (a wrong token, a refused offer); the message says why."""
 
     def __init__(self, address: str, error: GRPCError) -> None:
-        if error.status is Status.UNAUTHENTICATED:
+        if error.status is Status.UNAUTHENTICATED and error.message == TOKEN_REFUSED:
             message = f"requestor at {address} refused the token"
         else:
             message = f"requestor at {address} refused this provider: {error.status.name}: {error.message}"
@@ -104,7 +104,6 @@ class ProviderConfig:
     data_dir: Path
     capacity: int = 2
     price: float = 1.0
-    provider_id: str = ""
     tls: ssl.SSLContext | None = None
 
 
@@ -115,17 +114,11 @@ class ProviderNode:
         self.config = config
         self.runners = {runner.env_id: runner for runner in runners}
         self.whitelist = whitelist
-        self.provider_id = config.provider_id or self._stable_id()
+        self.key = ProviderKey.load_or_create(config.data_dir)
+        self.provider_id = self.key.provider_id
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat_ms = 5000
         self.completed = 0
-
-    def _stable_id(self) -> str:
-        path = self.config.data_dir / "provider-id"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"provider-{uuid.uuid4().hex[:12]}")
-        return check_id("provider id", path.read_text().strip())
 
     async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
         """Scores per environment, measured on first start and stored in the data dir."""
@@ -146,6 +139,7 @@ class ProviderNode:
         """Join and work until `stop` is set; `RequestorRefused` if the requestor will not have this provider
         (wrong token, refused offer). An unreachable or restarting requestor is retried, never fatal."""
         channel = Channel(self.config.host, self.config.port, ssl=self.config.tls)
+        sign_calls(channel, self.key)
         stub = RequestorStub(channel)
         metadata = bearer(self.config.token)
         try:

@@ -291,7 +291,14 @@ class RequestorNode:
             await self._wait_for_change(remaining)
 
     async def _assign(self, offer: ProviderOffer, slots: int) -> list[npb.Assignment]:
+        """Up to `slots` assignments, never past the offer's capacity: what the provider already computes
+        counts (checked before each one; its row is written before the next await, so concurrent
+        RequestWork calls of one provider cannot overshoot together)."""
         assignments: list[npb.Assignment] = []
+
+        def has_room() -> bool:
+            return len(assignments) < slots and self.store.computing(offer.provider_id) < offer.capacity
+
         for active in list(self._active.values()):
             if offer.provider_id in active.refused_by:
                 continue
@@ -299,14 +306,14 @@ class RequestorNode:
                 continue
             if not self.market.accepts(offer, active.row.env_id, active.row.params):
                 continue
-            while len(assignments) < slots:
+            while has_room():
                 assignment = self._next_replica(active, offer.provider_id) or await self._next_subtask(
                     active, offer.provider_id
                 )
                 if assignment is None:
                     break
                 assignments.append(assignment)
-            if len(assignments) >= slots:
+            if not has_room():
                 break
         return assignments
 

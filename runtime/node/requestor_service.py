@@ -21,6 +21,7 @@ from grpclib.server import Server, Stream
 from apps.sdk.process import free_port
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
+from runtime.node.identity import authenticated_provider, require_signed_calls
 from runtime.node.market import ProviderOffer
 from runtime.node.metrics import BYTES
 from runtime.node.requestor import NodeError, RequestorNode
@@ -29,6 +30,8 @@ from runtime.node.resources import read_chunks
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/taskapi.node.Control/"
+TOKEN_REFUSED = "missing or wrong token"
+"""The message of a refused token (providers tell it apart from a refused signature)."""
 
 
 @contextmanager
@@ -43,7 +46,8 @@ def _node_errors() -> Iterator[None]:
 
 
 class RequestorService(RequestorBase):
-    """Node protocol: what providers call."""
+    """Node protocol: what providers call. Each call is signed by its provider's key (identity.py); a
+    message naming another provider than the signer is PERMISSION_DENIED."""
 
     def __init__(self, node: RequestorNode) -> None:
         self.node = node
@@ -52,13 +56,14 @@ class RequestorService(RequestorBase):
         request = await stream.recv_message()
         assert request is not None
         offer = request.offer
-        provider_offer = ProviderOffer(
-            offer.provider_id,
-            {env.env_id: env.benchmark_score for env in offer.envs},
-            offer.price,
-            offer.capacity,
-        )
+        provider_id = authenticated_provider(offer.provider_id)
         with _node_errors():
+            provider_offer = ProviderOffer.checked(
+                provider_id,
+                [(env.env_id, env.benchmark_score) for env in offer.envs],
+                offer.price,
+                offer.capacity,
+            )
             reply = self.node.join(provider_offer)
         await stream.send_message(reply)
 
@@ -66,14 +71,18 @@ class RequestorService(RequestorBase):
         request = await stream.recv_message()
         assert request is not None
         with _node_errors():
-            assignments = await self.node.request_work(request.provider_id, request.slots, request.wait_ms)
+            assignments = await self.node.request_work(
+                authenticated_provider(request.provider_id), request.slots, request.wait_ms
+            )
         await stream.send_message(npb.WorkReply(assignments=assignments))
 
     async def Heartbeat(self, stream: Stream[npb.HeartbeatRequest, npb.HeartbeatReply]) -> None:
         request = await stream.recv_message()
         assert request is not None
         with _node_errors():
-            reply = self.node.heartbeat(request.provider_id, list(request.subtask_ids))
+            reply = self.node.heartbeat(
+                authenticated_provider(request.provider_id), list(request.subtask_ids)
+            )
         await stream.send_message(reply)
 
     async def FetchResource(self, stream: Stream[npb.FetchRequest, npb.Chunk]) -> None:
@@ -89,6 +98,7 @@ class RequestorService(RequestorBase):
         first = await stream.recv_message()
         if first is None or first.WhichOneof("part") != "header":
             raise GRPCError(Status.INVALID_ARGUMENT, "SubmitResult must start with a header")
+        first.header.provider_id = authenticated_provider(first.header.provider_id)
 
         async def data() -> AsyncIterator[bytes]:
             async for part in stream:
@@ -104,14 +114,16 @@ class RequestorService(RequestorBase):
         request = await stream.recv_message()
         assert request is not None
         with _node_errors():
-            await self.node.report_failure(request.provider_id, request.subtask_id, request.reason)
+            await self.node.report_failure(
+                authenticated_provider(request.provider_id), request.subtask_id, request.reason
+            )
         await stream.send_message(npb.FailureReply())
 
     async def Leave(self, stream: Stream[npb.LeaveRequest, npb.LeaveReply]) -> None:
         request = await stream.recv_message()
         assert request is not None
         with _node_errors():
-            await self.node.leave(request.provider_id)
+            await self.node.leave(authenticated_provider(request.provider_id))
         await stream.send_message(npb.LeaveReply())
 
 
@@ -201,7 +213,7 @@ def require_tokens(server: Server, provider_token: str, control_token: str) -> N
         given = str(event.metadata.get("authorization", ""))
         if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             log.warning("refused %s from %s: bad or missing token", event.method_name, event.peer.addr())
-            raise GRPCError(Status.UNAUTHENTICATED, "missing or wrong token")
+            raise GRPCError(Status.UNAUTHENTICATED, TOKEN_REFUSED)
 
     listen(server, RecvRequest, check)
 
@@ -222,6 +234,7 @@ async def serve_requestor(
     """
     server = RequestorServer([RequestorService(node), ControlService(node), Health()])
     require_tokens(server, provider_token, control_token)
+    require_signed_calls(server)
     port = port or free_port(host)
     await server.start(host, port, ssl=tls)
     return server, port

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS subtasks (
     replica_of TEXT
 );
 CREATE INDEX IF NOT EXISTS subtasks_by_task ON subtasks(task_id, state);
+CREATE INDEX IF NOT EXISTS subtasks_by_provider ON subtasks(provider_id, state);
 CREATE TABLE IF NOT EXISTS providers (
     provider_id TEXT PRIMARY KEY,
     offer_json TEXT NOT NULL,
@@ -258,6 +259,15 @@ class Store:
             if cursor.rowcount:
                 held.append(subtask_id)
         return [subtask_id for subtask_id in subtask_ids if subtask_id not in held]
+
+    def computing(self, provider_id: str) -> int:
+        """How many subtasks the provider holds to compute: being requested for it or assigned to it
+        (a delivered result is no longer computed, so it takes none of its capacity)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM subtasks WHERE provider_id = ? AND state IN ('requested', 'assigned')",
+            (provider_id,),
+        ).fetchone()
+        return int(row[0])
 
     def subtask(self, subtask_id: str) -> SubtaskRow | None:
         row = self._db.execute("SELECT * FROM subtasks WHERE subtask_id = ?", (subtask_id,)).fetchone()

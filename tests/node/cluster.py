@@ -240,8 +240,9 @@ class Requestor(NodeProcess):
     def control(self) -> Control:
         return Control(self.cluster.loop, HOST, self.port, self.control_token)
 
-    def raw_provider(self, provider_id: str, token: str | None = None) -> RawProvider:
-        return RawProvider(self.cluster.loop, HOST, self.port, token or self.token, provider_id)
+    def raw_provider(self, name: str, token: str | None = None, claims: str | None = None) -> RawProvider:
+        """A hand-driven provider with the key of `name` (wire.py), naming `claims` as its id if given."""
+        return RawProvider(self.cluster.loop, HOST, self.port, token or self.token, name, claims=claims)
 
     def wait_for_task(self, task_id: str) -> npb.TaskStatus:
         """The task's final status once it left `active` (control API, polled)."""

@@ -10,8 +10,9 @@ and content; after every step the model must equal the store, the control API's 
 own plan file.
 
 The model states the intended behaviour (docs/protocol.md and the node's module docs):
-- RequestWork hands out the lowest pending range first, up to `slots` (at least 1), only to joined
-  providers offering the task's environment and not barred from it;
+- RequestWork hands out the lowest pending range first, up to `slots` (at least 1) and never past the
+  provider's capacity (its live subtasks count), only to joined providers offering the task's
+  environment and not barred from it;
 - a result is taken only from the provider holding the subtask while it is `assigned`
   (NOT_FOUND for anyone else, FAILED_PRECONDITION once it is not assigned);
 - a result with the wrong digest or name is refused (`failed`), a wrong claim is rejected by Verify
@@ -69,6 +70,7 @@ MAX_FAILURES = 5
 MAX_PROVIDER_FAILURES = RequestorConfig().max_provider_failures
 EXAMPLES = int(os.environ.get("TASKAPI_HYPOTHESIS_EXAMPLES", "200"))
 PROVIDERS = 3
+CAPACITY = 2
 TEXTS = ("alpha", "beta", "gamma", "delta")
 # Rare rules act on one roll of 16; not on 0 or 15, which Hypothesis draws far more often than 1/16.
 ROLL = st.integers(0, 15)
@@ -303,13 +305,13 @@ class RequestorMachine(RuleBasedStateMachine):
         (plan_file,) = self.harness.node.data_dir.glob(f"*/*/{task_id}/{PLAN_FILE}")
         self.plan_dir = plan_file.parent
         for provider_id in self.ids[:2]:  # two providers start joined; the rules join and leave more
-            self.wire(provider_id).join(envs=["local"]).value()
+            self.wire(provider_id).join(envs=["local"], capacity=CAPACITY).value()
             self.offers[provider_id] = "local"
 
     @rule(p=st.integers(0, PROVIDERS - 1), env=st.sampled_from(["local", "local", "wasm"]))
     def join(self, p: int, env: str) -> None:
         provider_id = self.ids[p]
-        reply = self.wire(provider_id).join(envs=[env])
+        reply = self.wire(provider_id).join(envs=[env], capacity=CAPACITY)
         assert reply.status is Status.OK, reply
         assert reply.value().lease_ms == 600_000
         self.offers[provider_id] = env
@@ -331,12 +333,13 @@ class RequestorMachine(RuleBasedStateMachine):
             return
         expected: list[int] = []
         task = self.model
+        room = CAPACITY - sum(s.provider_id == provider_id for s in self.live())
         if (
             task.state == "active"
             and self.offers[provider_id] == task.env
             and provider_id not in task.barred | task.refused
         ):
-            while len(expected) < max(1, slots):
+            while len(expected) < min(max(1, slots), room):
                 index = task.next_pending()
                 if index is None:
                     self.maybe_finish()
@@ -530,7 +533,7 @@ def test_work_given_back_after_the_answer_is_certain_finishes_the_task(harness: 
     task_id = harness.control.submit("tutorialapp", "local", params).value().task_id
     provider = RawProvider(harness.loop, HOST, harness.port, PROVIDER_TOKEN, "lone-provider")
     try:
-        provider.join().value()
+        provider.join(capacity=2).value()
         low, high = provider.request_work(slots=2).value().assignments
         honest = ResultFile("result.json", honest_result(low.subtask_params_json))
         assert provider.submit(low.subtask_id, honest).value().verdict == "accepted"

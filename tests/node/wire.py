@@ -1,7 +1,8 @@
 """A raw node-protocol client for tests: every RPC of the requestor, request fields in, `Reply` out.
 
-Calls go through the generated stubs with `bearer(token)` metadata, exactly as a provider (or an
-attacker holding a provider token) would make them. Each call returns a `Reply` with either the
+Calls go through the generated stubs with `bearer(token)` metadata and signed with the provider's own
+key (runtime/node/identity.py), exactly as a provider (or an attacker holding a provider token) would
+make them. Each call returns a `Reply` with either the
 reply message or the gRPC status of the refusal, so a test asserts on statuses, never on exceptions.
 All calls run on one `Loop`: a test may serve an in-process requestor on the same loop.
 """
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
@@ -22,6 +24,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from apps.tutorialapp import pow
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub, RequestorStub
+from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.requestor_service import bearer
 
 T = TypeVar("T")
@@ -101,24 +104,38 @@ class ResultFile:
         )
 
 
-class RawProvider:
-    """One provider identity speaking the node protocol by hand over its own channel."""
+def named_key(name: str) -> ProviderKey:
+    """A provider key derived from `name`: the same name gives the same key (and provider id) every run."""
+    return ProviderKey(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
 
-    def __init__(self, loop: Loop, host: str, port: int, token: str, provider_id: str) -> None:
+
+class RawProvider:
+    """One provider speaking the node protocol by hand over its own channel, signing with the key of `name`.
+
+    Its messages name `claims` as their provider_id: by default its own id; an impostor names another's.
+    """
+
+    def __init__(
+        self, loop: Loop, host: str, port: int, token: str, name: str, *, claims: str | None = None
+    ) -> None:
         self.loop = loop
-        self.provider_id = provider_id
+        self.key = named_key(name)
+        self.provider_id = self.key.provider_id if claims is None else claims
         self.metadata = bearer(token)
         self._channel = loop.channel(host, port)
+        sign_calls(self._channel, self.key)
         self.stub = RequestorStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
 
-    def join(self, envs: Sequence[str] = ("local",), capacity: int = 1) -> Reply[npb.JoinReply]:
+    def join(
+        self, envs: Sequence[str] = ("local",), capacity: int = 1, price: float = 1.0, score: float = 1.0
+    ) -> Reply[npb.JoinReply]:
         offer = npb.Offer(
             provider_id=self.provider_id,
-            envs=[npb.EnvOffer(env_id=env, benchmark_score=1.0) for env in envs],
-            price=1.0,
+            envs=[npb.EnvOffer(env_id=env, benchmark_score=score) for env in envs],
+            price=price,
             capacity=capacity,
         )
         request = npb.JoinRequest(offer=offer)

@@ -164,7 +164,6 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--capacity", type=int, default=1)
-    parser.add_argument("--provider-id", default="")
     parser.add_argument("--benchmark-score", type=float, help="Claim this wasm benchmark score.")
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
@@ -183,9 +182,7 @@ def main() -> None:
         )
         for runner in runners_for(["wasm"])
     ]
-    config = ProviderConfig(
-        host, port, args.token, args.data_dir, capacity=args.capacity, provider_id=args.provider_id
-    )
+    config = ProviderConfig(host, port, args.token, args.data_dir, capacity=args.capacity)
     node = ProviderNode(config, runners, builtin_whitelist())
     log.info("forging provider %s (%s) joining %s", node.provider_id, args.strategy, args.address)
     asyncio.run(until_signalled(node.run))

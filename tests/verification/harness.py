@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +21,7 @@ from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeRunner, WasmRunner
+from runtime.node.identity import ProviderKey
 from runtime.node.journal import Entry
 from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
@@ -75,7 +76,11 @@ class ProcessProvider:
 
 @dataclass
 class Harness:
-    """`async with Harness(root) as h:` a requestor serving; `h.provider(...)` adds providers."""
+    """`async with Harness(root) as h:` a requestor serving; `h.provider(...)` adds providers.
+
+    Providers are named by the tests; their ids are those of their keys (`id(name)`), made in their data
+    dirs, so a provider started again under the same name is the same provider.
+    """
 
     root: Path
     requestor_config: RequestorConfig = field(default_factory=RequestorConfig)
@@ -89,6 +94,13 @@ class Harness:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._processes: list[ProcessProvider] = []
         self.runners: dict[str, ComputeRunner] = {}
+        self._ids: dict[str, str] = {}
+
+    def id(self, name: str) -> str:
+        """The provider id of provider `name`: that of the key in its data dir (made there if none yet)."""
+        if name not in self._ids:
+            self._ids[name] = ProviderKey.load_or_create(self.root / name).provider_id
+        return self._ids[name]
 
     async def __aenter__(self) -> Harness:
         self.node = RequestorNode(self.root / "requestor", self.requestor_config, app_manager=AppManager())
@@ -115,7 +127,8 @@ class Harness:
         data_dir = self.root / name
         if self.benchmark_score and not (data_dir / "benchmarks.json").exists():
             write_benchmark(data_dir, self.benchmark_score)
-        config = ProviderConfig(HOST, self.port, self.token, data_dir, capacity=capacity, provider_id=name)
+        self.id(name)
+        config = ProviderConfig(HOST, self.port, self.token, data_dir, capacity=capacity)
         node = ProviderNode(config, [runner], builtin_whitelist())
         self._runs[name] = asyncio.create_task(node.run(self._stop))
         self.runners[name] = runner
@@ -155,7 +168,7 @@ class Harness:
     ) -> ProcessProvider:
         """Start a forging provider as a real process."""
         data_dir = self.root / name
-        data_dir.mkdir(parents=True, exist_ok=True)
+        self.id(name)
         claimed = score if score is not None else self.benchmark_score
         log = self.root / f"{name}.log"
         command = [
@@ -167,8 +180,6 @@ class Harness:
             self.token,
             "--strategy",
             strategy,
-            "--provider-id",
-            name,
             "--data-dir",
             str(data_dir),
             *(["--benchmark-score", str(claimed)] if claimed else []),
@@ -187,7 +198,7 @@ class Harness:
         """Wait until these providers joined (a process takes a moment to start)."""
 
         async def poll() -> None:
-            while any(self.node.store.provider_offer(name) is None for name in names):
+            while any(self.node.store.provider_offer(self.id(name)) is None for name in names):
                 await asyncio.sleep(0.05)
 
         await asyncio.wait_for(poll(), TASK_GUARD_S)
@@ -200,7 +211,12 @@ class Harness:
         return await asyncio.wait_for(self.node.wait_for_task(task_id), TASK_GUARD_S)
 
     def journal(self, task_id: str | None = None) -> list[Entry]:
-        return self.node.verification.journal.entries(task_id)
+        """The journal's entries, each naming its provider by the name it was started as."""
+        names = {provider_id: name for name, provider_id in self._ids.items()}
+        entries = self.node.verification.journal.entries(task_id)
+        return [
+            replace(entry, provider_id=names.get(entry.provider_id, entry.provider_id)) for entry in entries
+        ]
 
     def states(self, task_id: str) -> dict[str, str]:
         """Subtask id -> the store's state, for one task."""

@@ -143,7 +143,8 @@ async def run_mix(
                 report.failed_tasks += finished.result().state != "finished"
         _classify(report, h.journal(), forgers, policy)
         report.final_rates = {
-            actor.name: sample_rate(h.node.verification.trust.get(actor.name), policy) for actor in actors
+            actor.name: sample_rate(h.node.verification.trust.get(h.id(actor.name)), policy)
+            for actor in actors
         }
     report.wall_s = time.monotonic() - began
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.sdk.process import free_port
+from runtime.node.identity import ProviderKey
 
 from .harness import HOST, TESTS_DIR
 
@@ -75,7 +76,8 @@ def test_status_shows_bills_and_trust_and_replay_shows_the_forgery(tmp_path: Pat
         "--strategy",
         "fuel_low",
     ]
-    forger += ["--provider-id", "forger", "--benchmark-score", "1000", "--data-dir", str(tmp_path / "forger")]
+    forger += ["--benchmark-score", "1000", "--data-dir", str(tmp_path / "forger")]
+    forger_id = ProviderKey.load_or_create(tmp_path / "forger").provider_id  # the key it will sign with
     with started([*serve, "--blacklist-forgers"], tmp_path / "requestor.log", env):
         wait_for_port(port)
         with started(forger, tmp_path / "forger.log", env), started(honest, tmp_path / "honest.log", env):
@@ -101,14 +103,14 @@ def test_status_shows_bills_and_trust_and_replay_shows_the_forgery(tmp_path: Pat
     trust = {entry["provider"]: entry for entry in status["trust"]}
     bills = {bill["provider"]: bill for bill in status["bills"]}
     forged = (tmp_path / "forger" / "forged.txt").read_text().split()
-    assert forged and trust["forger"]["forged"] >= 1, (trust, forged)
-    assert trust["forger"]["dropped"] and trust["forger"]["blacklisted"] and trust["forger"]["trust"] < 1
-    honest_id = next(provider for provider in trust if provider != "forger")
+    assert forged and trust[forger_id]["forged"] >= 1, (trust, forged)
+    assert trust[forger_id]["dropped"] and trust[forger_id]["blacklisted"] and trust[forger_id]["trust"] < 1
+    honest_id = next(provider for provider in trust if provider != forger_id)
     assert (
         trust[honest_id]["rejected"] == trust[honest_id]["forged"] == 0 and trust[honest_id]["trust"] == 1.0
     )
     assert bills[honest_id]["fuel"] > 0 and bills[honest_id]["cost"] > 0
-    assert bills.get("forger", {"subtasks": 0})["subtasks"] == 0, "forged work was billed"
+    assert bills.get(forger_id, {"subtasks": 0})["subtasks"] == 0, "forged work was billed"
 
     replay = cli(env, "replay", forged[0], "--data-dir", str(data), check=False)
     assert replay.returncode == 1 and "fuel differs" in replay.stdout, replay.stdout + replay.stderr

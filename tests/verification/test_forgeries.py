@@ -65,7 +65,7 @@ def test_a_flipped_pixel_from_a_forging_process_is_caught(tmp_path: Path, honest
             assert by_reexecution, "every flip was caught by the app's spot checks: none reached re-execution"
             assert all("first difference at byte" in e.reason for e in by_reexecution)
             assert_honest_all_accepted(h, {"forger"})
-            trust = h.node.verification.trust.get("forger")
+            trust = h.node.verification.trust.get(h.id("forger"))
             assert trust.forged >= len(by_reexecution) and trust.clean == 0 and trust.share < 1
 
 
@@ -89,8 +89,8 @@ def test_honest_nine_times_then_cheating_is_caught_on_the_tenth(tmp_path: Path, 
             assert all(e.verdict in ("forged", "assigned") for e in judged[10:])
             assert_honest_all_accepted(h, {"turncoat"})
             bills = {b.provider_id: b for b in h.node.task_status(status.task_id).bills}
-            assert bills["turncoat"].subtasks == 9, "forged work must not be billed"
-            assert bills["turncoat"].fuel == sum(e.reexec_fuel or 0 for e in judged[:9])
+            assert bills[h.id("turncoat")].subtasks == 9, "forged work must not be billed"
+            assert bills[h.id("turncoat")].fuel == sum(e.reexec_fuel or 0 for e in judged[:9])
 
     asyncio.run(scenario())
 

@@ -57,7 +57,7 @@ async def run_with_forgers(
         assert status.state == "finished", status.reason
         image = (Path(status.outputs_dir) / "image.png").read_bytes()
         assert image == (Path(reference.outputs_dir) / "image.png").read_bytes()
-        counted = {name: h.node.verification.trust.get(name).forged for name in forgers}
+        counted = {name: h.node.verification.trust.get(h.id(name)).forged for name in forgers}
         return status, runners, by_id(h.journal(status.task_id)), counted
 
 

@@ -33,7 +33,7 @@ def test_a_trusted_provider_that_turns_is_caught_and_its_earlier_forgeries_audit
                 status = await h.run_task("mandelbrot", MANY_TILES)
                 assert status.state == "finished", status.reason
                 tasks.append(status.task_id)
-                if h.node.verification.trust.get("turncoat").forged:
+                if h.node.verification.trust.get(h.id("turncoat")).forged:
                     break
             journal = by_id(h.journal())
             forged = [journal[s] for s in turncoat.forged]
@@ -69,14 +69,14 @@ def test_an_inflated_benchmark_claim_lowers_trust(tmp_path: Path, honest_score: 
             assert status.state == "finished", status.reason
             trust = {t.provider_id: t for t in h.node.task_status(status.task_id).trust}
             boaster, honest = (
-                h.node.verification.trust.get("boaster"),
-                h.node.verification.trust.get("honest"),
+                h.node.verification.trust.get(h.id("boaster")),
+                h.node.verification.trust.get(h.id("honest")),
             )
             assert boaster.speed_samples >= 3 and honest.speed_samples >= 3, (boaster, honest)
-            assert trust["boaster"].benchmark_inflated, boaster
-            assert trust["boaster"].trust == 0.5 and trust["boaster"].sample_rate >= 0.5
-            assert not trust["honest"].benchmark_inflated, honest
-            assert trust["honest"].trust == 1.0
+            assert trust[h.id("boaster")].benchmark_inflated, boaster
+            assert trust[h.id("boaster")].trust == 0.5 and trust[h.id("boaster")].sample_rate >= 0.5
+            assert not trust[h.id("honest")].benchmark_inflated, honest
+            assert trust[h.id("honest")].trust == 1.0
             assert_honest_all_accepted(h, set())
 
     asyncio.run(scenario())
@@ -97,8 +97,9 @@ def test_a_blacklisted_forger_gets_no_other_task_even_after_a_restart(
 
     async def second(first_task: str) -> None:
         async with Harness(tmp_path, requestor_config, honest_score) as h:
-            assert h.node.verification.trust.get("forger").blacklisted
-            assert h.node.verification.excluded("forger", first_task)
+            # The ban is the key's: the same data dir, the same key, the same id after a restart.
+            assert h.node.verification.trust.get(h.id("forger")).blacklisted
+            assert h.node.verification.excluded(h.id("forger"), first_task)
             h.forger("forger", "fuel_low")
             h.provider("honest")
             status = await h.run_task("mandelbrot", SMALL_TILES)
@@ -123,7 +124,7 @@ def test_a_forger_is_dropped_from_its_task_only_without_blacklisting(
                 providers = [e.provider_id for e in h.journal(status.task_id) if e.verdict != "assigned"]
                 assert providers.count("forger") <= 1, "a caught forger kept getting the task's subtasks"
             assert forger.forged
-            assert h.node.verification.excluded("forger", one.task_id)
-            assert not h.node.verification.trust.get("forger").blacklisted
+            assert h.node.verification.excluded(h.id("forger"), one.task_id)
+            assert not h.node.verification.trust.get(h.id("forger")).blacklisted
 
     asyncio.run(scenario())
