@@ -189,7 +189,7 @@ class SignedCalls:
         self.window_ms = window_ms
         self.max_remembered = max_remembered
         self._clock = clock
-        # (public key, nonce) -> monotonic time it may be forgotten; insertion order is expiry order.
+        # (public key, nonce) -> when it may be forgotten (epoch s); insertion order is expiry order.
         self._seen: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
 
     def verify(self, method: str, metadata: MultiDict[str | bytes]) -> str:
@@ -219,7 +219,7 @@ class SignedCalls:
 
     def _remember(self, public_key: bytes, nonce: bytes) -> None:
         """Refuse a (key, nonce) seen before; remember it for as long as its time could still be fresh."""
-        now = time.monotonic()
+        now = self._clock()
         while self._seen and next(iter(self._seen.values())) < now:
             self._seen.popitem(last=False)
         if (public_key, nonce) in self._seen:
@@ -228,6 +228,11 @@ class SignedCalls:
             raise GRPCError(Status.RESOURCE_EXHAUSTED, "too many signed calls in the freshness window; retry")
         # Its time is at most `window` ahead of now, and stays acceptable `window` past that.
         self._seen[(public_key, nonce)] = now + 2 * self.window_ms / 1000
+
+    @property
+    def remembered(self) -> int:
+        """How many (key, nonce) pairs are held now."""
+        return len(self._seen)
 
 
 def require_signed_calls(server: Server, calls: SignedCalls | None = None) -> SignedCalls:

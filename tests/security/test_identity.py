@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from grpclib.client import Channel
 from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from multidict import MultiDict
 from node.wire import Control, Loop, RawProvider, Reply, ResultFile, honest_result, named_key
 
 from protos import node_pb2 as npb
@@ -34,6 +36,7 @@ from runtime.node.identity import (
     SIGNATURE_HEADER,
     WINDOW_MS,
     ProviderKey,
+    SignedCalls,
     provider_id_of,
     sign_calls,
     signed_metadata,
@@ -280,6 +283,55 @@ def test_a_signed_call_outside_the_freshness_window_is_refused(
         served.assert_serving()
     finally:
         provider.close()
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _verify(calls: SignedCalls, key: ProviderKey, at_s: float) -> MultiDict[str | bytes]:
+    """Sign a Heartbeat made at `at_s`, have `calls` accept it; the metadata, for replaying."""
+    metadata: MultiDict[str | bytes] = MultiDict(
+        signed_metadata(key, HEARTBEAT, "Bearer t", int(at_s * 1000))
+    )
+    metadata["authorization"] = "Bearer t"
+    assert calls.verify(HEARTBEAT, metadata) == key.provider_id
+    return metadata
+
+
+def _refusal(calls: SignedCalls, metadata: MultiDict[str | bytes]) -> GRPCError:
+    with pytest.raises(GRPCError) as refused:
+        calls.verify(HEARTBEAT, metadata)
+    return refused.value
+
+
+def test_the_replay_cache_forgets_a_nonce_only_once_it_is_stale_and_is_bounded() -> None:
+    clock = FakeClock()
+    calls = SignedCalls(window_ms=60_000, max_remembered=3, clock=clock)
+    key = named_key("cache")
+    first = _verify(calls, key, clock.now + 60)  # signed by a clock a full window ahead
+
+    clock.now += 119  # its time is still fresh: the nonce must still be known
+    refused = _refusal(calls, first)
+    assert refused.status is Status.UNAUTHENTICATED and "replayed" in (refused.message or "")
+    _verify(calls, key, clock.now)
+    _verify(calls, key, clock.now)
+    assert calls.remembered == 3
+    full = MultiDict(signed_metadata(key, HEARTBEAT, "", int(clock.now * 1000)))
+    refused = _refusal(calls, full)
+    assert refused.status is Status.RESOURCE_EXHAUSTED, refused
+
+    clock.now += 121  # every remembered time is now outside the window: forgotten, and refused as stale
+    _verify(calls, key, clock.now)
+    assert calls.remembered == 1
+    refused = _refusal(calls, first)
+    assert refused.status is Status.UNAUTHENTICATED and "clock" in (refused.message or "")
 
 
 # Offers: bounded, finite, known environments.
