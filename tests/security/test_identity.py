@@ -230,6 +230,36 @@ def test_a_call_not_signed_by_the_key_it_carries_is_refused(served: Served, case
         victim.close()
 
 
+UNSIGNED_CALLS: dict[str, Callable[[RequestorStub, dict[str, str]], Any]] = {
+    "Join": lambda stub, token: stub.Join(npb.JoinRequest(offer=npb.Offer(capacity=1)), metadata=token),
+    "RequestWork": lambda stub, token: stub.RequestWork(npb.WorkRequest(slots=1), metadata=token),
+    "Heartbeat": lambda stub, token: stub.Heartbeat(npb.HeartbeatRequest(), metadata=token),
+    "FetchResource": lambda stub, token: stub.FetchResource(
+        npb.FetchRequest(sha256="0" * 64), metadata=token
+    ),
+    "SubmitResult": lambda stub, token: stub.SubmitResult(
+        [npb.ResultPart(header=npb.ResultHeader(subtask_id="x"))], metadata=token
+    ),
+    "ReportFailure": lambda stub, token: stub.ReportFailure(
+        npb.FailureReport(subtask_id="x"), metadata=token
+    ),
+    "Leave": lambda stub, token: stub.Leave(npb.LeaveRequest(), metadata=token),
+}
+
+
+@pytest.mark.parametrize("call", UNSIGNED_CALLS)
+def test_every_node_protocol_call_needs_a_signature_besides_the_token(served: Served, call: str) -> None:
+    channel = served.loop.channel(HOST, served.port)
+    try:
+        reply = served.loop.call(UNSIGNED_CALLS[call](RequestorStub(channel), bearer(PROVIDER_TOKEN)), call)
+    finally:
+        channel.close()
+
+    assert reply.status is Status.UNAUTHENTICATED, reply
+    assert "exactly one taskapi-key-bin" in reply.details, reply
+    served.assert_serving()
+
+
 @pytest.mark.parametrize("method", [HEARTBEAT, "/taskapi.node.Requestor/RequestWork"])
 @pytest.mark.parametrize("connection", ["the original call's", "a new one (an eavesdropper's)"])
 def test_replayed_signed_metadata_is_refused(served: Served, method: str, connection: str) -> None:
