@@ -450,6 +450,15 @@ def test_a_provider_key_is_made_once_private_and_names_the_provider(tmp_path: Pa
     assert ProviderKey.load_or_create(tmp_path / "other").provider_id != key.provider_id
 
 
+def test_a_provider_data_dir_from_before_keys_gets_a_key_and_its_id(tmp_path: Path) -> None:
+    (tmp_path / ID_FILE).write_text("provider-0123456789ab")  # a self-chosen id, as providers wrote them
+
+    key = ProviderKey.load_or_create(tmp_path)
+
+    assert (tmp_path / ID_FILE).read_text().strip() == key.provider_id != "provider-0123456789ab"
+    assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o666])
 def test_a_key_file_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
     ProviderKey.load_or_create(tmp_path)
