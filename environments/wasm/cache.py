@@ -2,19 +2,23 @@
 
 Key: sha256(module bytes) + the engine fingerprint (wasmtime version, settings, CPU architecture).
 Artifacts live in a private directory (mode 0700, owned by this user). Next to each artifact
-`<key>.cwasm` is its seal `<key>.seal`: the HMAC of the artifact's bytes and of the file's identity
-(device, inode, size, mtime), made with a secret that never leaves that directory. A sealed file whose
-identity is unchanged is mapped straight in (`Module.deserialize_file`, no hashing: warm loads stay
-~0.1 ms however big the module); any other file is hashed and must match its sealed HMAC. A file this
-node did not compile (copied in, planted, corrupted) has no valid seal: it is recompiled, never loaded.
+`<key>.cwasm` is its seal `<key>.seal`: the HMAC of the key and the artifact's bytes, made with a secret
+that never leaves that directory. Every load from disk reads the artifact, checks its bytes against the
+seal and deserializes exactly those bytes; a file this node did not compile (copied in, planted, edited
+in place whatever its mtime) has no valid seal: it is recompiled, never loaded. A worker keeps the modules
+it loaded in memory, so each is checked once per worker.
+
+The directory holds at most `CompileLimits.cache_bytes` of artifacts: storing one evicts the least
+recently used others (an artifact's mtime is its last use). Compiling happens in a process of its own
+(`compiler.compile_artifact`).
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
@@ -22,16 +26,23 @@ import stat
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import wasmtime
+from wasmtime.component import Component
 
+from environments.wasm.compiler import check_wasi_command, compile_artifact
+from environments.wasm.engine import EngineProfile
 from environments.wasm.errors import CacheDirUnsafe, DigestMismatch, ModuleRejected
+from environments.wasm.runs import CompileLimits
 
 log = logging.getLogger(__name__)
 
-WASI_MODULE = "wasi_snapshot_preview1"
-MAX_MODULE_BYTES = 256 << 20
+MAX_MODULE_BYTES = CompileLimits().module_bytes
+Compiled = TypeVar("Compiled", wasmtime.Module, Component)
 SECRET_NAME = "secret.key"
+TOUCH_EVERY_S = 60.0
+"""How often a module used from memory has its artifact's mtime (its last use) brought up to date."""
 
 
 def ensure_private_dir(directory: Path) -> Path:
@@ -63,12 +74,14 @@ def _load_secret(directory: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_module(path: Path, sha256: str) -> bytes:
-    """The module's bytes, after checking size, digest and that it is a core wasm binary."""
+def read_wasm(path: Path, sha256: str, max_bytes: int = MAX_MODULE_BYTES) -> bytes:
+    """The bytes of a wasm binary (core module or component), after checking size, digest and magic."""
     try:
         size = path.stat().st_size
-        if size > MAX_MODULE_BYTES:
-            raise ModuleRejected(f"module {path} is {size} bytes; the limit is {MAX_MODULE_BYTES}")
+        if size > max_bytes:
+            raise ModuleRejected(
+                f"module {path} is {size} bytes, over the module size limit of {max_bytes} bytes"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ModuleRejected(f"cannot read module {path}: {exc.strerror or exc}") from exc
@@ -77,6 +90,12 @@ def read_module(path: Path, sha256: str) -> bytes:
         raise DigestMismatch(f"module {path} has sha256 {actual}, but {sha256} was expected; refusing it")
     if data[:4] != b"\0asm":
         raise ModuleRejected(f"module {path} is not a WebAssembly binary (it starts with {data[:8]!r})")
+    return data
+
+
+def read_module(path: Path, sha256: str, max_bytes: int = MAX_MODULE_BYTES) -> bytes:
+    """The module's bytes, after `read_wasm`'s checks and that it is a core wasm binary."""
+    data = read_wasm(path, sha256, max_bytes)
     if data[4:8] != b"\x01\0\0\0":
         raise ModuleRejected(
             f"module {path} is a WebAssembly component or an unknown binary version; "
@@ -85,53 +104,57 @@ def read_module(path: Path, sha256: str) -> bytes:
     return data
 
 
-def check_wasi_command(module: wasmtime.Module, name: str) -> None:
-    """Reject a module that imports what the host lacks or is not a WASI command (no `_start`)."""
-    foreign = [f"{item.module}::{item.name}" for item in module.imports if item.module != WASI_MODULE]
-    if foreign:
-        raise ModuleRejected(
-            f"module {name} imports {', '.join(foreign)}, which the host does not provide "
-            f"(only {WASI_MODULE} is available)"
-        )
-    exports = {item.name: item.type for item in module.exports}
-    if not isinstance(exports.get("_start"), wasmtime.FuncType):
-        raise ModuleRejected(f"module {name} exports no `_start` function: it must be a WASI command module")
+class ArtifactCache(abc.ABC, Generic[Compiled]):
+    """Compiled code by sha256 and engine profile: an in-memory LRU over HMAC-checked artifacts.
 
+    Subclasses say how their kind of code (core modules, components) is read, compiled and loaded.
+    """
 
-def compile_module(engine: wasmtime.Engine, data: bytes, name: str) -> wasmtime.Module:
-    """Compile and check one module (`data` already passed `read_module`)."""
-    try:
-        module = wasmtime.Module(engine, data)
-    except wasmtime.WasmtimeError as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise ModuleRejected(f"module {name} is not a valid WebAssembly module: {reason}") from exc
-    check_wasi_command(module, name)
-    return module
-
-
-class ModuleCache:
-    """Compiled modules by sha256 and engine fingerprint: an in-memory LRU over HMAC-checked artifacts."""
-
-    def __init__(self, directory: Path, memory_entries: int = 32) -> None:
+    def __init__(
+        self, directory: Path, limits: CompileLimits | None = None, memory_entries: int = 32
+    ) -> None:
         self.directory = ensure_private_dir(directory)
+        self.limits = limits or CompileLimits()
         self._secret = _load_secret(self.directory)
-        self._memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._memory: OrderedDict[str, Compiled] = OrderedDict()
         self._memory_entries = memory_entries
+        self._touched: dict[str, float] = {}
+        self._fingerprints: dict[EngineProfile, str] = {}
+
+    @abc.abstractmethod
+    def read(self, path: Path, sha256: str) -> bytes:
+        """The code's bytes, checked (size, digest, kind); `ModuleRejected` naming what is wrong."""
+
+    @abc.abstractmethod
+    def compile(self, profile: EngineProfile, data: bytes, name: str) -> bytes:
+        """The serialized artifact of `data` compiled for `profile` within `self.limits`."""
+
+    @abc.abstractmethod
+    def deserialize(self, engine: wasmtime.Engine, artifact: bytes) -> Compiled:
+        """Load an artifact this node compiled."""
+
+    def check(self, compiled: Compiled, name: str) -> None:
+        """Refuse (`ModuleRejected`) freshly compiled code this host cannot run; before it is cached."""
 
     def load(
-        self, engine: wasmtime.Engine, fingerprint: str, path: Path, sha256: str
-    ) -> tuple[wasmtime.Module, bool]:
+        self, engine: wasmtime.Engine, profile: EngineProfile, path: Path, sha256: str
+    ) -> tuple[Compiled, bool]:
         """The compiled module and whether it came from the cache (else it was compiled now)."""
+        fingerprint = self._fingerprints.setdefault(profile, profile.fingerprint())
         key = f"{sha256.lower()}-{fingerprint}"
         module = self._memory.get(key)
         if module is not None:
             self._memory.move_to_end(key)
+            self._touch(key)
             return module, True
         module = self._load_artifact(engine, key)
         cached = module is not None
         if module is None:
-            module = compile_module(engine, read_module(path, sha256), path.name)
-            self._store_artifact(key, bytes(module.serialize()))
+            artifact = self.compile(profile, self.read(path, sha256), path.name)
+            module = self.deserialize(engine, artifact)
+            self.check(module, path.name)
+            self._store_artifact(key, artifact)
+            self._evict(keep=key)
         self._memory[key] = module
         if len(self._memory) > self._memory_entries:
             self._memory.popitem(last=False)
@@ -143,54 +166,67 @@ class ModuleCache:
     def _seal_path(self, key: str) -> Path:
         return self.directory / f"{key}.seal"
 
-    def _mac(self, *parts: bytes) -> str:
-        return hmac.new(self._secret, b"\0".join(parts), "sha256").hexdigest()
+    def _seal(self, key: str, artifact: bytes) -> bytes:
+        return hmac.new(self._secret, key.encode() + b"\0" + artifact, "sha256").hexdigest().encode()
 
-    def _seal_mac(self, key: str, identity: list[int], content: str) -> str:
-        return self._mac(json.dumps([key, identity, content]).encode())
-
-    def _read_seal(self, key: str) -> tuple[list[int], str] | None:
-        """The sealed (identity, content HMAC), or None if the seal is missing or not ours."""
-        try:
-            seal = json.loads(self._seal_path(key).read_bytes())
-            identity, content, mac = list(seal["identity"]), str(seal["content"]), str(seal["mac"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if not hmac.compare_digest(mac, self._seal_mac(key, identity, content)):
-            return None
-        return identity, content
-
-    def _write_seal(self, key: str, content: str) -> None:
-        identity = _identity(self.artifact_path(key))
-        seal = {"identity": identity, "content": content, "mac": self._seal_mac(key, identity, content)}
-        _write_private(self._seal_path(key), json.dumps(seal).encode())
-
-    def _load_artifact(self, engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
+    def _load_artifact(self, engine: wasmtime.Engine, key: str) -> Compiled | None:
         path = self.artifact_path(key)
-        if not path.is_file():
-            return None
-        seal = self._read_seal(key)
-        if seal is None:
-            log.warning("ignoring %s: not an artifact this node compiled", path)
-            return None
-        identity, content = seal
-        if identity == _identity(path):
-            return wasmtime.Module.deserialize_file(engine, str(path))
-        artifact = path.read_bytes()  # moved, copied or touched since sealed: check the bytes themselves
-        if not hmac.compare_digest(content, self._mac(key.encode(), artifact)):
+        try:
+            artifact, seal = path.read_bytes(), self._seal_path(key).read_bytes()
+        except FileNotFoundError:
+            return None  # never compiled here, or evicted (perhaps by another worker just now)
+        if not hmac.compare_digest(seal, self._seal(key, artifact)):
             log.warning("ignoring %s: its bytes are not those this node compiled", path)
             return None
-        self._write_seal(key, content)
-        return wasmtime.Module.deserialize(engine, artifact)
+        self._touch(key, now=True)
+        return self.deserialize(engine, artifact)
 
     def _store_artifact(self, key: str, artifact: bytes) -> None:
         _write_private(self.artifact_path(key), artifact)
-        self._write_seal(key, self._mac(key.encode(), artifact))
+        _write_private(self._seal_path(key), self._seal(key, artifact))
+        self._touched[key] = time.monotonic()
+
+    def _touch(self, key: str, now: bool = False) -> None:
+        """Record a use of `key`'s artifact in its mtime (at most every `TOUCH_EVERY_S` from memory)."""
+        if not now and time.monotonic() - self._touched.get(key, 0.0) < TOUCH_EVERY_S:
+            return
+        self._touched[key] = time.monotonic()
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.artifact_path(key))
+
+    def _evict(self, keep: str) -> None:
+        """Delete the least recently used artifacts (never `keep`) until the rest fit in `cache_bytes`."""
+        artifacts = []
+        for path in self.directory.glob("*.cwasm"):
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                artifacts.append((info.st_mtime_ns, info.st_size, path))
+        total = sum(size for _, size, _ in artifacts)
+        for _, size, path in sorted(artifacts):
+            if total <= self.limits.cache_bytes:
+                break
+            if path.stem == keep:
+                continue
+            path.unlink(missing_ok=True)
+            path.with_suffix(".seal").unlink(missing_ok=True)
+            total -= size
+            log.info("evicted %s from the compile cache (least recently used)", path.name)
 
 
-def _identity(path: Path) -> list[int]:
-    info = path.stat()
-    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+class ModuleCache(ArtifactCache[wasmtime.Module]):
+    """The compile cache of WASI command modules."""
+
+    def read(self, path: Path, sha256: str) -> bytes:
+        return read_module(path, sha256, self.limits.module_bytes)
+
+    def compile(self, profile: EngineProfile, data: bytes, name: str) -> bytes:
+        return compile_artifact(profile, data, name, self.limits)
+
+    def deserialize(self, engine: wasmtime.Engine, artifact: bytes) -> wasmtime.Module:
+        return wasmtime.Module.deserialize(engine, artifact)
+
+    def check(self, compiled: wasmtime.Module, name: str) -> None:
+        check_wasi_command(compiled, name)
 
 
 def _write_private(target: Path, data: bytes) -> None:

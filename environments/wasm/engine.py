@@ -40,13 +40,20 @@ class EngineProfile:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
+    def config_settings(self) -> dict[str, bool]:
+        """The `wasmtime.Config` attributes this profile sets (also what the compiler process is given)."""
+        return {
+            "consume_fuel": self.consume_fuel,
+            "epoch_interruption": self.epoch_interruption,
+            "wasm_threads": self.threads,
+            "wasm_relaxed_simd": self.relaxed_simd,
+            "cranelift_nan_canonicalization": self.canonicalize_nans,
+        }
+
     def build(self) -> wasmtime.Engine:
         config = wasmtime.Config()
-        config.consume_fuel = self.consume_fuel
-        config.epoch_interruption = self.epoch_interruption
-        config.wasm_threads = self.threads
-        config.wasm_relaxed_simd = self.relaxed_simd
-        config.cranelift_nan_canonicalization = self.canonicalize_nans
+        for name, value in self.config_settings().items():
+            setattr(config, name, value)
         return wasmtime.Engine(config)
 
 

@@ -31,7 +31,14 @@ from environments.base import (
 from environments.wasm.cache import ensure_private_dir
 from environments.wasm.errors import ModuleRejected
 from environments.wasm.pool import WasmJob, WorkerPool
-from environments.wasm.runs import CompileRequest, CompileResult, WasmLimits, WasmResult, WasmRun
+from environments.wasm.runs import (
+    CompileLimits,
+    CompileRequest,
+    CompileResult,
+    WasmLimits,
+    WasmResult,
+    WasmRun,
+)
 from environments.wasm.runtime import WasmRuntime
 
 SUPPORTED_MACHINES = frozenset({"x86_64", "amd64", "aarch64", "arm64"})
@@ -71,6 +78,9 @@ class WasmConfig(EnvConfig):
         default=None, description="where install_prerequisites finds modules named by file name"
     )
     limits: WasmLimits = Field(default_factory=WasmLimits, description="limits of runs that set none")
+    compile: CompileLimits = Field(
+        default_factory=CompileLimits, description="module size, compile time and memory, cache size"
+    )
 
 
 class WasmPrerequisites(Prerequisites):
@@ -109,7 +119,8 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
 
     async def _prepare(self) -> None:
         ensure_private_dir(self.config.cache_dir)
-        self._pool = WorkerPool(self.config.max_parallel or os.cpu_count() or 1, self.config.cache_dir)
+        size = self.config.max_parallel or os.cpu_count() or 1
+        self._pool = WorkerPool(size, self.config.cache_dir, self.config.compile)
 
     async def _clean_up(self) -> None:
         pool, self._pool = self._pool, None

@@ -4,13 +4,17 @@ Workers are `python -m environments.wasm.worker` processes, started on demand (u
 default one per core) and reused across runs, so their in-memory module caches stay warm. Each worker is
 driven by one parent thread that sends a request and waits for its reply. A worker that dies mid-run
 (a wasmtime abort, a signal, a kill) fails only that run, with `WorkerCrashed`; the next run starts a
-fresh worker. Cancelling a running job kills its worker, which is how runs are stopped.
+fresh worker. Cancelling a running job kills its worker, which is how runs are stopped. A worker dies
+with the process that started it (SIGKILL included), so a module mid-run never outlives its node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
+import json
+import os
 import queue
 import signal
 import socket
@@ -22,16 +26,22 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
+from apps.sdk.parent import PARENT_PID_ENV
 from environments.wasm.errors import RunCancelled, WasmError, WorkerCrashed, WorkerTimeout
-from environments.wasm.runs import CompileRequest, CompileResult, WasmLimits, WasmResult, WasmRun
+from environments.wasm.runs import (
+    CompileLimits,
+    CompileRequest,
+    CompileResult,
+    WasmLimits,
+    WasmResult,
+    WasmRun,
+)
 from environments.wasm.wire import Reply, receive_reply
 
 R = TypeVar("R", WasmResult, CompileResult)
 
 REPLY_GRACE_S = 30.0
-"""How much longer than a run's deadline a worker may take to answer (compiling, writing the reply)."""
-
-COMPILE_TIMEOUT_S = 300.0
+"""How much longer than a run's deadline (and its compile's) a worker may take to answer."""
 
 
 class WasmJob(Generic[R]):
@@ -175,10 +185,12 @@ class _Worker:
                         "environments.wasm.worker",
                         str(child_end.fileno()),
                         str(self._pool.cache_dir),
+                        json.dumps(dataclasses.asdict(self._pool.compile_limits)),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     pass_fds=[child_end.fileno()],
+                    env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
                 )
             with self._lock:
                 self._process, self._conn = process, Connection(parent_end.detach())
@@ -217,11 +229,12 @@ class _Worker:
 class WorkerPool:
     """Runs requests on up to `size` worker processes sharing the compile cache in `cache_dir`."""
 
-    def __init__(self, size: int, cache_dir: Path) -> None:
+    def __init__(self, size: int, cache_dir: Path, compile_limits: CompileLimits | None = None) -> None:
         if size < 1:
             raise ValueError(f"pool size must be >= 1, got {size}")
         self.size = size
         self.cache_dir = cache_dir
+        self.compile_limits = compile_limits or CompileLimits()
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
@@ -235,12 +248,12 @@ class WorkerPool:
 
     def submit_run(self, run: WasmRun) -> WasmJob[WasmResult]:
         limits = run.limits or WasmLimits()
-        job = WasmJob(run, WasmResult, limits.wall_time_s + REPLY_GRACE_S)
+        job = WasmJob(run, WasmResult, limits.wall_time_s + self.compile_limits.time_s + REPLY_GRACE_S)
         self._submit(job)
         return job
 
     def submit_compile(self, request: CompileRequest) -> WasmJob[CompileResult]:
-        job = WasmJob(request, CompileResult, COMPILE_TIMEOUT_S)
+        job = WasmJob(request, CompileResult, self.compile_limits.time_s + REPLY_GRACE_S)
         self._submit(job)
         return job
 

@@ -20,24 +20,77 @@ class Preopen:
     writable: bool = False
 
 
+DEFAULT_WALL_TIME_S = 600.0
+"""A run's wall-clock deadline when nothing sets one (a task's compute gets the task's own)."""
+
+DEFAULT_FUEL = 20_000_000_000_000
+"""A run's fuel budget when nothing sets one: about 10 CPU-minutes at 3e10 fuel per second."""
+
+
 @dataclass(frozen=True)
 class WasmLimits:
-    """Per-run limits. `fuel` None: no work budget, only the wall-clock deadline bounds the run."""
+    """Per-run limits; every one holds, and each names itself when it is hit.
 
-    wall_time_s: float = 3600.0
-    fuel: int | None = None
+    `memory_bytes` bounds all linear memories together (each of at most `memories` gets an equal share),
+    `table_elements` all tables together (at most `tables`). `output_bytes` and `output_files` bound what
+    the writable preopens hold (their files' sizes together, and how many entries): a file written past
+    `output_bytes` fails with EFBIG, and a run found over either bound is interrupted. `stdout_bytes` and
+    `stderr_bytes` cap the captured streams.
+    """
+
+    wall_time_s: float = DEFAULT_WALL_TIME_S
+    fuel: int = DEFAULT_FUEL
     memory_bytes: int = 1024 * MIB
+    memories: int = 1
+    table_elements: int = 1 << 20
+    tables: int = 4
+    output_bytes: int = 1024 * MIB
+    output_files: int = 10_000
     stdout_bytes: int = 1 * MIB
     stderr_bytes: int = 1 * MIB
 
     def __post_init__(self) -> None:
         if self.wall_time_s <= 0:
             raise ValueError(f"wall_time_s must be > 0, got {self.wall_time_s}")
-        if self.fuel is not None and self.fuel < 1:
-            raise ValueError(f"fuel must be >= 1 or None, got {self.fuel}")
-        for name in ("memory_bytes", "stdout_bytes", "stderr_bytes"):
+        for name in ("fuel", "memories", "tables"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        nonnegative = ("memory_bytes", "table_elements", "output_bytes", "output_files", "stdout_bytes")
+        for name in (*nonnegative, "stderr_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def memory_bytes_each(self) -> int:
+        """The most one linear memory may hold (an equal share of `memory_bytes`)."""
+        return self.memory_bytes // self.memories
+
+    @property
+    def table_elements_each(self) -> int:
+        """The most elements one table may hold (an equal share of `table_elements`)."""
+        return self.table_elements // self.tables
+
+
+@dataclass(frozen=True)
+class CompileLimits:
+    """Bounds on turning a module into machine code, and on the compile cache that keeps the results.
+
+    A module is compiled in a process of its own whose address space is at most `memory_bytes` and which
+    is stopped after `time_s`; modules over `module_bytes` are refused unread. The cache keeps at most
+    `cache_bytes` of artifacts, evicting the least recently used.
+    """
+
+    module_bytes: int = 64 * MIB
+    time_s: float = 60.0
+    memory_bytes: int = 1024 * MIB
+    cache_bytes: int = 1024 * MIB
+
+    def __post_init__(self) -> None:
+        if self.time_s <= 0:
+            raise ValueError(f"time_s must be > 0, got {self.time_s}")
+        for name in ("module_bytes", "memory_bytes", "cache_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +151,8 @@ class TrapKind(enum.Enum):
     MEMORY_LIMIT = "memory_limit"
     STACK_OVERFLOW = "stack_overflow"
     OUTPUT_LIMIT = "output_limit"
+    TABLE_LIMIT = "table_limit"
+    HOST_CALL_LIMIT = "host_call_limit"
     TRAP = "trap"
     HOST_ERROR = "host_error"
 
