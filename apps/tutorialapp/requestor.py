@@ -73,88 +73,117 @@ def check_claim(plan: Plan, index: int, claim: Any, seed: str) -> str | None:
     return None
 
 
+def create_task(task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict) -> None:
+    """Validate the task's parameters and save its first plan."""
+    parse_params(params, max_subtasks_count).save(task_dir.root)
+
+
+def next_subtask(task_dir: RequestorTaskDir, subtask_id: str) -> Subtask | None:
+    """Assign the lowest pending range to `subtask_id`; None when no range is worth computing now."""
+    plan = Plan.load(task_dir.root)
+    index = plan.next_pending()
+    if index is not None:
+        plan.assign(index, subtask_id)
+    plan.save(task_dir.root)
+    if index is None:
+        return None
+    start, end = plan.bounds(index)
+    return Subtask(params={"input": plan.input, "difficulty": plan.difficulty, "start": start, "end": end})
+
+
+def verify(task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
+    """Check a delivered result by recomputation and spot checks; a wrong one's range is pending again."""
+    plan = Plan.load(task_dir.root)
+    index = plan.index_of(subtask_id)
+    if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
+        return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
+    problem = _check_result(plan, index, task_dir, subtask_id)
+    if problem is not None:
+        plan.release(subtask_id)
+        plan.save(task_dir.root)
+        return VerifyResult.FAILURE, problem
+    plan.ranges[index].state = RangeState.DONE
+    plan.save(task_dir.root)
+    _write_answer(plan, task_dir)
+    return VerifyResult.SUCCESS, ""
+
+
+def discard_subtasks(task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
+    """Make the given subtasks' ranges pending again; the ids that held one."""
+    plan = Plan.load(task_dir.root)
+    discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
+    plan.save(task_dir.root)
+    _write_answer(plan, task_dir)
+    return discarded
+
+
+def has_pending_subtasks(task_dir: RequestorTaskDir) -> bool:
+    plan = Plan.load(task_dir.root)
+    pending = plan.next_pending() is not None
+    plan.save(task_dir.root)
+    return pending
+
+
+def abort_subtask(task_dir: RequestorTaskDir, subtask_id: str) -> None:
+    plan = Plan.load(task_dir.root)
+    plan.release(subtask_id)
+    plan.save(task_dir.root)
+
+
+def _check_result(plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id: str) -> str | None:
+    path = task_dir.subtask_outputs(subtask_id) / RESULT_FILE
+    try:
+        claim = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"unreadable {RESULT_FILE}: {exc}"
+    problem = check_claim(plan, index, claim, seed=subtask_id)
+    if problem is None:
+        plan.ranges[index].nonce = claim["nonce"]
+    return problem
+
+
+def _write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
+    """Write task_outputs/result.json once the answer is certain; remove it if a discard undid that."""
+    path = task_dir.task_outputs / RESULT_FILE
+    nonce = plan.answer()
+    if nonce is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({"nonce": nonce, "hash": pow.digest(plan.input, nonce).hex()}) + "\n")
+
+
 class TutorialRequestor(RequestorAppHandler):
-    """Plans ranges, verifies claims by recomputation and spot checks, writes task_outputs/result.json."""
+    """Plans ranges, verifies claims by recomputation and spot checks, writes task_outputs/result.json.
+
+    The work is done by this module's plain functions, which the component build (apps/tutorialapp/wit)
+    calls too.
+    """
 
     async def create_task(
         self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
     ) -> CreatedTask:
-        plan = parse_params(params, max_subtasks_count)
-        plan.save(task_dir.root)
+        create_task(task_dir, max_subtasks_count, params)
         return CreatedTask(env_id=ENV_ID, prerequisites=IMAGE)
 
     async def next_subtask(
         self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
     ) -> Subtask | None:
-        plan = Plan.load(task_dir.root)
-        index = plan.next_pending()
-        if index is not None:
-            plan.assign(index, subtask_id)
-        plan.save(task_dir.root)
-        if index is None:
-            return None
-        start, end = plan.bounds(index)
-        return Subtask(
-            params={"input": plan.input, "difficulty": plan.difficulty, "start": start, "end": end}
-        )
+        return next_subtask(task_dir, subtask_id)
 
     async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
-        plan = Plan.load(task_dir.root)
-        index = plan.index_of(subtask_id)
-        if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
-            return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
-        problem = await asyncio.to_thread(self._check_result, plan, index, task_dir, subtask_id)
-        if problem is not None:
-            plan.release(subtask_id)
-            plan.save(task_dir.root)
-            return VerifyResult.FAILURE, problem
-        plan.ranges[index].state = RangeState.DONE
-        plan.save(task_dir.root)
-        self._write_answer(plan, task_dir)
-        return VerifyResult.SUCCESS, ""
-
-    @staticmethod
-    def _check_result(plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id: str) -> str | None:
-        path = task_dir.subtask_outputs(subtask_id) / RESULT_FILE
-        try:
-            claim = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return f"unreadable {RESULT_FILE}: {exc}"
-        problem = check_claim(plan, index, claim, seed=subtask_id)
-        if problem is None:
-            plan.ranges[index].nonce = claim["nonce"]
-        return problem
+        return await asyncio.to_thread(verify, task_dir, subtask_id)
 
     async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
-        plan = Plan.load(task_dir.root)
-        discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
-        plan.save(task_dir.root)
-        self._write_answer(plan, task_dir)
-        return discarded
+        return discard_subtasks(task_dir, subtask_ids)
 
     async def has_pending_subtasks(self, task_dir: RequestorTaskDir) -> bool:
-        plan = Plan.load(task_dir.root)
-        pending = plan.next_pending() is not None
-        plan.save(task_dir.root)
-        return pending
+        return has_pending_subtasks(task_dir)
 
     async def abort_task(self, task_dir: RequestorTaskDir) -> None:
         """Nothing to undo: the protocol layer stops all further calls on the task."""
 
     async def abort_subtask(self, task_dir: RequestorTaskDir, subtask_id: str) -> None:
-        plan = Plan.load(task_dir.root)
-        plan.release(subtask_id)
-        plan.save(task_dir.root)
+        abort_subtask(task_dir, subtask_id)
 
     async def run_benchmark(self, work_dir: Path) -> float:
         return await asyncio.to_thread(pow.benchmark)
-
-    @staticmethod
-    def _write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
-        """Write task_outputs/result.json once the answer is certain; remove it if a discard undid that."""
-        path = task_dir.task_outputs / RESULT_FILE
-        nonce = plan.answer()
-        if nonce is None:
-            path.unlink(missing_ok=True)
-            return
-        path.write_text(json.dumps({"nonce": nonce, "hash": pow.digest(plan.input, nonce).hex()}) + "\n")

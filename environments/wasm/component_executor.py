@@ -1,0 +1,191 @@
+"""Runs one `ComponentRun` in a worker process with the same limits as a command module.
+
+A call gets a fresh store and instance: fuel budget, epoch deadline, store limits (linear memories,
+tables, instances: a component is several core instances, so the counts are larger than a module's and
+`memory_bytes` is shared equally by up to `COMPONENT_MEMORIES` memories), WASI preview 2 with exactly the
+run's argv, env, stdin and preopens (no network: wasmtime's WASI grants no socket address), the guest's
+stdout and stderr captured together as its log, and under the deterministic profile the shadowed clocks
+and randomness of `component_host`. The export's return value comes back as JSON in `WasmResult.stdout`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import wasmtime
+from wasmtime import component as wc
+
+from environments.wasm.cache import ArtifactCache, read_wasm
+from environments.wasm.compiler import compile_artifact
+from environments.wasm.component import ComponentRun, is_component
+from environments.wasm.component_host import define_deterministic_p2
+from environments.wasm.component_values import lift, lower
+from environments.wasm.deterministic import DeterministicHost, HostLimitHit, HostSlot
+from environments.wasm.engine import EngineProfile, EngineSet, deadline_ticks
+from environments.wasm.errors import ModuleRejected, WasmError
+from environments.wasm.executor import Capture, Executor, _summary, trap_of
+from environments.wasm.runs import (
+    CompileLimits,
+    CompileRequest,
+    CompileResult,
+    Trap,
+    TrapKind,
+    WasmLimits,
+    WasmResult,
+)
+
+COMPONENT_MEMORIES = 4
+"""The most linear memories a component may have (componentize-py's Python components have 2)."""
+TRAP_CODES = {
+    "all fuel consumed": wasmtime.TrapCode.OUT_OF_FUEL,
+    "wasm trap: interrupt": wasmtime.TrapCode.INTERRUPT,
+    "call stack exhausted": wasmtime.TrapCode.STACK_OVERFLOW,
+}
+"""A component call reports a trap as a `WasmtimeError` with wasmtime's message, not as a `Trap`."""
+COMPONENT_INSTANCES = 64
+COMPONENT_TABLES = 64
+
+
+class ComponentCache(ArtifactCache[wc.Component]):
+    """The compile cache of components: the same sealed artifacts, bounds and eviction as modules'."""
+
+    def read(self, path: Path, sha256: str) -> bytes:
+        data = read_wasm(path, sha256, self.limits.module_bytes)
+        if not is_component(data):
+            raise ModuleRejected(f"{path} is not a WebAssembly component (a core module?)")
+        return data
+
+    def compile(self, profile: EngineProfile, data: bytes, name: str) -> bytes:
+        return compile_artifact(profile, data, name, self.limits, component=True)
+
+    def deserialize(self, engine: wasmtime.Engine, artifact: bytes) -> wc.Component:
+        return wc.Component.deserialize(engine, artifact)
+
+
+class ComponentExecutor:
+    """Instantiates components from the compile cache and calls their exports; one call per store."""
+
+    def __init__(self, cache_dir: Path, compile_limits: CompileLimits | None = None) -> None:
+        self._cache = ComponentCache(cache_dir, compile_limits)
+        self._engines = EngineSet()
+        self._linkers: dict[tuple[EngineProfile, bool], wc.Linker] = {}
+        self._slot = HostSlot()
+
+    def compile(self, request: CompileRequest) -> CompileResult:
+        """Make sure the component is compiled and cached (checking its digest when it compiles it)."""
+        started = time.perf_counter()
+        profile = EngineProfile(canonicalize_nans=request.canonicalize_nans)
+        _, cached = self._cache.load(self._engines.get(profile), profile, request.module, request.sha256)
+        return CompileResult(cached=cached, load_ms=(time.perf_counter() - started) * 1000)
+
+    def run(self, run: ComponentRun) -> WasmResult:
+        """Call the run's export under its limits; every ending is a `WasmResult`."""
+        limits = run.limits or WasmLimits()
+        deterministic = run.determinism is not None
+        profile = EngineProfile(
+            canonicalize_nans=run.determinism.canonicalize_nans if run.determinism else False
+        )
+        engine = self._engines.get(profile)
+        component, _ = self._cache.load(engine, profile, run.module, run.sha256)
+        log = Capture(limits.stderr_bytes)
+        store = wasmtime.Store(engine)
+        store.set_wasi(Executor._wasi(run, log, log))
+        store.set_fuel(limits.fuel)
+        store.set_limits(
+            memory_size=limits.memory_bytes // COMPONENT_MEMORIES,
+            table_elements=limits.table_elements_each,
+            instances=COMPONENT_INSTANCES,
+            tables=COMPONENT_TABLES,
+            memories=COMPONENT_MEMORIES,
+        )
+        store.set_epoch_deadline(deadline_ticks(limits.wall_time_s))
+        seed = run.determinism.seed if run.determinism else None
+        self._slot.host = None if seed is None else DeterministicHost(seed, limits.wall_time_s)
+        try:
+            wall_started, cpu_started = time.perf_counter(), time.thread_time_ns()
+            instance = self._instantiate(profile, deterministic, store, component, run)
+            reply, exit_code, trap = self._call(store, instance, run, limits)
+            wall_ms = (time.perf_counter() - wall_started) * 1000
+            cpu_ns = time.thread_time_ns() - cpu_started
+        finally:
+            self._slot.host = None
+        if log.overflowed and trap is None:
+            trap = Trap(TrapKind.OUTPUT_LIMIT, f"the log exceeded its cap of {log.limit} bytes")
+        return WasmResult(
+            exit_code=exit_code,
+            stdout=reply,
+            stderr=bytes(log.data),
+            fuel=limits.fuel - store.get_fuel(),
+            wall_ms=wall_ms,
+            trap=trap,
+            cpu_ns=cpu_ns,
+        )
+
+    def _linker(self, profile: EngineProfile, deterministic: bool) -> wc.Linker:
+        linker = self._linkers.get((profile, deterministic))
+        if linker is None:
+            linker = wc.Linker(self._engines.get(profile))
+            linker.add_wasip2()
+            if deterministic:
+                define_deterministic_p2(linker, self._slot)
+            self._linkers[profile, deterministic] = linker
+        return linker
+
+    def _instantiate(
+        self,
+        profile: EngineProfile,
+        deterministic: bool,
+        store: wasmtime.Store,
+        component: wc.Component,
+        run: ComponentRun,
+    ) -> wc.Instance:
+        try:
+            return self._linker(profile, deterministic).instantiate(store, component)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleRejected(
+                f"component {run.module.name} cannot be instantiated: {_summary(str(exc))}"
+            ) from exc
+
+    @staticmethod
+    def _function(store: wasmtime.Store, instance: wc.Instance, run: ComponentRun) -> wc.Func:
+        where = instance.get_export_index(store, run.interface) if run.interface else None
+        if run.interface and where is None:
+            raise ModuleRejected(f"component {run.module.name} exports no interface {run.interface}")
+        index = instance.get_export_index(store, run.function, where)
+        function = None if index is None else instance.get_func(store, index)
+        if function is None:
+            owner = f"interface {run.interface}" if run.interface else "the top level"
+            raise ModuleRejected(f"component {run.module.name} exports no function {run.function} in {owner}")
+        return function
+
+    def _call(
+        self, store: wasmtime.Store, instance: wc.Instance, run: ComponentRun, limits: WasmLimits
+    ) -> tuple[bytes, int | None, Trap | None]:
+        """(the return value as JSON, exit code, trap) of calling the export."""
+        function = self._function(store, instance, run)
+        signature = function.type(store)
+        if len(signature.params) != len(run.args):
+            raise WasmError(
+                f"{run.function} takes {len(signature.params)} argument(s), the run gave {len(run.args)}"
+            )
+        args = [lower(ty, value, name) for (name, ty), value in zip(signature.params, run.args, strict=True)]
+        try:
+            value = function(store, *args)
+        except HostLimitHit as exc:
+            return b"", None, Trap(exc.kind, exc.message)
+        except wasmtime.ExitTrap as exc:
+            return b"", exc.code, None
+        except wasmtime.WasmtimeError as exc:
+            return b"", None, _trap(str(exc), limits)
+        plain = None if signature.result is None else lift(signature.result, value)
+        return json.dumps(plain).encode(), 0, None
+
+
+def _trap(message: str, limits: WasmLimits) -> Trap:
+    """The `Trap` for an error a component call raised: a wasm trap, or a host error."""
+    code = next((code for text, code in TRAP_CODES.items() if text in message), None)
+    if code is not None or "wasm trap" in message:
+        return trap_of(code, message, limits)
+    return Trap(TrapKind.HOST_ERROR, f"host error: {_summary(message)}")
