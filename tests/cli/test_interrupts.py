@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from apps.tutorialapp import pow
+from environments.docker.engine import engine_support
+from environments.docker.owner import OWNER_LABEL, owner_of
 
 TASKAPI = [str(Path(sys.executable).with_name("taskapi"))]
 LONG_POW = ["--set", "input=hello", "--set", "difficulty=30", "--set", "subtasks=4"]
@@ -149,6 +152,29 @@ def test_run_stops_its_running_wasm_subtasks_at_once(
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith(f"interrupted ({signal.Signals(signum).name}): task tutorialapp-"), run.stderr
     assert "give --data-dir" in last
+
+
+def test_run_on_docker_stops_its_containers_at_once(commands: Callable[[list[str], str], Command]) -> None:
+    if not engine_support().supported:
+        pytest.skip("no Docker engine answers (scripts/setup_docker starts one)")
+    run = commands(["run", "tutorialapp", "--env", "docker_cpu", *LONG_POW, "--output", "out"], "run")
+    owner = owner_of(run.process.pid)
+    client = docker.from_env()
+
+    def containers() -> list[str]:
+        found = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+        return [f"{container.name} ({container.status})" for container in found]
+
+    try:
+        wait_until(
+            lambda: run.alive() and len(containers()) >= 3, "the app server and two providers' containers"
+        )
+        time.sleep(1.0)
+        took = run.interrupt(signal.SIGINT)
+        assert_stopped_cleanly(run, signal.SIGINT, took)
+        assert containers() == []
+    finally:
+        client.close()
 
 
 def test_run_with_a_data_dir_resumes_its_task(
