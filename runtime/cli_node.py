@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -21,6 +22,7 @@ from rich.table import Table
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
+from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
@@ -91,6 +93,7 @@ def requestor() -> None:
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
 @verification_options
+@dashboard_option
 def requestor_serve(
     listen: str,
     data_dir: Path,
@@ -100,6 +103,7 @@ def requestor_serve(
     tls_cert: str | None,
     tls_key: str | None,
     verification: VerificationConfig,
+    dashboard: str | None,
 ) -> None:
     """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
     _logging()
@@ -127,7 +131,20 @@ def requestor_serve(
         )
         click.echo(f"requestor listening on {host}:{bound} (data dir {data_dir})", err=True)
         try:
-            await stop.wait()
+            async with contextlib.AsyncExitStack() as extras:
+                if dashboard:
+                    await extras.enter_async_context(
+                        requestor_dashboard(
+                            node,
+                            dashboard,
+                            control_token,
+                            data_dir / "control-token",
+                            reports_dir=data_dir / REPORTS_FOLDER,
+                            tls_cert=tls_cert,
+                            tls_key=tls_key,
+                        )
+                    )
+                await stop.wait()
         finally:
             server.close()
             await server.wait_closed()
@@ -161,6 +178,7 @@ def provider() -> None:
     help="Run only apps with a passing `taskapi conformance` report for their id and digest (repeatable).",
 )
 @data_dir_option
+@dashboard_option
 def provider_join(
     address: str,
     token: str,
@@ -171,6 +189,7 @@ def provider_join(
     tls_ca: str | None,
     reports: tuple[Path, ...],
     data_dir: Path,
+    dashboard: str | None,
 ) -> None:
     """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
     _logging()
@@ -195,7 +214,8 @@ def provider_join(
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
     try:
-        asyncio.run(until_signalled(node.run))
+        control_token = stored_token(data_dir / "control-token", None) if dashboard else ""
+        asyncio.run(until_signalled(provider_run(node, dashboard, control_token, data_dir / "control-token")))
     except RequestorRefused as exc:
         raise click.ClickException(str(exc)) from None
 

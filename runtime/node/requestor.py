@@ -263,6 +263,20 @@ class RequestorNode:
     def _outputs_dir(self, task_id: str) -> Path:
         return self.data_dir / "outputs" / task_id
 
+    def task_dir(self, task_id: str) -> RequestorTaskDir | None:
+        """The task's dir in its app's work dir, finished or not (None: unknown task, or app gone)."""
+        active = self._active.get(task_id)
+        if active is not None:
+            return active.task_dir
+        row = self.store.task(task_id)
+        if row is None:
+            return None
+        try:
+            app = resolve_app(self.app_manager, row.app, row.env_id)
+        except LookupError:
+            return None
+        return RequestorWorkDir(self._apps.work_dir(app)).task_dir(task_id)
+
     # provider API
 
     def join(self, offer: ProviderOffer) -> npb.JoinReply:
