@@ -448,13 +448,17 @@ class RequestorNode:
         target_dir.mkdir(parents=True, exist_ok=True)
         partial = target_dir.parent / f".{subtask_id}.partial"
         digest, received = hashlib.sha256(), 0
-        with open(partial, "wb") as handle:
-            async for chunk in data:
-                received += len(chunk)
-                if received > limit:
-                    break
-                digest.update(chunk)
-                handle.write(chunk)
+        try:
+            with open(partial, "wb") as handle:
+                async for chunk in data:
+                    received += len(chunk)
+                    if received > limit:
+                        break
+                    digest.update(chunk)
+                    handle.write(chunk)
+        except BaseException:  # a stalled, oversize or broken upload leaves nothing behind
+            partial.unlink(missing_ok=True)
+            raise
         if received != header.size or digest.hexdigest() != header.sha256:
             partial.unlink(missing_ok=True)
             problem = (
