@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from grpclib.exceptions import GRPCError
 from apps.sdk.client import ProviderAppClient, RequestorAppClient
 from apps.sdk.handlers import JsonDict, Subtask, VerifyResult
 from apps.sdk.process import AppProcess
+from apps.sdk.sandboxed_files import copy_file
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
 
 log = logging.getLogger(__name__)
@@ -180,16 +180,14 @@ class _TaskRun:
         provider_dir.prepare()
         for name in resources:
             check_id("resource name", name)
-            shutil.copyfile(self.task_dir.subtask_inputs / name, provider_dir.subtask_inputs / name)
+            copy_file(self.task_dir.subtask_inputs, name, provider_dir.subtask_inputs / name)
 
     def _deliver(self, provider_dir: ProviderTaskDir, output: Path, subtask_id: str) -> None:
-        root = provider_dir.root.resolve()
-        source = (root / output).resolve()
-        if output.is_absolute() or not source.is_relative_to(root):
-            raise ValueError(f"provider returned an output outside its task dir: {output}")
+        """Copy the provider's output (a regular file in its task dir, reached without a link: else
+        UnsafePath, a ValueError) into the subtask's outputs."""
         target_dir = self.task_dir.subtask_outputs(subtask_id)
         target_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target_dir / source.name)
+        copy_file(provider_dir.root, output, target_dir / output.name)
 
 
 class _ProviderSlot:

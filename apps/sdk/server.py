@@ -20,13 +20,13 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
-from grpclib.server import Stream
+from grpclib.server import Server, Stream
 
 from apps.sdk.errors import AppError, InvalidArgument, Unavailable
 from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
 from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
-from apps.sdk.wire_limits import BoundedServer, short_message
+from apps.sdk.sandboxed_files import UnsafePath, check_file
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppBase, RequestorAppBase
@@ -84,13 +84,12 @@ class CallGate:
             try:
                 reply = await handle(request)
             except AppError as exc:
-                raise GRPCError(exc.status, short_message(exc.message)) from exc
-            except GRPCError as exc:
-                raise GRPCError(exc.status, short_message(exc.message or ""), exc.details) from exc
+                raise GRPCError(exc.status, exc.message) from exc
+            except GRPCError:
+                raise
             except Exception as exc:
                 log.exception("handler failed")
-                message = short_message(f"app error: {type(exc).__name__}: {exc}")
-                raise GRPCError(Status.INTERNAL, message) from exc
+                raise GRPCError(Status.INTERNAL, f"app error: {type(exc).__name__}: {exc}") from exc
             await stream.send_message(reply)
             await stream.send_trailing_metadata()
         finally:
@@ -294,12 +293,14 @@ class ProviderAppService(ProviderAppBase):
         return pb.ComputeReply(output_filepath=str(output))
 
     def _check_output(self, output: Path) -> None:
-        root = self._task_dir.root.resolve()
-        resolved = (root / output).resolve()
-        if output.is_absolute() or not resolved.is_relative_to(root):
-            raise AppError(f"app returned an output path outside its task dir: {output}")
-        if not resolved.is_file():
-            raise AppError(f"app returned an output path that is not a file: {output}")
+        """The output must be a regular file inside the task dir, reached without a link (the node reads
+        it without following links: see sandboxed_files)."""
+        try:
+            check_file(self._task_dir.root, output)
+        except UnsafePath as exc:
+            raise AppError(f"app returned an unusable output path: {exc}") from exc
+        except OSError as exc:
+            raise AppError(f"app returned an output path that is not a file: {output}") from exc
 
     async def RunBenchmark(self, stream: Stream[pb.RunBenchmarkRequest, pb.RunBenchmarkReply]) -> None:
         await self._gate.serve(stream, self._run_benchmark)
@@ -327,7 +328,7 @@ async def serve(
     service: RequestorAppService | ProviderAppService, gate: CallGate, host: str, port: int
 ) -> None:
     """Serve `service` and the health service until shutdown is requested, then drain calls and stop."""
-    server = BoundedServer([service, Health({service: [gate.health]})])
+    server = Server([service, Health({service: [gate.health]})])
     await server.start(host, port)
     log.info("app listening on %s:%d", host, port)
     print(f"taskapi app listening on {host}:{port}", flush=True)

@@ -18,6 +18,7 @@ from typing import Any
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import ProviderAppClient
+from apps.sdk.sandboxed_files import UnsafePath, check_file
 from environments.base import UsageCounters
 from environments.docker.app_server import DockerAppServer
 from environments.docker.environment import DockerEnvironment
@@ -73,8 +74,9 @@ async def compute_subtask(
         client.close()
     # The result is complete: the container's exit and removal happen off the caller's path.
     environment.defer(server.wait(timeout=SHUTDOWN_GRACE_S))
-    path = (task_dir / output).resolve()
-    if output.is_absolute() or not path.is_relative_to(task_dir.resolve()) or not path.is_file():
-        raise ComputeFailed(f"the app returned an output outside its task dir or not a file: {output}")
+    try:  # the container wrote that folder: a link there is refused, never followed
+        path = check_file(task_dir, output)
+    except (UnsafePath, OSError) as exc:
+        raise ComputeFailed(f"the app returned an output that is not a file in its task dir: {exc}") from exc
     usage = server.usage()
     return ComputeResult(path, UsageCounters(wall_ms, usage.cpu_ns, usage.peak_memory_bytes))

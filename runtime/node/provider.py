@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
+from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from apps.sdk.wire_limits import BoundedChannel
 from apps.sdk.workdir import ProviderTaskDir, check_id
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
 from runtime.node.compute import ComputeRunner
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
-from runtime.node.resources import read_chunks, sha256_file
-from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_unless_stopped
+from runtime.node.resources import Downloads, HashedFile, read_chunks
 from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -39,32 +38,20 @@ class Refused(Exception):
 
 
 class RequestorRefused(Exception):
-    """The requestor will not have this provider (a wrong token, a refused offer), or its TLS certificate
-    does not verify; the message says why."""
+    """The requestor will not have this provider (a wrong token, a refused offer); the message says why."""
 
-    def __init__(self, address: str, error: BaseException) -> None:
-        if isinstance(error, GRPCError) and (error.status, error.message) == (
-            Status.UNAUTHENTICATED,
-            TOKEN_REFUSED,
-        ):
+    def __init__(self, address: str, error: GRPCError) -> None:
+        if error.status is Status.UNAUTHENTICATED and error.message == TOKEN_REFUSED:
             message = f"requestor at {address} refused the token"
-        elif isinstance(error, GRPCError):
-            message = f"requestor at {address} refused this provider: {describe_failure(error)}"
         else:
-            message = f"requestor at {address}: {fatal_reason(error) or describe_failure(error)}"
+            message = f"requestor at {address} refused this provider: {error.status.name}: {error.message}"
         super().__init__(message)
+        self.status = error.status
 
 
 def transient(error: GRPCError) -> bool:
     """A refusal that passes: the requestor is shutting down (or restarting) and will be back."""
     return error.status is Status.UNAVAILABLE
-
-
-def _may_have_forgotten_us(error: Exception) -> bool:
-    """After this failure the requestor may not know this provider (not joined, restarted): join again."""
-    if isinstance(error, GRPCError):
-        return error.status in (Status.FAILED_PRECONDITION, Status.UNAVAILABLE)
-    return isinstance(error, (OSError, StreamTerminatedError))
 
 
 @dataclass
@@ -132,6 +119,7 @@ class ProviderNode:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat_ms = 5000
         self.completed = 0
+        self._downloads = Downloads()
 
     async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
         """Scores per environment, measured on first start and stored in the data dir."""
@@ -150,10 +138,8 @@ class ProviderNode:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Join and work until `stop` is set; `RequestorRefused` if the requestor will not have this provider
-        (an authentication refusal, a refused offer) or its TLS certificate does not verify. Any other
-        failure (unreachable, restarting, an error of the requestor or of one of its apps) is logged and
-        retried with backoff (retry.py), never fatal."""
-        channel = BoundedChannel(self.config.host, self.config.port, ssl=self.config.tls)
+        (wrong token, refused offer). An unreachable or restarting requestor is retried, never fatal."""
+        channel = Channel(self.config.host, self.config.port, ssl=self.config.tls)
         sign_calls(channel, self.key)
         stub = RequestorStub(channel)
         metadata = bearer(self.config.token)
@@ -184,36 +170,22 @@ class ProviderNode:
             price=self.config.price,
             capacity=self.config.capacity,
         )
-        backoff = Backoff()
         while not stop.is_set():
             try:
                 reply = await stub.Join(npb.JoinRequest(offer=offer), metadata=metadata, timeout=10)
                 self._heartbeat_ms = reply.heartbeat_ms or self._heartbeat_ms
                 log.info("provider %s joined %s:%d", self.provider_id, self.config.host, self.config.port)
                 return
-            except Exception as exc:
-                if isinstance(exc, GRPCError) and exc.status is Status.INVALID_ARGUMENT:
-                    raise RequestorRefused(self.address, exc) from exc  # this offer can never be taken
-                await self._retry_after("Join", exc, backoff, stop)
-
-    async def _retry_after(self, call: str, error: Exception, backoff: Backoff, stop: asyncio.Event) -> None:
-        """Log a failed call and wait before it is tried again; `RequestorRefused` if no retry can mend it
-        (an authentication refusal, a TLS certificate that does not verify)."""
-        if fatal_reason(error) is not None:
-            raise RequestorRefused(self.address, error) from error
-        delay = backoff.next_delay()
-        expected = isinstance(error, (GRPCError, OSError, StreamTerminatedError))
-        log.warning(
-            "%s failed (%s); retrying in %.1f s",
-            call,
-            describe_failure(error),
-            delay,
-            exc_info=None if expected else error,
-        )
-        await sleep_unless_stopped(delay, stop)
+            except (OSError, StreamTerminatedError) as exc:
+                log.warning("requestor unreachable (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+            except GRPCError as exc:
+                if not transient(exc):
+                    raise RequestorRefused(self.address, exc) from exc
+                log.warning("requestor unavailable (%s); retrying", exc.message)
+                await asyncio.sleep(RETRY_S)
 
     async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
-        backoff = Backoff()
         while not stop.is_set():
             self._running = {k: t for k, t in self._running.items() if not t.done()}
             free = self.config.capacity - len(self._running)
@@ -226,12 +198,23 @@ class ProviderNode:
                     metadata=metadata,
                     timeout=35,
                 )
-            except Exception as exc:
-                await self._retry_after("RequestWork", exc, backoff, stop)
-                if _may_have_forgotten_us(exc):
+            except GRPCError as exc:
+                if exc.status is Status.FAILED_PRECONDITION:
                     await self._join(stub, metadata, stop)
+                    continue
+                if exc.status is Status.UNAUTHENTICATED:
+                    raise RequestorRefused(self.address, exc) from exc
+                if not transient(exc):
+                    raise
+                log.warning("requestor unavailable (%s); retrying", exc.message)
+                await asyncio.sleep(RETRY_S)
+                await self._join(stub, metadata, stop)
                 continue
-            backoff.reset()
+            except (OSError, StreamTerminatedError) as exc:
+                log.warning("requestor unreachable (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                await self._join(stub, metadata, stop)
+                continue
             for assignment in reply.assignments:
                 self._running[assignment.subtask_id] = asyncio.create_task(
                     self._execute(stub, metadata, assignment)
@@ -274,6 +257,9 @@ class ProviderNode:
                 target = task_dir.subtask_inputs / check_id("resource name", resource.name)
                 await self._fetch(stub, metadata, resource, target)
             outcome = await runner.compute(assignment, task_dir, module)
+            # Opened without following links: a guest's link to a host file is refused (UnsafePath),
+            # and the bytes sent are the bytes hashed here.
+            result = await asyncio.to_thread(HashedFile.open, task_dir.root, outcome.output)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -286,7 +272,10 @@ class ProviderNode:
                     timeout=10,
                 )
             return
-        await self._submit(stub, metadata, assignment, outcome.output, outcome.usage)
+        try:
+            await self._submit(stub, metadata, assignment, result, outcome.usage)
+        finally:
+            result.close()
 
     async def _fetch_module(
         self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
@@ -300,29 +289,23 @@ class ProviderNode:
     async def _fetch(
         self, stub: RequestorStub, metadata: dict[str, str], resource: npb.Resource, target: Path
     ) -> None:
-        """Download a content-addressed file unless a verified copy is there; check its sha256 on arrival."""
-        if target.is_file() and sha256_file(target) == resource.sha256:
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        digest = hashlib.sha256()
-        async with stub.FetchResource.open(metadata=metadata, timeout=60) as stream:
-            await stream.send_message(npb.FetchRequest(sha256=resource.sha256), end=True)
-            with open(partial, "wb") as handle:
+        """Download a content-addressed file unless a verified copy is there; check its sha256 on arrival.
+        One download per file at a time: concurrent subtasks needing it wait for the one in flight."""
+
+        async def download(handle: BinaryIO) -> None:
+            async with stub.FetchResource.open(metadata=metadata, timeout=60) as stream:
+                await stream.send_message(npb.FetchRequest(sha256=resource.sha256), end=True)
                 async for chunk in stream:
-                    digest.update(chunk.data)
                     handle.write(chunk.data)
-        if digest.hexdigest() != resource.sha256:
-            partial.unlink(missing_ok=True)
-            raise ValueError(f"resource {resource.name} arrived with a different sha256 than announced")
-        partial.replace(target)
+
+        await self._downloads.ensure(target, resource.sha256, download, f"resource {resource.name}")
 
     async def _submit(
         self,
         stub: RequestorStub,
         metadata: dict[str, str],
         assignment: npb.Assignment,
-        output: Path,
+        result: HashedFile,
         usage: npb.Usage,
     ) -> None:
         """Send the result; retry while the lease lasts if the requestor is unreachable or UNAVAILABLE (e.g.
@@ -330,14 +313,14 @@ class ProviderNode:
         header = npb.ResultHeader(
             provider_id=self.provider_id,
             subtask_id=assignment.subtask_id,
-            file_name=output.name,
-            size=output.stat().st_size,
-            sha256=sha256_file(output),
+            file_name=result.name,
+            size=result.size,
+            sha256=result.sha256,
             usage=usage,
         )
         while True:
             try:
-                reply = await self._send_result(stub, metadata, header, output)
+                reply = await self._send_result(stub, metadata, header, result)
                 log.info("subtask %s %s %s", assignment.subtask_id, reply.verdict, reply.reason)
                 self.completed += 1
                 return
@@ -352,11 +335,11 @@ class ProviderNode:
 
     @staticmethod
     async def _send_result(
-        stub: RequestorStub, metadata: dict[str, str], header: npb.ResultHeader, output: Path
+        stub: RequestorStub, metadata: dict[str, str], header: npb.ResultHeader, result: HashedFile
     ) -> npb.SubmitReply:
         async with stub.SubmitResult.open(metadata=metadata, timeout=300) as stream:
             await stream.send_message(npb.ResultPart(header=header))
-            for block in read_chunks(output):
+            for block in read_chunks(result.handle):
                 await stream.send_message(npb.ResultPart(data=block))
             await stream.end()
             reply = await stream.recv_message()

@@ -8,7 +8,7 @@ files gives the same output bytes and the same fuel as any honest provider's run
 from __future__ import annotations
 
 import asyncio
-import os
+import hashlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps.sdk.sandboxed_files import UnsafePath, open_file
 from apps.sdk.workdir import ProviderTaskDir, check_id
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
 from runtime.node.journal import Entry
-from runtime.node.resources import CHUNK_BYTES, sha256_file
+from runtime.node.resources import CHUNK_BYTES, HashedFile, sha256_file
 
 
 class Unverifiable(Exception):
@@ -76,8 +77,9 @@ class Reexecutor:
                 app_module=npb.Resource(name=module.name, sha256=entry.module_sha256),
             )
             outcome = await self._wasm().compute(assignment, task_dir, module)
-            digest = await asyncio.to_thread(sha256_file, outcome.output)
-            yield Rerun(outcome.output, digest, int(outcome.usage.fuel), int(outcome.usage.wall_ms))
+            output = await asyncio.to_thread(HashedFile.open, task_dir.root, outcome.output)
+            output.close()
+            yield Rerun(outcome.output, output.sha256, int(outcome.usage.fuel), int(outcome.usage.wall_ms))
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
@@ -97,17 +99,23 @@ def _checked_module(entry: Entry) -> Path:
 
 
 def _stage_inputs(entry: Entry, target: Path) -> None:
-    """Link (or copy) the subtask's inputs into `target`, each checked against its recorded digest."""
+    """Copy the subtask's inputs into `target`, each checked against its recorded digest.
+
+    The inputs lie in the task's subtask_inputs, which the app's guest may write: each is opened without
+    following links (a link there is Unverifiable, never read), and the bytes copied are the bytes hashed.
+    """
     source_dir = Path(entry.inputs_dir)
     for item in entry.inputs:
-        source = source_dir / check_id("resource name", item.name)
-        if not source.is_file() or sha256_file(source) != item.sha256:
-            raise Unverifiable(f"input {item.name} is missing or no longer has sha256 {item.sha256}")
-        destination = target / item.name
+        name = check_id("resource name", item.name)
         try:
-            os.link(source, destination)
-        except OSError:
-            shutil.copyfile(source, destination)
+            with open_file(source_dir, name) as source:
+                if hashlib.file_digest(source, "sha256").hexdigest() != item.sha256:
+                    raise Unverifiable(f"input {name} no longer has sha256 {item.sha256}")
+                source.seek(0)
+                with open(target / name, "wb") as destination:
+                    shutil.copyfileobj(source, destination)
+        except (FileNotFoundError, UnsafePath) as exc:
+            raise Unverifiable(f"input {name} cannot be staged: {exc}") from exc
 
 
 def first_difference(claimed: Path, replayed: Path) -> int | None:

@@ -12,19 +12,22 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
+from apps.sdk.sandboxed_files import UnsafePath, copy_file, copy_tree
 from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, Redundancy
@@ -58,6 +61,9 @@ class RequestorConfig:
     max_provider_failures: int = 3
     """Failures one provider may cause in a task before it gets no more of its subtasks (so one broken
     provider cannot burn the task's whole budget)."""
+    max_app_errors: int = 5
+    """NextSubtask calls in a row a task's app may fail (an error status, or resources it named but did not
+    write) before the task fails with the app's own message."""
     reap_interval_s: float = 0.5
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
@@ -72,6 +78,8 @@ class ActiveTask:
     """The app's wasm module as providers fetch it (hashed once, at activation)."""
     refused_by: set[str] = field(default_factory=set)
     failures_by_provider: Counter[str] = field(default_factory=Counter)
+    app_errors: int = 0
+    """NextSubtask failures in a row (see RequestorConfig.max_app_errors)."""
 
     @property
     def redundancy(self) -> Redundancy | None:
@@ -108,6 +116,8 @@ class RequestorNode:
         self._reaper: asyncio.Task[None] | None = None
         self._verifying: set[asyncio.Future[tuple[str, str]]] = set()
         self._settling: set[str] = set()
+        self._receiving: set[str] = set()
+        """Subtasks whose result is arriving (one upload per subtask at a time)."""
 
     # lifecycle
 
@@ -152,11 +162,11 @@ class RequestorNode:
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(row.task_id)
         active = ActiveTask(row, app, client, task_dir)
         if app.module is not None:
-            digest = self.resources.register(app.module)
-            active.module = npb.Resource(name=app.module.name, sha256=digest, size=app.module.stat().st_size)
+            digest, size = self.resources.register(app.module.parent, app.module.name)
+            active.module = npb.Resource(name=app.module.name, sha256=digest, size=size)
         for subtask in self.store.subtasks(task_id=row.task_id, states=("assigned",)):
             for resource in subtask.resources:
-                self.resources.register(task_dir.subtask_inputs / resource["name"], resource["sha256"])
+                self.resources.restore(task_dir.subtask_inputs, resource["name"], resource["sha256"])
         self._active[row.task_id] = active
         return active
 
@@ -342,7 +352,7 @@ class RequestorNode:
             subtask = await active.client.next_subtask(task_id, subtask_id, opaque_node_id)
         except GRPCError as exc:
             self.store.forget_subtask(subtask_id)
-            log.warning("task %s: NextSubtask failed: %s", task_id, exc.message)
+            await self._app_error(active, f"NextSubtask failed: {exc.status.name} {exc.message}")
             return None
         except (OSError, StreamTerminatedError, asyncio.CancelledError) as exc:
             if self._active.get(task_id) is not active:  # the task ended: no request left to reconcile
@@ -355,11 +365,15 @@ class RequestorNode:
             self.store.forget_subtask(subtask_id)
             await self._maybe_finish(active)
             return None
-        resources: list[dict[str, Any]] = []
-        for name in subtask.resources:
-            path = active.task_dir.subtask_inputs / check_id("resource name", name)
-            digest = self.resources.register(path)
-            resources.append({"name": name, "sha256": digest, "size": path.stat().st_size})
+        try:
+            resources = self._subtask_resources(active, subtask.resources)
+        except (ValueError, OSError) as exc:
+            await self._release(
+                active, subtask_id, "failed", f"NextSubtask named a bad resource: {exc}", blame=False
+            )
+            await self._app_error(active, f"NextSubtask named a bad resource: {exc}")
+            return None
+        active.app_errors = 0
         deadline_ms = now_ms() + self.config.lease_ms
         params_json = json.dumps(subtask.params)
         self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
@@ -367,6 +381,29 @@ class RequestorNode:
             for _ in range(active.redundancy.quorum - 1):
                 self._want_replica(active, subtask_id)
         return self._assignment(active, subtask_id, provider_id, params_json, resources, deadline_ms)
+
+    def _subtask_resources(self, active: ActiveTask, names: list[str]) -> list[dict[str, Any]]:
+        """The files of `subtask_inputs/` a NextSubtask named, registered for providers to fetch.
+
+        UnsafePath (a ValueError) for a link or a special file: the guest may write that folder, and a link
+        there must never make a host file a resource; FileNotFoundError for a name it did not write.
+        """
+        resources: list[dict[str, Any]] = []
+        for name in names:
+            digest, size = self.resources.register(
+                active.task_dir.subtask_inputs, check_id("resource name", name)
+            )
+            resources.append({"name": name, "sha256": digest, "size": size})
+        return resources
+
+    async def _app_error(self, active: ActiveTask, message: str) -> None:
+        """A NextSubtask the app failed: past `max_app_errors` in a row the task fails with its message."""
+        task_id = active.row.task_id
+        active.app_errors += 1
+        log.warning("task %s: %s (%d in a row)", task_id, message, active.app_errors)
+        if active.app_errors >= self.config.max_app_errors and self._active.get(task_id) is active:
+            reason = f"the app failed {active.app_errors} NextSubtask calls in a row; last: {message}"
+            await self.abort_task(task_id, reason, state="failed")
 
     def _want_replica(self, active: ActiveTask, primary_id: str) -> None:
         """One more copy of a primary for another provider, under an id of the same shape (quorum.py)."""
@@ -422,15 +459,44 @@ class RequestorNode:
         cancelled = self.store.renew_leases(provider_id, subtask_ids, deadline_ms)
         return npb.HeartbeatReply(lease_deadline_ms=deadline_ms, cancelled_subtask_ids=cancelled)
 
-    def resource_path(self, digest: str) -> Path:
-        path = self.resources.path(digest)
-        if path is None or not path.is_file():
+    def open_resource(self, digest: str) -> BinaryIO:
+        """A registered resource, open for reading (opened without following links: see resources.py)."""
+        try:
+            handle = self.resources.open(digest)
+        except UnsafePath as exc:
+            raise NodeError(
+                Status.FAILED_PRECONDITION, f"resource with sha256 {digest} refused: {exc}"
+            ) from exc
+        if handle is None:
             raise NodeError(Status.NOT_FOUND, f"no resource with sha256 {digest}")
-        return path
+        return handle
 
     async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
-        """Receive a result file (size and sha256 checked on arrival), verify it with the app, answer."""
+        """Receive a result file (size and sha256 checked on arrival), verify it with the app, answer.
+
+        One upload per subtask at a time: a second one while the first is arriving is refused
+        ALREADY_EXISTS (it could otherwise mix its bytes with the first's, or have them accepted under the
+        first's digest).
+        """
         active, subtask_id = self._owned_subtask(header.provider_id, header.subtask_id)
+        if subtask_id in self._receiving:
+            raise NodeError(
+                Status.ALREADY_EXISTS,
+                f"a result for subtask {subtask_id!r} is already arriving; a second upload is refused",
+            )
+        self._receiving.add(subtask_id)
+        try:
+            return await self._receive_result(active, subtask_id, header, data)
+        finally:
+            self._receiving.discard(subtask_id)
+
+    async def _receive_result(
+        self, active: ActiveTask, subtask_id: str, header: npb.ResultHeader, data: AsyncIterator[bytes]
+    ) -> npb.SubmitReply:
+        """Content-addressed end to end: the bytes go to a temporary file of this upload alone and are
+        hashed as they arrive; only if they match the announced size and sha256 is that very file renamed
+        into place and the digest of its bytes recorded. So the file the app verifies, the re-execution
+        compares and the task's outputs come from is the file whose bytes were hashed."""
         try:
             name = check_id("result file name", header.file_name)
         except ValueError as exc:
@@ -446,31 +512,39 @@ class RequestorNode:
         assert row is not None
         target_dir = self._result_dir(active, row)
         target_dir.mkdir(parents=True, exist_ok=True)
-        partial = target_dir.parent / f".{subtask_id}.partial"
-        digest, received = hashlib.sha256(), 0
+        fd, partial_name = tempfile.mkstemp(
+            dir=target_dir.parent, prefix=f".{subtask_id}.", suffix=".partial"
+        )
+        partial = Path(partial_name)
         try:
-            with open(partial, "wb") as handle:
+            digest, received = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as handle:
                 async for chunk in data:
                     received += len(chunk)
                     if received > limit:
                         break
                     digest.update(chunk)
                     handle.write(chunk)
-        except BaseException:  # a stalled, oversize or broken upload leaves nothing behind
+            sha256 = digest.hexdigest()
+            if received != header.size or sha256 != header.sha256:
+                problem = (
+                    f"result size {received} differs from the announced {header.size}"
+                    if received != header.size
+                    else "result sha256 does not match the announced digest"
+                )
+                return await self._refuse_result(active, subtask_id, problem)
+            current = self.store.subtask(subtask_id)
+            if current is None or current.state != "assigned":  # taken back while the bytes arrived
+                state = current.state if current is not None else "gone"
+                raise NodeError(
+                    Status.FAILED_PRECONDITION, f"subtask {subtask_id!r} is {state}, not assigned"
+                )
+            partial.replace(target_dir / name)
+        finally:
             partial.unlink(missing_ok=True)
-            raise
-        if received != header.size or digest.hexdigest() != header.sha256:
-            partial.unlink(missing_ok=True)
-            problem = (
-                f"result size {received} differs from the announced {header.size}"
-                if received != header.size
-                else "result sha256 does not match the announced digest"
-            )
-            return await self._refuse_result(active, subtask_id, problem)
-        partial.replace(target_dir / name)
         BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
-        self.store.deliver_subtask(subtask_id, name, header.sha256, usage)
+        self.store.deliver_subtask(subtask_id, name, sha256, usage)
         # Delivered, the result is the requestor's: it is verified even if the provider hangs up now
         # (else the subtask would stay `delivered` forever and its task could never finish).
         verification = asyncio.ensure_future(self._judge(active, row))
@@ -568,7 +642,8 @@ class RequestorNode:
         target = active.task_dir.subtask_outputs(primary_id)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        shutil.copyfile(self._result_path(active, winner), target / (winner.result_name or ""))
+        winner_dir = self._result_dir(active, winner)
+        copy_file(winner_dir, winner.result_name or "", target / (winner.result_name or ""))
         try:
             result, reason = await active.client.verify(active.row.task_id, primary_id)
         except GRPCError as exc:
@@ -717,7 +792,13 @@ class RequestorNode:
         if not self._idle(active):
             return  # a NextSubtask began meanwhile: its answer decides (and finishes the task if empty)
         outputs = self._outputs_dir(task_id)
-        shutil.copytree(active.task_dir.task_outputs, outputs, dirs_exist_ok=True)
+        try:
+            copy_tree(active.task_dir.task_outputs, outputs)
+        except UnsafePath as exc:  # the app's guest put a link (or a FIFO...) among its outputs
+            shutil.rmtree(outputs, ignore_errors=True)
+            log.error("task %s failed: its outputs hold %s", task_id, exc)
+            await self.abort_task(task_id, f"task outputs refused: {exc}", state="failed")
+            return
         self.store.set_task_state(task_id, "finished")
         self._active.pop(task_id, None)
         log.info("task %s finished; outputs in %s", task_id, outputs)

@@ -1,38 +1,155 @@
-"""Content-addressed files: sha256 digests, a registry of what the requestor serves, chunked transfer."""
+"""Content-addressed files: sha256 digests, a registry of what the requestor serves, chunked transfer,
+and one download per file at a time on a provider."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import Iterator
+import io
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from apps.sdk.sandboxed_files import UnsafePath, file_digest, open_file
 
 CHUNK_BYTES = 256 * 1024
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The digest of a file of the node's own (a module it fetched or was given): never one a guest wrote,
+    which goes through `apps.sdk.sandboxed_files`."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def read_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
+def read_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """The bytes of an open file from its start, in chunks of CHUNK_BYTES."""
+    handle.seek(0)
+    yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
 
 
 class ResourceRegistry:
-    """The files a requestor serves to providers, by sha256 (only registered files are reachable)."""
+    """The files a requestor serves to providers, by sha256 (only registered files are reachable).
+
+    Each is a file in a folder: a task's subtask_inputs, which its app's guest may write, or the folder of
+    an app's module. Files are hashed and opened through `apps.sdk.sandboxed_files`, so a link put there
+    (at registration or later) is refused with `UnsafePath`, never followed.
+    """
 
     def __init__(self) -> None:
-        self._paths: dict[str, Path] = {}
+        self._files: dict[str, tuple[Path, str]] = {}
 
-    def register(self, path: Path, digest: str | None = None) -> str:
-        """Serve `path` under its digest (computed unless the caller knows it); return the digest."""
-        digest = digest or sha256_file(path)
-        self._paths[digest] = path
-        return digest
+    def register(self, folder: Path, name: str) -> tuple[str, int]:
+        """Serve `folder/name` under its digest; returns the digest and the size."""
+        digest, size = file_digest(folder, name)
+        self._files[digest] = (folder, name)
+        return digest, size
 
-    def path(self, digest: str) -> Path | None:
-        return self._paths.get(digest)
+    def restore(self, folder: Path, name: str, digest: str) -> None:
+        """Serve `folder/name` under a digest recorded earlier (after a restart; checked by the fetcher)."""
+        self._files[digest] = (folder, name)
+
+    def open(self, digest: str) -> io.BufferedReader | None:
+        """The registered file with this digest, open for reading; None if none is registered or it is
+        gone. UnsafePath if it was replaced by a link or a special file."""
+        found = self._files.get(digest)
+        if found is None:
+            return None
+        try:
+            return open_file(*found)
+        except FileNotFoundError:
+            return None
+
+
+Download = Callable[[BinaryIO], Awaitable[None]]
+"""Writes a file's bytes into the open temporary file it is given."""
+
+
+class Downloads:
+    """Content-addressed downloads on a provider: at most one per target file at a time.
+
+    Concurrent subtasks needing the same file (the app's module, a shared resource) wait for the download
+    in flight instead of writing the same file. Each download goes to a temporary file of its own, its
+    sha256 is checked, and it replaces the target atomically, so a reader sees the old file or the whole
+    new one, never a part.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: dict[Path, asyncio.Future[None]] = {}
+
+    async def ensure(self, target: Path, sha256: str, download: Download, what: str) -> None:
+        """Make `target` hold the bytes with digest `sha256`, downloading them unless a verified copy is
+        there. ValueError (naming `what`) if the bytes that arrive have another digest."""
+        while True:
+            if await asyncio.to_thread(_holds, target, sha256):
+                return
+            in_flight = self._in_flight.get(target)
+            if in_flight is None:
+                break
+            await asyncio.shield(in_flight)  # that download's failure is ours too
+        running = asyncio.ensure_future(_download(target, sha256, download, what))
+        self._in_flight[target] = running
+        running.add_done_callback(lambda done: self._forget(target, done))
+        await asyncio.shield(running)  # a cancelled waiter leaves the download to the others
+
+    def _forget(self, target: Path, done: asyncio.Future[None]) -> None:
+        if self._in_flight.get(target) is done:
+            del self._in_flight[target]
+        if not done.cancelled():
+            done.exception()  # retrieved here: its waiters (if any are left) raise it themselves
+
+
+def _holds(target: Path, sha256: str) -> bool:
+    return target.is_file() and sha256_file(target) == sha256
+
+
+async def _download(target: Path, sha256: str, download: Download, what: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            await download(handle)
+            handle.flush()
+            handle.seek(0)
+            digest = (await asyncio.to_thread(hashlib.file_digest, handle, "sha256")).hexdigest()
+        if digest != sha256:
+            raise ValueError(f"{what} arrived with sha256 {digest}, not the announced {sha256}")
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
+
+
+@dataclass
+class HashedFile:
+    """A regular file below a sandboxed folder, open for reading, with the sha256 and size of its bytes.
+
+    Hashed and later sent through one descriptor, opened without following links: what is sent is what was
+    hashed, whatever a guest does to the path afterwards.
+    """
+
+    handle: io.BufferedReader
+    name: str
+    sha256: str
+    size: int
+
+    @classmethod
+    def open(cls, folder: Path, path: Path) -> HashedFile:
+        """Open `path` (below `folder`); UnsafePath for a link, a special file or a path outside `folder`."""
+        if not path.is_relative_to(folder):
+            raise UnsafePath(str(path), f"it is outside {folder}")
+        handle = open_file(folder, path.relative_to(folder))
+        try:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except BaseException:
+            handle.close()
+            raise
+        return cls(handle, path.name, digest, handle.tell())
+
+    def close(self) -> None:
+        self.handle.close()

@@ -4,10 +4,11 @@ For every delivered result:
 
 1. the app's Verify (cheap spot checks; its FAILURE rejects the result as before);
 2. for a wasm subtask the app accepted, a re-execution with probability `sample_rate(trust)`: the
-   requestor runs the subtask itself (`reexecute.py`) and accepts only when the output bytes AND the fuel
-   equal the claim. A difference is a forgery: the app discards the result (DiscardSubtasks returns its
-   work to pending), the provider's trust drops to nothing, it is dropped from the task, and an audit
-   re-executes every result of that provider accepted unchecked so far (discarding the forged ones).
+   requestor runs the subtask itself (`reexecute.py`) and accepts only when its output bytes equal those
+   of the delivered file as it lies on disk (hashed again here) AND its fuel equals the claim. A
+   difference is a forgery: the app discards the result (DiscardSubtasks returns its work to pending),
+   the provider's trust drops to nothing, it is dropped from the task, and an audit re-executes every
+   result of that provider accepted unchecked so far (discarding the forged ones).
 
 Trust (`trust.py`) and the journal (`journal.py`) live in `<data>/verification.sqlite`. Non-wasm results
 get the app's Verify, after a quorum of providers agreed on them where the app asks for redundancy
@@ -28,6 +29,7 @@ from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
+from apps.sdk.sandboxed_files import UnsafePath, file_digest
 from apps.sdk.workdir import RequestorTaskDir
 from protos import node_pb2 as npb
 from runtime.node.app_servers import ResolvedApp
@@ -152,7 +154,9 @@ class Verification:
             return verdict, reason
         provider = subtask.provider_id
         output = task.task_dir.subtask_outputs(subtask_id) / subtask.result_name
-        self.journal.delivered(subtask_id, output, subtask.result_sha256 or "", subtask.fuel, subtask.wall_ms)
+        # What is judged is the file on disk (the one the app verified), not a claim about it.
+        on_disk = await asyncio.to_thread(_digest_on_disk, output)
+        self.journal.delivered(subtask_id, output, on_disk, subtask.fuel, subtask.wall_ms)
         entry = self.journal.get(subtask_id) or entry
         if verdict is VerifyResult.SUCCESS:
             checked = False
@@ -323,6 +327,15 @@ class Verification:
                 claimed,
                 self.trust.get(entry.provider_id).best_speed,
             )
+
+
+def _digest_on_disk(output: Path) -> str:
+    """sha256 of a delivered result as it lies on disk ('' if it is gone or no longer a plain file)."""
+    try:
+        return file_digest(output.parent, output.name)[0]
+    except (FileNotFoundError, UnsafePath) as exc:
+        log.error("delivered result %s cannot be read: %s", output, exc)
+        return ""
 
 
 def differences(entry: Entry, output: Path, sha256: str, fuel: int) -> str | None:

@@ -184,17 +184,9 @@ class Requestor(NodeProcess):
     """`taskapi requestor serve` on a fixed port and data dir, so it can be killed and restarted."""
 
     def __init__(
-        self,
-        cluster: Cluster,
-        data_dir: Path,
-        port: int,
-        token: str,
-        lease_ms: int,
-        incarnation: int = 1,
-        options: tuple[str, ...] = (),
+        self, cluster: Cluster, data_dir: Path, port: int, token: str, lease_ms: int, incarnation: int = 1
     ) -> None:
         self.cluster = cluster
-        self.options = options
         self.incarnation = incarnation
         self.data_dir = data_dir
         self.port = port
@@ -212,7 +204,6 @@ class Requestor(NodeProcess):
             token,
             "--lease-ms",
             str(lease_ms),
-            *options,
         ]
         name = f"requestor-{incarnation}"
         super().__init__(name, args, cluster.root / f"{name}.log", cluster.env)
@@ -230,13 +221,7 @@ class Requestor(NodeProcess):
     def restart(self) -> Requestor:
         """A new requestor process on the same data dir and port."""
         return Requestor(
-            self.cluster,
-            self.data_dir,
-            self.port,
-            self.token,
-            self.lease_ms,
-            self.incarnation + 1,
-            self.options,
+            self.cluster, self.data_dir, self.port, self.token, self.lease_ms, self.incarnation + 1
         )
 
     def cli(self, *args: str) -> str:
@@ -297,12 +282,8 @@ class Cluster:
         self.loop = Loop()
         self.processes: list[NodeProcess] = []
 
-    def requestor(
-        self, lease_ms: int = 30_000, token: str = "provider-secret", options: tuple[str, ...] = ()
-    ) -> Requestor:
-        """`taskapi requestor serve`, with `options` added to its command line."""
-        port = free_port(HOST)
-        requestor = Requestor(self, self.root / "requestor", port, token, lease_ms, options=options)
+    def requestor(self, lease_ms: int = 30_000, token: str = "provider-secret") -> Requestor:
+        requestor = Requestor(self, self.root / "requestor", free_port(HOST), token, lease_ms)
         self.processes.append(requestor)
         return requestor
 
@@ -319,7 +300,9 @@ class Cluster:
         capacity: int = 1,
         env: str = "local",
         token: str | None = None,
+        options: tuple[str, ...] = (),
     ) -> Provider:
+        """`taskapi provider join`, with `options` added to its command line."""
         data_dir = self.root / name
         args = [
             TASKAPI,
@@ -334,6 +317,7 @@ class Cluster:
             str(capacity),
             "--data-dir",
             str(data_dir),
+            *options,
         ]
         provider = Provider(self, name, args, data_dir / "provider")
         self.processes.append(provider)
