@@ -95,6 +95,8 @@ class Tally:
         """`accepted/total accepted`, then the other columns that are not zero, e.g.
         `3/8 accepted, 2 running, 1 failed (re-run), 2 of them redundancy copies`."""
         c = self.counts
+        if not self.total:
+            return "no subtask handed out yet"
         parts = [f"{c['accepted']}/{self.total} accepted"]
         parts += [f"{c[column]} {column}" for column in ("running", "verifying", "waiting") if c[column]]
         if c["failed"]:
@@ -130,7 +132,7 @@ class RunDisplay:
 
     def __enter__(self) -> RunDisplay:
         self._progress.start()
-        self._bar = self._progress.add_task("starting", total=None, counts="")
+        self._bar = self._progress.add_task("starting", total=None, counts="app servers and providers")
         return self
 
     def __exit__(

@@ -26,6 +26,10 @@ def test_each_state_lands_in_exactly_one_column() -> None:
     assert tally.counts == {column: len(members) for column, members in COLUMNS.items()}
 
 
+def test_an_empty_task_says_so() -> None:
+    assert Tally.of([]).text() == "no subtask handed out yet"
+
+
 def test_waiting_is_not_failed_and_copies_and_failures_are_named() -> None:
     tally = Tally.of(
         [
