@@ -69,20 +69,20 @@ def min_ms(samples: list[float]) -> float:
 def bench_cache(name: str, module: Path, repeats: int) -> None:
     sha256 = hashlib.sha256(module.read_bytes()).hexdigest()
     profile = EngineProfile()
-    engine, fingerprint = profile.build(), profile.fingerprint()
+    engine = profile.build()
     cold, disk, memory = [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as scratch:
             cache_dir = Path(scratch) / "cache"
             started = time.perf_counter()
-            ModuleCache(cache_dir).load(engine, fingerprint, module, sha256)
+            ModuleCache(cache_dir).load(engine, profile, module, sha256)
             cold.append(time.perf_counter() - started)
             fresh = ModuleCache(cache_dir)
             started = time.perf_counter()
-            fresh.load(engine, fingerprint, module, sha256)
+            fresh.load(engine, profile, module, sha256)
             disk.append(time.perf_counter() - started)
             started = time.perf_counter()
-            fresh.load(engine, fingerprint, module, sha256)
+            fresh.load(engine, profile, module, sha256)
             memory.append(time.perf_counter() - started)
     size_kib = module.stat().st_size / 1024
     verdict = f"goal <= {WARM_GOAL_MS:g} ms: " + ("met" if median_ms(disk) <= WARM_GOAL_MS else "missed")

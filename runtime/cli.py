@@ -18,10 +18,11 @@ from protos import node_pb2 as npb
 from runtime.appmanager import App, AppManager, AppNotAvailable
 from runtime.cli_apps import apps
 from runtime.cli_conformance import conformance
+from runtime.cli_dashboard import dashboard_option, run_dashboard
 from runtime.cli_node import provider, requestor, task
 from runtime.cli_replay import replay_command
 from runtime.cli_settings import parse_settings
-from runtime.node.embedded import run_embedded
+from runtime.node.embedded import Attach, run_embedded
 from runtime.node.requestor import NodeError
 from runtime.node.runners import runners_for, whitelist_of
 from runtime.serving import serving_of
@@ -65,6 +66,7 @@ main.add_command(conformance)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep node state here.")
 @click.option("--max-subtasks", default=10_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@dashboard_option
 def run(
     app: str,
     env: str | None,
@@ -75,6 +77,7 @@ def run(
     data_dir: Path | None,
     max_subtasks: int,
     as_json: bool,
+    dashboard: str | None,
 ) -> None:
     """Run one task of APP end to end: a requestor and local providers in this process, over gRPC."""
     params = parse_settings(settings)
@@ -85,9 +88,10 @@ def run(
         raise click.UsageError(str(exc)) from exc
     env_used = build.environment
     root = data_dir or Path(tempfile.mkdtemp(prefix="taskapi-run-"))
+    attach = run_dashboard(dashboard, root) if dashboard else None
     began = time.monotonic()
     try:
-        status = _run_with_progress(build, params, root, providers, capacity, max_subtasks)
+        status = _run_with_progress(build, params, root, providers, capacity, max_subtasks, attach)
         if status.state != "finished":
             raise click.ClickException(f"task {status.task_id} {status.state}: {status.reason}")
         outputs = _collect(status, output or Path("taskapi-output") / status.task_id)
@@ -118,6 +122,7 @@ def _run_with_progress(
     providers: int,
     capacity: int,
     max_subtasks: int,
+    attach: Attach | None,
 ) -> npb.TaskStatus:
     with Progress(
         SpinnerColumn(),
@@ -150,6 +155,7 @@ def _run_with_progress(
                 whitelist=whitelist_of([build]),
                 max_subtasks=max_subtasks,
                 on_status=on_status,
+                attach=attach,
             )
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from runtime.appmanager import (
@@ -97,12 +98,12 @@ def list_apps(manager: AppManager, as_json: bool) -> None:
         source = "shipped" if app.builtin else "added"
         table.add_row(
             app.app_id[:12],
-            app.name,
-            app.version,
+            escape(app.name),
+            escape(app.version),
             app.environment,
             enabled,
             source,
-            prerequisites_text(app, full=False),
+            escape(prerequisites_text(app, full=False)),
         )
     Console().print(table)
     for error in inventory.problems:
@@ -181,7 +182,9 @@ def _toggle(
 def _details(app: App) -> Table:
     descriptor = app.descriptor
     table = Table(
-        title=f"{app.name} {app.version} ({app.environment})", show_header=False, title_justify="left"
+        title=escape(f"{app.name} {app.version} ({app.environment})"),
+        show_header=False,
+        title_justify="left",
     )
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -199,7 +202,7 @@ def _details(app: App) -> Table:
         else str(descriptor.max_benchmark_score),
     }
     for key, value in rows.items():
-        table.add_row(key, value)
+        table.add_row(key, escape(value))  # descriptor text is shown as written, never read as markup
     return table
 
 
@@ -207,5 +210,11 @@ def _parameters(app: App) -> Table:
     table = Table("parameter", "type", "required", "default", "description", title="task parameters")
     for name, spec in app.descriptor.parameters.items():
         default = "-" if spec.default is None else json.dumps(spec.default)
-        table.add_row(name, spec.type, "yes" if spec.required else "no", default, spec.description)
+        table.add_row(
+            escape(name),
+            spec.type,
+            "yes" if spec.required else "no",
+            escape(default),
+            escape(spec.description),
+        )
     return table

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import secrets
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from apps.sdk.wire_limits import BoundedChannel
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
+from runtime.node.connections import ConnectionLimits, raise_open_file_limit
 from runtime.node.metrics import serve_metrics
 from runtime.node.provider import ProviderConfig, ProviderNode, RequestorRefused
 from runtime.node.requestor import RequestorConfig, RequestorNode
@@ -46,6 +50,30 @@ def parse_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise click.BadParameter(f"expected HOST:PORT, got {address!r}")
     return host or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def client_tls(ca_file: str | None) -> ssl.SSLContext | None:
+    """A TLS context trusting `ca_file` (HTTP/2 by ALPN), or None to dial without TLS."""
+    if ca_file is None:
+        return None
+    tls = ssl.create_default_context(cafile=ca_file)
+    tls.set_alpn_protocols(["h2"])
+    return tls
+
+
+tls_ca_option = click.option(
+    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="Dial with TLS, trusting this CA."
+)
 
 
 def stored_token(path: Path, given: str | None) -> str:
@@ -90,6 +118,41 @@ def requestor() -> None:
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--max-connections",
+    default=ConnectionLimits.max_connections,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections open at once; more are refused.",
+)
+@click.option(
+    "--max-connections-per-peer",
+    default=ConnectionLimits.max_per_peer,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections open at once from one address.",
+)
+@click.option(
+    "--preauth-timeout",
+    default=ConnectionLimits.preauth_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection may stay open without an authenticated call.",
+)
+@click.option(
+    "--idle-timeout",
+    default=ConnectionLimits.idle_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection may stay open with no call and no data.",
+)
+@click.option(
+    "--stall-timeout",
+    default=ConnectionLimits.stall_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a result upload or resource download may go without progress.",
+)
 @verification_options
 def requestor_serve(
     listen: str,
@@ -99,11 +162,30 @@ def requestor_serve(
     metrics_port: int | None,
     tls_cert: str | None,
     tls_key: str | None,
+    max_connections: int,
+    max_connections_per_peer: int,
+    preauth_timeout: float,
+    idle_timeout: float,
+    stall_timeout: float,
     verification: VerificationConfig,
 ) -> None:
     """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
     _logging()
     host, port = parse_address(listen)
+    limits = ConnectionLimits(
+        max_connections=max_connections,
+        max_per_peer=max_connections_per_peer,
+        preauth_s=preauth_timeout,
+        idle_s=idle_timeout,
+        stall_s=stall_timeout,
+    )
+    if not tls_cert and not is_loopback(host):
+        click.echo(
+            f"warning: listening on {host} without TLS: tokens and results cross the network in the clear "
+            "(give --tls-cert and --tls-key)",
+            err=True,
+        )
+    open_files = raise_open_file_limit()
     provider_token = stored_token(data_dir / "provider-token", token)
     control_token = stored_token(data_dir / "control-token", None)
     tls = None
@@ -123,9 +205,18 @@ def requestor_serve(
         )
         await node.start()
         server, bound = await serve_requestor(
-            node, host, port, provider_token=provider_token, control_token=control_token, tls=tls
+            node,
+            host,
+            port,
+            provider_token=provider_token,
+            control_token=control_token,
+            tls=tls,
+            limits=limits,
         )
-        click.echo(f"requestor listening on {host}:{bound} (data dir {data_dir})", err=True)
+        click.echo(
+            f"requestor listening on {host}:{bound} (data dir {data_dir}, open-file limit {open_files})",
+            err=True,
+        )
         try:
             await stop.wait()
         finally:
@@ -150,9 +241,7 @@ def provider() -> None:
 @click.option("--capacity", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--price", default=1.0, show_default=True, type=click.FloatRange(min=0))
 @click.option("--allow", multiple=True, help="Also whitelist a wasm module sha256 or a local app name.")
-@click.option(
-    "--tls-ca", type=click.Path(exists=True, dir_okay=False), help="Dial with TLS, trusting this CA."
-)
+@tls_ca_option
 @click.option(
     "--require-conformance",
     "reports",
@@ -187,10 +276,7 @@ def provider_join(
             whitelist = require_conformance(whitelist, reports)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--require-conformance") from exc
-    tls = None
-    if tls_ca:
-        tls = ssl.create_default_context(cafile=tls_ca)
-        tls.set_alpn_protocols(["h2"])
+    tls = client_tls(tls_ca)
     config = ProviderConfig(host, port, token, data_dir / "provider", capacity=capacity, price=price, tls=tls)
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
@@ -211,28 +297,40 @@ control_token_option = click.option(
 )
 
 
-async def _control(
-    address: str, token: str, call: Callable[[ControlStub, dict[str, str]], Awaitable[T]]
-) -> T:
-    host, port = parse_address(address)
-    channel = Channel(host, port)
+@dataclass(frozen=True)
+class ControlTarget:
+    """Where the control API is, how to dial it, and its token."""
+
+    address: str
+    token: str
+    tls: ssl.SSLContext | None
+
+
+async def _control(target: ControlTarget, call: Callable[[ControlStub, dict[str, str]], Awaitable[T]]) -> T:
+    host, port = parse_address(target.address)
+    channel = BoundedChannel(host, port, ssl=target.tls)
     try:
-        return await call(ControlStub(channel), bearer(token))
+        return await call(ControlStub(channel), bearer(target.token))
     except GRPCError as exc:
         raise click.ClickException(f"{exc.status.name}: {exc.message}") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise click.ClickException(
+            f"requestor at {target.address}: TLS certificate check failed: {exc.verify_message}"
+        ) from exc
     except (OSError, StreamTerminatedError) as exc:
-        raise click.ClickException(f"requestor at {address} is unreachable: {exc}") from exc
+        raise click.ClickException(f"requestor at {target.address} is unreachable: {exc}") from exc
     finally:
         channel.close()
 
 
-def _control_token(data_dir: Path, token: str | None) -> str:
+def _control_target(address: str, tls_ca: str | None, data_dir: Path, token: str | None) -> ControlTarget:
+    """The target of a `taskapi task` command; the token is --token, else the one in the data dir."""
     path = data_dir / "control-token"
-    if token:
-        return token
-    if not path.is_file():
-        raise click.UsageError(f"no --token given and no control token at {path}")
-    return path.read_text().strip()
+    if not token:
+        if not path.is_file():
+            raise click.UsageError(f"no --token given and no control token at {path}")
+        token = path.read_text().strip()
+    return ControlTarget(address, token, client_tls(tls_ca))
 
 
 @task.command("submit")
@@ -242,6 +340,7 @@ def _control_token(data_dir: Path, token: str | None) -> str:
 @click.option("--max-subtasks", default=10_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--wait", is_flag=True, help="Wait for the task to end and print its status.")
 @requestor_option
+@tls_ca_option
 @control_token_option
 @data_dir_option
 def task_submit(
@@ -251,6 +350,7 @@ def task_submit(
     max_subtasks: int,
     wait: bool,
     address: str,
+    tls_ca: str | None,
     token: str | None,
     data_dir: Path,
 ) -> None:
@@ -258,20 +358,20 @@ def task_submit(
     request = npb.SubmitTaskRequest(
         app=app, env_id=env, task_params_json=json.dumps(parse_settings(settings)), max_subtasks=max_subtasks
     )
-    secret = _control_token(data_dir, token)
-    reply = asyncio.run(_control(address, secret, lambda stub, md: stub.SubmitTask(request, metadata=md)))
+    target = _control_target(address, tls_ca, data_dir, token)
+    reply = asyncio.run(_control(target, lambda stub, md: stub.SubmitTask(request, metadata=md)))
     click.echo(reply.task_id)
     if wait:
-        status = asyncio.run(_wait_for(address, secret, reply.task_id))
+        status = asyncio.run(_wait_for(target, reply.task_id))
         _print_status(status, as_json=False)
         if status.state != "finished":
             raise click.ClickException(f"task {status.task_id} {status.state}: {status.reason}")
 
 
-async def _wait_for(address: str, token: str, task_id: str) -> npb.TaskStatus:
+async def _wait_for(target: ControlTarget, task_id: str) -> npb.TaskStatus:
     while True:
         status = await _control(
-            address, token, lambda stub, md: stub.GetTask(npb.GetTaskRequest(task_id=task_id), metadata=md)
+            target, lambda stub, md: stub.GetTask(npb.GetTaskRequest(task_id=task_id), metadata=md)
         )
         if status.state != "active":
             return status
@@ -282,26 +382,30 @@ async def _wait_for(address: str, token: str, task_id: str) -> npb.TaskStatus:
 @click.argument("task_id")
 @click.option("--json", "as_json", is_flag=True)
 @requestor_option
+@tls_ca_option
 @control_token_option
 @data_dir_option
-def task_status(task_id: str, as_json: bool, address: str, token: str | None, data_dir: Path) -> None:
+def task_status(
+    task_id: str, as_json: bool, address: str, tls_ca: str | None, token: str | None, data_dir: Path
+) -> None:
     """Show a task's state, subtasks and the bill per provider."""
     request = npb.GetTaskRequest(task_id=task_id)
-    secret = _control_token(data_dir, token)
-    status = asyncio.run(_control(address, secret, lambda stub, md: stub.GetTask(request, metadata=md)))
+    target = _control_target(address, tls_ca, data_dir, token)
+    status = asyncio.run(_control(target, lambda stub, md: stub.GetTask(request, metadata=md)))
     _print_status(status, as_json)
 
 
 @task.command("abort")
 @click.argument("task_id")
 @requestor_option
+@tls_ca_option
 @control_token_option
 @data_dir_option
-def task_abort(task_id: str, address: str, token: str | None, data_dir: Path) -> None:
+def task_abort(task_id: str, address: str, tls_ca: str | None, token: str | None, data_dir: Path) -> None:
     """Abort a task: providers stop its subtasks at their next heartbeat."""
     request = npb.ControlAbortRequest(task_id=task_id)
-    secret = _control_token(data_dir, token)
-    asyncio.run(_control(address, secret, lambda stub, md: stub.AbortTask(request, metadata=md)))
+    target = _control_target(address, tls_ca, data_dir, token)
+    asyncio.run(_control(target, lambda stub, md: stub.AbortTask(request, metadata=md)))
     click.echo(f"task {task_id} aborted")
 
 
@@ -329,16 +433,18 @@ def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
+    # Ids, reasons and names come from apps and providers: shown as written, never read as markup.
     console.print(
-        f"[bold]{status.task_id}[/] {status.app} on {status.env_id}: {status.state} {status.reason}"
+        f"[bold]{escape(status.task_id)}[/] "
+        + escape(f"{status.app} on {status.env_id}: {status.state} {status.reason}")
     )
     console.print("subtasks: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["subtasks"].items())))
     for output in summary["outputs"]:
-        console.print(f"output: {output}")
+        console.print(escape(f"output: {output}"))
     table = Table("provider", "subtasks", "fuel", "cpu ns", "cost")
     for bill in summary["bills"]:
         table.add_row(
-            bill["provider"],
+            escape(bill["provider"]),
             str(bill["subtasks"]),
             str(bill["fuel"]),
             str(bill["cpu_ns"]),

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from grpclib.client import Channel, Stream
+from grpclib.client import Stream
 from grpclib.const import Cardinality
 from grpclib.metadata import Deadline, _Metadata, _MetadataLike
 from multidict import MultiDict
+
+from apps.sdk.wire_limits import BoundedChannel
 
 
 class _TrailersOnlyTolerantStream(Stream[Any, Any]):
@@ -29,8 +31,8 @@ class _TrailersOnlyTolerantStream(Stream[Any, Any]):
         super()._raise_for_content_type(headers_map)
 
 
-class AppChannel(Channel):
-    """`grpclib.client.Channel` whose calls read old grpclib's trailers-only errors correctly."""
+class AppChannel(BoundedChannel):
+    """A `BoundedChannel` whose calls read old grpclib's trailers-only errors correctly."""
 
     def request(
         self,

@@ -20,13 +20,14 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
-from grpclib.server import Server, Stream
+from grpclib.server import Stream
 
 from apps.sdk.errors import AppError, InvalidArgument, Unavailable
 from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
 from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
 from apps.sdk.sandboxed_files import UnsafePath, check_file
+from apps.sdk.wire_limits import BoundedServer, short_message
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppBase, RequestorAppBase
@@ -84,12 +85,13 @@ class CallGate:
             try:
                 reply = await handle(request)
             except AppError as exc:
-                raise GRPCError(exc.status, exc.message) from exc
-            except GRPCError:
-                raise
+                raise GRPCError(exc.status, short_message(exc.message)) from exc
+            except GRPCError as exc:
+                raise GRPCError(exc.status, short_message(exc.message or ""), exc.details) from exc
             except Exception as exc:
                 log.exception("handler failed")
-                raise GRPCError(Status.INTERNAL, f"app error: {type(exc).__name__}: {exc}") from exc
+                message = short_message(f"app error: {type(exc).__name__}: {exc}")
+                raise GRPCError(Status.INTERNAL, message) from exc
             await stream.send_message(reply)
             await stream.send_trailing_metadata()
         finally:
@@ -328,7 +330,7 @@ async def serve(
     service: RequestorAppService | ProviderAppService, gate: CallGate, host: str, port: int
 ) -> None:
     """Serve `service` and the health service until shutdown is requested, then drain calls and stop."""
-    server = Server([service, Health({service: [gate.health]})])
+    server = BoundedServer([service, Health({service: [gate.health]})])
     await server.start(host, port)
     log.info("app listening on %s:%d", host, port)
     print(f"taskapi app listening on {host}:{port}", flush=True)

@@ -1,4 +1,4 @@
-"""Serves a gWASM app (one WASI command module) as ordinary task-api handlers.
+"""Serves a gWASM app (one WASI command module, or a task-api component) as ordinary task-api handlers.
 
 Every handler call becomes one sandboxed invocation of the module, exactly as `docs/wasm-apps.md`
 says: argv `app <operation>`, the request as JSON on stdin, the reply as JSON on stdout, only
@@ -7,6 +7,9 @@ says: argv `app <operation>`, the request as JSON on stdin, the reply as JSON on
 subtask see the same random stream. Error replies map to `apps.sdk.errors`; a run that traps or exits
 non-zero is an INTERNAL `AppError` carrying the trap and stderr's tail.
 
+A component (protos/taskapi.wit) gets the same preopens, seeds and checks: `component_adapter` turns
+each operation into a call of its typed export and the typed result back into the same reply.
+
 On the provider side the task id is the name of the provider's task dir (the local lifecycle and the
 node both lay it out as `.../<task_id>`), since the SDK's `compute` does not pass it.
 """
@@ -14,6 +17,7 @@ node both lay it out as `.../<task_id>`), since the SDK's `compute` does not pas
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,7 +26,14 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from apps.sdk.errors import AppError, FailedPrecondition, InvalidArgument, NotFound
+from apps.sdk.errors import (
+    AlreadyExists,
+    AppError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from apps.sdk.handlers import (
     CreatedTask,
     JsonDict,
@@ -34,14 +45,26 @@ from apps.sdk.handlers import (
 from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from environments.base import UsageCounters
 from environments.status import EnvStatus
+from environments.wasm.component import file_is_component
+from environments.wasm.component_adapter import component_run, contract_reply
 from environments.wasm.environment import WasmEnvironment
 from environments.wasm.errors import DigestMismatch, WasmError
-from environments.wasm.runs import Determinism, Preopen, WasmResult, WasmRun
+from environments.wasm.runs import (
+    DEFAULT_FUEL,
+    DEFAULT_WALL_TIME_S,
+    Determinism,
+    Preopen,
+    WasmLimits,
+    WasmResult,
+    WasmRun,
+)
 
 ERRORS: dict[str, type[AppError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
     "NOT_FOUND": NotFound,
+    "ALREADY_EXISTS": AlreadyExists,
     "FAILED_PRECONDITION": FailedPrecondition,
+    "UNAVAILABLE": Unavailable,
     "INTERNAL": AppError,
 }
 BENCHMARK_SEED = "benchmark"
@@ -52,7 +75,9 @@ class _Reply(BaseModel):
 
 
 class _Error(_Reply):
-    code: Literal["INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "INTERNAL"]
+    code: Literal[
+        "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "UNAVAILABLE", "INTERNAL"
+    ]
     message: str
 
 
@@ -66,6 +91,37 @@ class _Empty(_Reply):
 
 class _CreateTask(_Reply):
     min_memory_mib: float = Field(default=0.0, ge=0)
+    subtask_fuel: int | None = Field(default=None, gt=0)
+    subtask_wall_time_s: float | None = Field(default=None, gt=0)
+
+
+class ComputeLimits(BaseModel):
+    """The budget of every Compute of a task: fuel and a wall-clock deadline.
+
+    The app's `create_task` reply may set them (`subtask_fuel`, `subtask_wall_time_s`); otherwise they are
+    `DEFAULT_FUEL` and `DEFAULT_WALL_TIME_S`. They travel to providers in the task's prerequisites
+    (`"limits"`), and each provider tightens its own maxima to them (`within`).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    fuel: int = Field(default=DEFAULT_FUEL, gt=0)
+    wall_time_s: float = Field(default=DEFAULT_WALL_TIME_S, gt=0, allow_inf_nan=False)
+
+    @classmethod
+    def of_task(cls, prerequisites_json: str) -> ComputeLimits:
+        """The limits in a task's prerequisites (the defaults where a requestor set none)."""
+        try:
+            limits = json.loads(prerequisites_json or "{}").get("limits", {})
+            return cls.model_validate(limits)
+        except (ValueError, AttributeError) as exc:
+            raise ValueError(f"the task's compute limits are malformed: {str(exc)[:300]}") from exc
+
+    def within(self, maxima: WasmLimits) -> WasmLimits:
+        """`maxima` (a provider's own limits) with fuel and wall time no higher than this budget."""
+        return dataclasses.replace(
+            maxima, fuel=min(self.fuel, maxima.fuel), wall_time_s=min(self.wall_time_s, maxima.wall_time_s)
+        )
 
 
 class _SubtaskSpec(_Reply):
@@ -103,10 +159,12 @@ ReplyT = TypeVar("ReplyT", bound=_Reply)
 
 @dataclass(frozen=True)
 class WasmModule:
-    """An app's module file and the sha256 of its bytes."""
+    """An app's module file, the sha256 of its bytes, and whether it is a task-api component
+    (protos/taskapi.wit) rather than a WASI command module."""
 
     path: Path
     sha256: str
+    component: bool = False
 
     @classmethod
     def load(cls, path: Path, expected_sha256: str | None = None) -> WasmModule:
@@ -114,7 +172,7 @@ class WasmModule:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if expected_sha256 is not None and digest != expected_sha256.lower():
             raise DigestMismatch(f"module {path} has sha256 {digest}, but {expected_sha256} was expected")
-        return cls(path.resolve(), digest)
+        return cls(path.resolve(), digest, file_is_component(path))
 
 
 WASM_STATE_DIR = "wasm_state"
@@ -167,20 +225,14 @@ class WasmApp:
         *,
         seed: str,
         preopens: tuple[Preopen, ...] = (),
+        limits: WasmLimits | None = None,
     ) -> tuple[ReplyT, WasmResult]:
-        """Run `operation`; return its checked reply and the run (fuel, wall time, usage)."""
+        """Run `operation` (under `limits`, else the environment's); return its checked reply and the run
+        (fuel, wall time, usage)."""
         async with self._ready:
             if self.environment.status() is not EnvStatus.ENABLED:
                 await self.environment.prepare()
-        run = WasmRun(
-            module=self.module.path,
-            sha256=self.module.sha256,
-            argv=("app", operation),
-            env=(("TASKAPI_OPERATION", operation),),
-            stdin=json.dumps(request).encode(),
-            preopens=preopens,
-            determinism=Determinism(seed),
-        )
+        run = dataclasses.replace(self._run(operation, request, preopens, Determinism(seed)), limits=limits)
         name = self.module.path.name
         try:
             result = await self.environment.run(run)
@@ -188,7 +240,31 @@ class WasmApp:
             raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
         if not result.ok:
             raise AppError(f"wasm app {name} failed in {operation}: {result.describe_failure()}")
-        return self._parse(operation, result.stdout, reply_type), result
+        reply = contract_reply(operation, result.stdout) if self.module.component else result.stdout
+        return self._parse(operation, reply, reply_type), result
+
+    def _run(
+        self, operation: str, request: JsonDict, preopens: tuple[Preopen, ...], determinism: Determinism
+    ) -> WasmRun:
+        """A command module's invocation, or for a component the call of the operation's function."""
+        if self.module.component:
+            return component_run(
+                self.module.path,
+                self.module.sha256,
+                operation,
+                request,
+                preopens=preopens,
+                determinism=determinism,
+            )
+        return WasmRun(
+            module=self.module.path,
+            sha256=self.module.sha256,
+            argv=("app", operation),
+            env=(("TASKAPI_OPERATION", operation),),
+            stdin=json.dumps(request).encode(),
+            preopens=preopens,
+            determinism=determinism,
+        )
 
     def _parse(self, operation: str, stdout: bytes, reply_type: type[ReplyT]) -> ReplyT:
         where = f"wasm app {self.module.path.name} replied to {operation}"
@@ -247,9 +323,13 @@ class WasmRequestorApp(RequestorAppHandler):
         reply = await self._task_call(
             "create_task", task_dir, _CreateTask, max_subtasks_count=max_subtasks_count, params=params
         )
+        limits = ComputeLimits(
+            fuel=reply.subtask_fuel or DEFAULT_FUEL,
+            wall_time_s=reply.subtask_wall_time_s or DEFAULT_WALL_TIME_S,
+        )
         return CreatedTask(
             env_id=WasmEnvironment.env_id,
-            prerequisites=self.app.prerequisites,
+            prerequisites={**self.app.prerequisites, "limits": limits.model_dump()},
             min_memory_mib=reply.min_memory_mib,
         )
 
@@ -296,9 +376,10 @@ class WasmProviderApp(ProviderAppHandler):
         return output
 
     async def compute_with_usage(
-        self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict
+        self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict, limits: WasmLimits | None = None
     ) -> tuple[Path, UsageCounters]:
-        """`compute`, also returning what the run used (fuel, wall time, cpu, memory) for billing."""
+        """`compute` under `limits` (else the environment's), also returning what the run used (fuel, wall
+        time, cpu, memory) for billing."""
         task_id = task_dir.root.name
         request: JsonDict = {"task_id": task_id, "subtask_id": subtask_id, "params": params}
         reply, result = await self.app.invoke(
@@ -307,6 +388,7 @@ class WasmProviderApp(ProviderAppHandler):
             _Compute,
             seed=f"{task_id}/{subtask_id}",
             preopens=provider_preopens(task_dir, subtask_id),
+            limits=limits,
         )
         output = PurePosixPath(reply.output)
         if output.is_absolute() or not output.parts or ".." in output.parts:

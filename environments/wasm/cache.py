@@ -140,7 +140,9 @@ class ArtifactCache(abc.ABC, Generic[Compiled]):
         self, engine: wasmtime.Engine, profile: EngineProfile, path: Path, sha256: str
     ) -> tuple[Compiled, bool]:
         """The compiled module and whether it came from the cache (else it was compiled now)."""
-        fingerprint = self._fingerprints.setdefault(profile, profile.fingerprint())
+        if profile not in self._fingerprints:
+            self._fingerprints[profile] = profile.fingerprint()
+        fingerprint = self._fingerprints[profile]
         key = f"{sha256.lower()}-{fingerprint}"
         module = self._memory.get(key)
         if module is not None:

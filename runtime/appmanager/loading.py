@@ -31,6 +31,9 @@ def load_descriptor(path: Path) -> Descriptor:
     except json.JSONDecodeError as exc:
         problem = FieldProblem("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
         raise DescriptorError(path, [problem]) from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting past the stack
+        problem = FieldProblem("", f"not usable JSON: {type(exc).__name__}: {str(exc)[:200]}")
+        raise DescriptorError(path, [problem]) from exc
     return parse_descriptor(data, path)
 
 
@@ -68,7 +71,11 @@ def _check_module(descriptor: WasmDescriptor, path: Path) -> None:
     if not module.is_file():
         problem = FieldProblem("prerequisites.module", f"the module file {module} does not exist")
         raise DescriptorError(path, [problem])
-    actual = file_sha256(module)
+    try:
+        actual = file_sha256(module)
+    except OSError as exc:
+        problem = FieldProblem("prerequisites.module", f"cannot read the module file {module}: {exc}")
+        raise DescriptorError(path, [problem]) from exc
     if actual != descriptor.prerequisites.sha256:
         problem = FieldProblem(
             "prerequisites.sha256",

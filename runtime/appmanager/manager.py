@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.appmanager.descriptor import ENVIRONMENTS, Descriptor, WasmDescriptor
-from runtime.appmanager.errors import AppDisabled, AppNotAvailable, DescriptorError, UnknownApp
+from runtime.appmanager.errors import (
+    AppDisabled,
+    AppNotAvailable,
+    DescriptorError,
+    FieldProblem,
+    UnknownApp,
+)
 from runtime.appmanager.identity import app_id
 from runtime.appmanager.loading import load_descriptor, module_path
 from runtime.appmanager.state import EnabledState
@@ -109,10 +115,14 @@ class AppManager:
         for path, builtin in self._descriptor_files():
             try:
                 descriptor = load_descriptor(path)
+                identity = app_id(descriptor)
             except DescriptorError as exc:
                 problems.append(exc)
                 continue
-            identity = app_id(descriptor)
+            except Exception as exc:  # one unusable file must never hide every other app
+                reason = f"cannot be loaded: {type(exc).__name__}: {str(exc)[:200]}"
+                problems.append(DescriptorError(path, [FieldProblem("", reason)]))
+                continue
             enabled = choices.get(identity, builtin)
             apps.setdefault(identity, App(identity, descriptor, path, builtin, enabled))
         ordered = sorted(apps.values(), key=lambda a: (a.name, a.environment, a.version, str(a.path)))

@@ -20,7 +20,7 @@ from environments.docker import (
     compute_subtask,
 )
 from environments.status import EnvStatus
-from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp
+from environments.wasm.app_adapter import ComputeLimits, WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
@@ -94,7 +94,13 @@ def _params(text: str) -> dict[str, object]:
 
 
 class WasmRunner:
-    """gWASM apps in the wasm environment: every compute is one sandboxed, fuel-metered invocation."""
+    """gWASM apps in the wasm environment: every compute is one sandboxed, fuel-metered invocation.
+
+    Each compute gets the fuel and wall-clock deadline of its task (`ComputeLimits` in the assignment's
+    prerequisites; the defaults if the requestor set none), never more than this provider's own limits
+    (`WasmConfig.limits`). A compute that reaches its deadline is interrupted and reported as failed, so
+    the subtask's lease is given back then (at the latest its compile time and the pool's grace later).
+    """
 
     env_id = "wasm"
 
@@ -113,9 +119,10 @@ class WasmRunner:
         if module is None:
             raise ValueError(f"subtask {assignment.subtask_id} of a wasm app came without its module")
         app = self._app(module, assignment.app_module.sha256)
+        limits = ComputeLimits.of_task(assignment.prerequisites_json).within(self._environment.config.limits)
         task_dir.subtask_dir(assignment.subtask_id).mkdir(exist_ok=True)
         output, usage = await app.compute_with_usage(
-            task_dir, assignment.subtask_id, _params(assignment.subtask_params_json)
+            task_dir, assignment.subtask_id, _params(assignment.subtask_params_json), limits
         )
         return ComputeOutcome(
             task_dir.root / output,

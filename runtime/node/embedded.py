@@ -20,6 +20,8 @@ from runtime.node.verification import VerificationConfig
 HOST = "127.0.0.1"
 
 StatusCallback = Callable[[npb.TaskStatus], None]
+Attach = Callable[[RequestorNode, str], contextlib.AbstractAsyncContextManager[object]]
+"""Served beside the node while the task runs (the dashboard), given the node and its control token."""
 
 
 async def run_embedded(
@@ -35,6 +37,7 @@ async def run_embedded(
     max_subtasks: int = 10_000,
     config: RequestorConfig | None = None,
     on_status: StatusCallback | None = None,
+    attach: Attach | None = None,
 ) -> npb.TaskStatus:
     """Run one task to its end on an in-process requestor with `providers` in-process providers."""
     # Its providers are this process: re-executing their results would check the machine against itself.
@@ -43,6 +46,9 @@ async def run_embedded(
     await node.start()
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
+    extras = contextlib.AsyncExitStack()
+    if attach is not None:
+        await extras.enter_async_context(attach(node, token))
     stop = asyncio.Event()
     provider_runs = [
         asyncio.create_task(
@@ -67,6 +73,7 @@ async def run_embedded(
     finally:
         stop.set()
         await asyncio.gather(*provider_runs, return_exceptions=True)
+        await extras.aclose()
         server.close()
         await server.wait_closed()
         await node.stop()

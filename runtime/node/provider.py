@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from apps.sdk.wire_limits import BoundedChannel
 from apps.sdk.workdir import ProviderTaskDir, check_id
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
@@ -26,6 +26,7 @@ from runtime.node.compute import ComputeRunner
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
 from runtime.node.resources import Downloads, HashedFile, read_chunks
+from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_unless_stopped
 from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,32 @@ class Refused(Exception):
 
 
 class RequestorRefused(Exception):
-    """The requestor will not have this provider (a wrong token, a refused offer); the message says why."""
+    """The requestor will not have this provider (a wrong token, a refused offer), or its TLS certificate
+    does not verify; the message says why."""
 
-    def __init__(self, address: str, error: GRPCError) -> None:
-        if error.status is Status.UNAUTHENTICATED and error.message == TOKEN_REFUSED:
+    def __init__(self, address: str, error: BaseException) -> None:
+        if isinstance(error, GRPCError) and (error.status, error.message) == (
+            Status.UNAUTHENTICATED,
+            TOKEN_REFUSED,
+        ):
             message = f"requestor at {address} refused the token"
+        elif isinstance(error, GRPCError):
+            message = f"requestor at {address} refused this provider: {describe_failure(error)}"
         else:
-            message = f"requestor at {address} refused this provider: {error.status.name}: {error.message}"
+            message = f"requestor at {address}: {fatal_reason(error) or describe_failure(error)}"
         super().__init__(message)
-        self.status = error.status
 
 
 def transient(error: GRPCError) -> bool:
     """A refusal that passes: the requestor is shutting down (or restarting) and will be back."""
     return error.status is Status.UNAVAILABLE
+
+
+def _may_have_forgotten_us(error: Exception) -> bool:
+    """After this failure the requestor may not know this provider (not joined, restarted): join again."""
+    if isinstance(error, GRPCError):
+        return error.status in (Status.FAILED_PRECONDITION, Status.UNAVAILABLE)
+    return isinstance(error, (OSError, StreamTerminatedError))
 
 
 @dataclass
@@ -138,8 +151,10 @@ class ProviderNode:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Join and work until `stop` is set; `RequestorRefused` if the requestor will not have this provider
-        (wrong token, refused offer). An unreachable or restarting requestor is retried, never fatal."""
-        channel = Channel(self.config.host, self.config.port, ssl=self.config.tls)
+        (an authentication refusal, a refused offer) or its TLS certificate does not verify. Any other
+        failure (unreachable, restarting, an error of the requestor or of one of its apps) is logged and
+        retried with backoff (retry.py), never fatal."""
+        channel = BoundedChannel(self.config.host, self.config.port, ssl=self.config.tls)
         sign_calls(channel, self.key)
         stub = RequestorStub(channel)
         metadata = bearer(self.config.token)
@@ -170,22 +185,36 @@ class ProviderNode:
             price=self.config.price,
             capacity=self.config.capacity,
         )
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 reply = await stub.Join(npb.JoinRequest(offer=offer), metadata=metadata, timeout=10)
                 self._heartbeat_ms = reply.heartbeat_ms or self._heartbeat_ms
                 log.info("provider %s joined %s:%d", self.provider_id, self.config.host, self.config.port)
                 return
-            except (OSError, StreamTerminatedError) as exc:
-                log.warning("requestor unreachable (%s); retrying", exc)
-                await asyncio.sleep(RETRY_S)
-            except GRPCError as exc:
-                if not transient(exc):
-                    raise RequestorRefused(self.address, exc) from exc
-                log.warning("requestor unavailable (%s); retrying", exc.message)
-                await asyncio.sleep(RETRY_S)
+            except Exception as exc:
+                if isinstance(exc, GRPCError) and exc.status is Status.INVALID_ARGUMENT:
+                    raise RequestorRefused(self.address, exc) from exc  # this offer can never be taken
+                await self._retry_after("Join", exc, backoff, stop)
+
+    async def _retry_after(self, call: str, error: Exception, backoff: Backoff, stop: asyncio.Event) -> None:
+        """Log a failed call and wait before it is tried again; `RequestorRefused` if no retry can mend it
+        (an authentication refusal, a TLS certificate that does not verify)."""
+        if fatal_reason(error) is not None:
+            raise RequestorRefused(self.address, error) from error
+        delay = backoff.next_delay()
+        expected = isinstance(error, (GRPCError, OSError, StreamTerminatedError))
+        log.warning(
+            "%s failed (%s); retrying in %.1f s",
+            call,
+            describe_failure(error),
+            delay,
+            exc_info=None if expected else error,
+        )
+        await sleep_unless_stopped(delay, stop)
 
     async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
+        backoff = Backoff()
         while not stop.is_set():
             self._running = {k: t for k, t in self._running.items() if not t.done()}
             free = self.config.capacity - len(self._running)
@@ -198,23 +227,12 @@ class ProviderNode:
                     metadata=metadata,
                     timeout=35,
                 )
-            except GRPCError as exc:
-                if exc.status is Status.FAILED_PRECONDITION:
+            except Exception as exc:
+                await self._retry_after("RequestWork", exc, backoff, stop)
+                if _may_have_forgotten_us(exc):
                     await self._join(stub, metadata, stop)
-                    continue
-                if exc.status is Status.UNAUTHENTICATED:
-                    raise RequestorRefused(self.address, exc) from exc
-                if not transient(exc):
-                    raise
-                log.warning("requestor unavailable (%s); retrying", exc.message)
-                await asyncio.sleep(RETRY_S)
-                await self._join(stub, metadata, stop)
                 continue
-            except (OSError, StreamTerminatedError) as exc:
-                log.warning("requestor unreachable (%s); retrying", exc)
-                await asyncio.sleep(RETRY_S)
-                await self._join(stub, metadata, stop)
-                continue
+            backoff.reset()
             for assignment in reply.assignments:
                 self._running[assignment.subtask_id] = asyncio.create_task(
                     self._execute(stub, metadata, assignment)

@@ -7,20 +7,23 @@ import json
 import logging
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from google.protobuf.message import Message
 from grpclib.const import Status
-from grpclib.events import RecvRequest, listen
+from grpclib.events import RecvMessage, RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.health.service import Health
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from apps.sdk.process import free_port
+from apps.sdk.wire_limits import BoundedProtocol, BoundedServer, short_message
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
+from runtime.node.connections import ConnectionGuard, ConnectionLimits, GuardedProtocol, within_stall_limit
 from runtime.node.identity import authenticated_provider, require_signed_calls
 from runtime.node.market import ProviderOffer
 from runtime.node.metrics import BYTES
@@ -30,6 +33,7 @@ from runtime.node.resources import read_chunks
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/taskapi.node.Control/"
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 TOKEN_REFUSED = "missing or wrong token"
 """The message of a refused token (providers tell it apart from a refused signature)."""
 
@@ -40,17 +44,18 @@ def _node_errors() -> Iterator[None]:
     try:
         yield
     except NodeError as exc:
-        raise GRPCError(exc.status, exc.message) from exc
+        raise GRPCError(exc.status, short_message(exc.message)) from exc
     except ValueError as exc:
-        raise GRPCError(Status.INVALID_ARGUMENT, str(exc)) from exc
+        raise GRPCError(Status.INVALID_ARGUMENT, short_message(str(exc))) from exc
 
 
 class RequestorService(RequestorBase):
     """Node protocol: what providers call. Each call is signed by its provider's key (identity.py); a
     message naming another provider than the signer is PERMISSION_DENIED."""
 
-    def __init__(self, node: RequestorNode) -> None:
+    def __init__(self, node: RequestorNode, stall_s: float = ConnectionLimits.stall_s) -> None:
         self.node = node
+        self.stall_s = stall_s
 
     async def Join(self, stream: Stream[npb.JoinRequest, npb.JoinReply]) -> None:
         request = await stream.recv_message()
@@ -92,7 +97,9 @@ class RequestorService(RequestorBase):
             resource = self.node.open_resource(request.sha256)
         with resource:
             for block in read_chunks(resource):
-                await stream.send_message(npb.Chunk(data=block))
+                await within_stall_limit(
+                    stream.send_message(npb.Chunk(data=block)), self.stall_s, "FetchResource"
+                )
                 BYTES.labels("resources").inc(len(block))
 
     async def SubmitResult(self, stream: Stream[npb.ResultPart, npb.SubmitReply]) -> None:
@@ -102,7 +109,7 @@ class RequestorService(RequestorBase):
         first.header.provider_id = authenticated_provider(first.header.provider_id)
 
         async def data() -> AsyncIterator[bytes]:
-            async for part in stream:
+            while part := await within_stall_limit(stream.recv_message(), self.stall_s, "SubmitResult"):
                 if part.WhichOneof("part") != "data":
                     raise GRPCError(Status.INVALID_ARGUMENT, "only data may follow the header")
                 yield part.data
@@ -162,13 +169,41 @@ class ControlService(ControlBase):
         await stream.send_message(npb.ControlAbortReply())
 
 
+MAX_ID_CHARS = 256
+"""The longest id (of a provider, task, subtask or resource) a request may carry."""
+
+
+def _id_fields(message: Message) -> Iterator[tuple[str, str]]:
+    """Every id in `message` and the messages inside it: fields named `*_id`, `*_ids` or `sha256`."""
+    for field, value in message.ListFields():
+        items = [value] if isinstance(value, (Message, str, bytes, int, float)) else list(value)
+        for item in items:
+            if isinstance(item, Message):
+                yield from _id_fields(item)
+            elif isinstance(item, str) and (field.name.endswith(("_id", "_ids")) or field.name == "sha256"):
+                yield field.name, item
+
+
+async def _refuse_long_ids(event: RecvMessage) -> None:
+    """INVALID_ARGUMENT for a request carrying an id over MAX_ID_CHARS, before any handler sees it."""
+    for name, value in _id_fields(event.message):
+        if len(value) > MAX_ID_CHARS:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT,
+                f"{name} is {len(value)} characters long; at most {MAX_ID_CHARS} are allowed",
+            )
+
+
 def bearer(token: str) -> dict[str, str]:
     """The call metadata that authenticates with `token`."""
     return {"authorization": f"Bearer {token}"}
 
 
-class RequestorServer(Server):
+class RequestorServer(BoundedServer):
     """The requestor's gRPC server; once `close()` is called it serves nothing more, on any connection.
+
+    Its connections are bounded by `limits` (count, per peer address, pre-auth and idle time; see
+    runtime/node/connections.py); a call counts as authenticated once `guard.authenticated` hears of it.
 
     grpclib's `Server.close()` stops accepting connections and cancels running calls, but connections it
     already accepted keep taking new calls, which would reach a node that is stopping (or stopped) behind a
@@ -177,16 +212,24 @@ class RequestorServer(Server):
     channel reconnects (to a restarted requestor, or fails to connect) instead of staying on a dead server.
     """
 
-    def __init__(self, handlers: list[Any]) -> None:
+    def __init__(self, handlers: list[Any], limits: ConnectionLimits | None = None) -> None:
         super().__init__(handlers)
         self.shutting_down = False
+        self.guard = ConnectionGuard(limits or ConnectionLimits())
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
         listen(self, RecvRequest, self._refuse_when_shutting_down)
+        listen(self, RecvMessage, _refuse_long_ids)
 
     def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
+        bounded = super()._protocol_factory()
+        assert isinstance(bounded, BoundedProtocol)
+        protocol = GuardedProtocol(bounded, self.guard)
         self._connections.add(protocol)
         return protocol
+
+    async def start(self, *args: Any, **kwargs: Any) -> None:
+        await super().start(*args, **kwargs)
+        self.guard.start()
 
     async def _refuse_when_shutting_down(self, event: RecvRequest) -> None:
         if self.shutting_down:
@@ -194,6 +237,7 @@ class RequestorServer(Server):
 
     def close(self) -> None:
         self.shutting_down = True
+        self.guard.stop()
         super().close()
 
     async def wait_closed(self) -> None:
@@ -204,11 +248,21 @@ class RequestorServer(Server):
                 connection.close()
 
 
+def _authenticated(guard: ConnectionGuard) -> Callable[[RecvRequest], Coroutine[Any, Any, None]]:
+    """A RecvRequest listener telling `guard` that a call of the node or control API passed authentication."""
+
+    async def passed(event: RecvRequest) -> None:
+        if not event.method_name.startswith(HEALTH_PREFIX):
+            guard.authenticated(event.peer.addr())
+
+    return passed
+
+
 def require_tokens(server: Server, provider_token: str, control_token: str) -> None:
     """Refuse every call (UNAUTHENTICATED) whose bearer token is not the one for its service."""
 
     async def check(event: RecvRequest) -> None:
-        if event.method_name.startswith("/grpc.health.v1.Health/"):
+        if event.method_name.startswith(HEALTH_PREFIX):
             return
         expected = control_token if event.method_name.startswith(CONTROL_PREFIX) else provider_token
         given = str(event.metadata.get("authorization", ""))
@@ -227,15 +281,20 @@ async def serve_requestor(
     provider_token: str,
     control_token: str,
     tls: ssl.SSLContext | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> tuple[RequestorServer, int]:
     """Start the requestor's gRPC server; returns it and its port (port 0: a free one is chosen).
 
     Stop it with `close()` then `await wait_closed()` before stopping the node: from `close()` on, calls on
     connections accepted earlier are refused UNAVAILABLE too (see `RequestorServer`).
     """
-    server = RequestorServer([RequestorService(node), ControlService(node), Health()])
+    limits = limits or ConnectionLimits()
+    server = RequestorServer(
+        [RequestorService(node, stall_s=limits.stall_s), ControlService(node), Health()], limits
+    )
     require_tokens(server, provider_token, control_token)
     require_signed_calls(server)
+    listen(server, RecvRequest, _authenticated(server.guard))  # last: hears only calls the checks let pass
     port = port or free_port(host)
     await server.start(host, port, ssl=tls)
     return server, port

@@ -84,6 +84,15 @@ class TaskRow:
     state: str
     reason: str
     prerequisites: dict[str, Any]
+    created_ms: int = 0
+    finished_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    provider_id: str
+    offer: dict[str, Any]
+    last_seen_ms: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class SubtaskRow:
     wall_ms: int = 0
     updated_ms: int = 0
     replica_of: str | None = None
+    reason: str = ""
 
 
 class Store:
@@ -302,6 +312,26 @@ class Store:
         ).fetchall()
         return [dict(row) for row in rows]
 
+    def states_by_provider(self) -> dict[str, dict[str, int]]:
+        """Every provider's subtasks counted by state, over all tasks."""
+        rows = self._db.execute(
+            "SELECT provider_id, state, COUNT(*) AS n FROM subtasks WHERE provider_id != ''"
+            " GROUP BY provider_id, state"
+        ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            counts.setdefault(row["provider_id"], {})[row["state"]] = row["n"]
+        return counts
+
+    def accepted_per_second(self, since_ms: int) -> list[tuple[int, int]]:
+        """(epoch second, subtasks accepted in it) since `since_ms`, oldest first; quiet seconds absent."""
+        rows = self._db.execute(
+            "SELECT updated_ms / 1000 AS second, COUNT(*) AS n FROM subtasks"
+            " WHERE state = 'accepted' AND updated_ms >= ? GROUP BY second ORDER BY second",
+            (since_ms,),
+        ).fetchall()
+        return [(row["second"], row["n"]) for row in rows]
+
     # providers
 
     def upsert_provider(self, provider_id: str, offer: dict[str, Any]) -> None:
@@ -318,6 +348,11 @@ class Store:
         ).fetchone()
         return None if row is None else dict(json.loads(row["offer_json"]))
 
+    def providers(self) -> list[ProviderRow]:
+        """Every provider that ever joined, with its last offer."""
+        rows = self._db.execute("SELECT * FROM providers ORDER BY provider_id").fetchall()
+        return [ProviderRow(r["provider_id"], json.loads(r["offer_json"]), r["last_seen_ms"]) for r in rows]
+
 
 def _task_row(row: sqlite3.Row) -> TaskRow:
     return TaskRow(
@@ -330,6 +365,8 @@ def _task_row(row: sqlite3.Row) -> TaskRow:
         row["state"],
         row["reason"],
         json.loads(row["prerequisites_json"]),
+        row["created_ms"],
+        row["finished_ms"],
     )
 
 
@@ -349,4 +386,5 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
         row["wall_ms"],
         row["updated_ms"],
         row["replica_of"],
+        row["reason"],
     )

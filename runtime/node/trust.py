@@ -193,6 +193,13 @@ class TrustStore:
         ).fetchone()
         return row is not None
 
+    def drops(self) -> list[tuple[str, str, str]]:
+        """Every drop as (provider id, task id, reason), oldest first."""
+        rows = self._db.execute(
+            "SELECT provider_id, task_id, reason FROM dropped ORDER BY dropped_ms"
+        ).fetchall()
+        return [(str(row[0]), str(row[1]), str(row[2])) for row in rows]
+
     def dropped_from(self, task_id: str) -> set[str]:
         rows = self._db.execute("SELECT provider_id FROM dropped WHERE task_id = ?", (task_id,)).fetchall()
         return {str(row[0]) for row in rows}

@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from apps.tutorialapp import pow
+from environments.docker.engine import engine_support
+from environments.docker.owner import OWNER_LABEL, owner_of
 
 TASKAPI = [str(Path(sys.executable).with_name("taskapi"))]
 LONG_POW = ["--set", "input=hello", "--set", "difficulty=30", "--set", "subtasks=4"]
@@ -66,7 +69,8 @@ def subtasks_in(database: Path, state: str) -> int:
 
 
 class Command:
-    """A `taskapi` command in its own process group, with its own TMPDIR and data dir."""
+    """A `taskapi` command in its own process group, with its own TMPDIR and data dir; `args` of one
+    item is a shell command line (`taskapi` on its PATH), run with `exec` so it keeps the shell's pid."""
 
     def __init__(self, args: list[str], home: Path, name: str) -> None:
         self.tmp = home / f"{name}-tmp"
@@ -74,9 +78,11 @@ class Command:
         self.stderr_path = home / f"{name}.stderr"
         self.stdout_path = home / f"{name}.stdout"
         env = {**os.environ, "TMPDIR": str(self.tmp), "TASKAPI_DATA_DIR": str(home / "data")}
+        env["PATH"] = f"{Path(TASKAPI[0]).parent}:{env.get('PATH', '')}"
+        argv = ["bash", "-c", f"exec {args[0]}"] if len(args) == 1 else [*TASKAPI, *args]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [*TASKAPI, *args], stdout=out, stderr=err, env=env, cwd=home, start_new_session=True
+                argv, stdout=out, stderr=err, env=env, cwd=home, start_new_session=True
             )
 
     @property
@@ -151,6 +157,29 @@ def test_run_stops_its_running_wasm_subtasks_at_once(
     assert "give --data-dir" in last
 
 
+def test_run_on_docker_stops_its_containers_at_once(commands: Callable[[list[str], str], Command]) -> None:
+    if not engine_support().supported:
+        pytest.skip("no Docker engine answers (scripts/setup_docker starts one)")
+    run = commands(["run", "tutorialapp", "--env", "docker_cpu", *LONG_POW, "--output", "out"], "run")
+    owner = owner_of(run.process.pid)
+    client = docker.from_env()
+
+    def containers() -> list[str]:
+        found = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+        return [f"{container.name} ({container.status})" for container in found]
+
+    try:
+        wait_until(
+            lambda: run.alive() and len(containers()) >= 3, "the app server and two providers' containers"
+        )
+        time.sleep(1.0)
+        took = run.interrupt(signal.SIGINT)
+        assert_stopped_cleanly(run, signal.SIGINT, took)
+        assert containers() == []
+    finally:
+        client.close()
+
+
 def test_run_with_a_data_dir_resumes_its_task(
     commands: Callable[[list[str], str], Command], tmp_path: Path
 ) -> None:
@@ -197,11 +226,11 @@ def _serve(commands: Callable[[list[str], str], Command], home: Path) -> tuple[C
 def test_provider_join_and_requestor_serve_stop_at_once(
     commands: Callable[[list[str], str], Command], tmp_path: Path, signum: int
 ) -> None:
-    requestor, address = _serve(commands, tmp_path)
-    token = (tmp_path / "node" / "provider-token").read_text().strip()
-    provider = commands(
-        ["provider", "join", address, "--token", token, "--capacity", "2", "--data-dir", "prov"], "provider"
-    )
+    requestor, _ = _serve(commands, tmp_path)
+    said = requestor.stderr.splitlines()
+    join = said[said.index("providers join with (the token is in node/provider-token):") + 1].strip()
+    assert join.startswith("taskapi provider join 127.0.0.1:")
+    provider = commands([f"{join} --capacity 2 --data-dir prov"], "provider")  # the line, as printed
     database = tmp_path / "node" / "requestor.sqlite"
     wait_until(lambda: provider.alive() and subtasks_in(database, "assigned") >= 2, "two subtasks assigned")
     time.sleep(1.0)

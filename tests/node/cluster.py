@@ -184,9 +184,17 @@ class Requestor(NodeProcess):
     """`taskapi requestor serve` on a fixed port and data dir, so it can be killed and restarted."""
 
     def __init__(
-        self, cluster: Cluster, data_dir: Path, port: int, token: str, lease_ms: int, incarnation: int = 1
+        self,
+        cluster: Cluster,
+        data_dir: Path,
+        port: int,
+        token: str,
+        lease_ms: int,
+        incarnation: int = 1,
+        options: tuple[str, ...] = (),
     ) -> None:
         self.cluster = cluster
+        self.options = options
         self.incarnation = incarnation
         self.data_dir = data_dir
         self.port = port
@@ -204,6 +212,7 @@ class Requestor(NodeProcess):
             token,
             "--lease-ms",
             str(lease_ms),
+            *options,
         ]
         name = f"requestor-{incarnation}"
         super().__init__(name, args, cluster.root / f"{name}.log", cluster.env)
@@ -221,7 +230,13 @@ class Requestor(NodeProcess):
     def restart(self) -> Requestor:
         """A new requestor process on the same data dir and port."""
         return Requestor(
-            self.cluster, self.data_dir, self.port, self.token, self.lease_ms, self.incarnation + 1
+            self.cluster,
+            self.data_dir,
+            self.port,
+            self.token,
+            self.lease_ms,
+            self.incarnation + 1,
+            self.options,
         )
 
     def cli(self, *args: str) -> str:
@@ -282,8 +297,12 @@ class Cluster:
         self.loop = Loop()
         self.processes: list[NodeProcess] = []
 
-    def requestor(self, lease_ms: int = 30_000, token: str = "provider-secret") -> Requestor:
-        requestor = Requestor(self, self.root / "requestor", free_port(HOST), token, lease_ms)
+    def requestor(
+        self, lease_ms: int = 30_000, token: str = "provider-secret", options: tuple[str, ...] = ()
+    ) -> Requestor:
+        """`taskapi requestor serve`, with `options` added to its command line."""
+        port = free_port(HOST)
+        requestor = Requestor(self, self.root / "requestor", port, token, lease_ms, options=options)
         self.processes.append(requestor)
         return requestor
 

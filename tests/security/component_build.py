@@ -25,6 +25,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TASKAPI_TEST_COMPONENTS", default))
 
 
+def compile_cache_dir() -> Path:
+    """A wasm compile cache kept between test runs: a component compiles once per machine (10-40 s)."""
+    return cache_dir() / "compiled"
+
+
 def build_component(source: Path, world: str) -> Path:
     """The component built from `source` (a module implementing `world`), from the cache when there."""
     version = subprocess.run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+from apps.sdk.errors import AppError
+from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from environments.wasm import (
     Determinism,
     ModuleRejected,
@@ -30,8 +33,11 @@ from environments.wasm import (
     WasmResult,
     WasmRun,
 )
+from environments.wasm.app_adapter import ComputeLimits, WasmApp, WasmModule, WasmRequestorApp
 from environments.wasm.deterministic import MAX_RANDOM_BYTES, REALTIME_BASE_NS
-from environments.wasm.runs import CompileLimits
+from environments.wasm.runs import DEFAULT_FUEL, DEFAULT_WALL_TIME_S, CompileLimits
+from protos import node_pb2 as npb
+from runtime.node.compute import WasmRunner
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -72,10 +78,17 @@ def name_at(offset: int, name: str) -> str:
     return f'(data (i32.const {offset}) "{name}")'
 
 
-HELLO = module(
-    """(data (i32.const 1024) "hello\\n")
-    (func (export "_start") (drop (call $write (i32.const 1) (i32.const 1024) (i32.const 6))))"""
-)
+def printing(text: bytes) -> str:
+    """A guest that writes `text` to stdout."""
+    literal = "".join(f"\\{byte:02x}" for byte in text)
+    return module(
+        f"""(data (i32.const 1024) "{literal}")
+        (func (export "_start")
+          (drop (call $write (i32.const 1) (i32.const 1024) (i32.const {len(text)}))))"""
+    )
+
+
+HELLO = printing(b"hello\n")
 
 # -- store limits: memories, tables, instances -----------------------------------------------------------
 
@@ -324,7 +337,7 @@ def test_an_artifact_edited_in_place_with_its_mtime_restored_is_recompiled(
 def test_the_cache_keeps_its_size_bound_by_evicting_the_least_recently_used(
     tmp_path: Path, sandbox: Path
 ) -> None:
-    modules = [guest(sandbox, HELLO.replace("hello", word), word) for word in ("aaaaa", "bbbbb", "ccccc")]
+    modules = [guest(sandbox, printing(word.encode()), word) for word in ("first", "second", "third")]
     cache = tmp_path / "cache"
     with PrivateEnvironment(cache) as env:
         for item in modules[:2]:
@@ -383,6 +396,74 @@ def test_file_times_are_the_same_on_every_run_under_the_deterministic_profile(
         time.sleep(0.02)
     assert outputs[0] == outputs[1]
     assert outputs[0] == REALTIME_BASE_NS.to_bytes(8, "little") * 9
+
+
+# -- every compute gets its task's fuel and deadline ----------------------------------------------------
+
+ENDLESS = module('(func (export "_start") (loop $spin (br $spin)))')
+
+
+@pytest.mark.parametrize(
+    ("task_limits", "provider_limits", "message"),
+    [
+        ({"fuel": 1_000_000, "wall_time_s": 30.0}, WasmLimits(), "whole budget of 1000000 fuel"),
+        ({"fuel": 10**15, "wall_time_s": 0.3}, WasmLimits(), "wall-clock deadline of 0.3 s exceeded"),
+        ({"fuel": 10**15, "wall_time_s": 600.0}, WasmLimits(wall_time_s=0.3), "deadline of 0.3 s exceeded"),
+        ({"fuel": 10**15}, WasmLimits(fuel=2_000_000), "whole budget of 2000000 fuel"),
+    ],
+    ids=["task-fuel", "task-deadline", "provider-deadline-caps-task", "provider-fuel-caps-task"],
+)
+def test_every_wasm_compute_runs_under_its_tasks_fuel_and_deadline(
+    tmp_path: Path, sandbox: Path, task_limits: dict[str, float], provider_limits: WasmLimits, message: str
+) -> None:
+    endless = guest(sandbox, ENDLESS)
+    task_dir = ProviderTaskDir(sandbox / "task-1")
+    task_dir.prepare()
+    prerequisites = {"module": endless.path.name, "sha256": endless.sha256, "limits": task_limits}
+    assignment = npb.Assignment(
+        task_id="task-1",
+        subtask_id="sub-1",
+        app_module=npb.Resource(sha256=endless.sha256),
+        prerequisites_json=json.dumps(prerequisites),
+        subtask_params_json="{}",
+    )
+    with PrivateEnvironment(tmp_path / "cache", WasmConfig(limits=provider_limits)) as env:
+        runner = WasmRunner(env)
+        started = time.monotonic()
+        with pytest.raises(AppError, match=message):
+            asyncio.run(runner.compute(assignment, task_dir, endless.path))
+        assert time.monotonic() - started < 5  # the lease is given back at the deadline, not hours later
+        assert_healthy(env, sandbox)
+
+
+@pytest.mark.parametrize(
+    "prerequisites",
+    ['{"limits": {"fuel": -1}}', '{"limits": {"wall_time_s": "forever"}}', '{"limits": 7}', "[1]"],
+    ids=["negative-fuel", "text-deadline", "not-an-object", "not-a-dict"],
+)
+def test_malformed_task_limits_are_refused_by_name(prerequisites: str) -> None:
+    with pytest.raises(ValueError, match="the task's compute limits are malformed"):
+        ComputeLimits.of_task(prerequisites)
+
+
+@pytest.mark.parametrize(
+    ("reply", "limits"),
+    [
+        ({}, {"fuel": DEFAULT_FUEL, "wall_time_s": DEFAULT_WALL_TIME_S}),
+        ({"subtask_fuel": 5000, "subtask_wall_time_s": 2.5}, {"fuel": 5000, "wall_time_s": 2.5}),
+    ],
+    ids=["defaults", "app-set"],
+)
+def test_a_wasm_task_carries_its_compute_limits_to_providers(
+    env: WasmEnvironment, sandbox: Path, reply: dict[str, float], limits: dict[str, float]
+) -> None:
+    replier = guest(sandbox, printing(json.dumps(reply).encode()))
+    task_dir = RequestorTaskDir(sandbox / "task-1")
+    task_dir.prepare()
+    app = WasmRequestorApp(WasmApp(WasmModule.load(replier.path), env))
+    created = asyncio.run(app.create_task(task_dir, 4, {}))
+    assert created.prerequisites["limits"] == limits
+    assert ComputeLimits.of_task(json.dumps(created.prerequisites)).model_dump() == limits
 
 
 # -- fixtures and helpers --------------------------------------------------------------------------------

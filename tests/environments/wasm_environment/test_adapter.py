@@ -22,6 +22,7 @@ from apps.sdk.process import AppProcess
 from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from environments.wasm import WasmEnvironment
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmProviderApp, WasmRequestorApp
+from environments.wasm.runs import DEFAULT_FUEL, DEFAULT_WALL_TIME_S
 
 from . import guests
 from .support import GuestFactory
@@ -59,9 +60,9 @@ def test_create_task_follows_the_contract(
 ) -> None:
     app = requestor_for(wasm_env, probe)
     created = asyncio.run(app.create_task(task_dir, 3, {"input": "hi", "difficulty": 4}))
-    assert created == CreatedTask(
-        env_id="wasm", prerequisites={"module": "probe.wasm", "sha256": probe.sha256}, min_memory_mib=1.5
-    )
+    limits = {"fuel": DEFAULT_FUEL, "wall_time_s": DEFAULT_WALL_TIME_S}  # the probe sets none
+    prerequisites = {"module": "probe.wasm", "sha256": probe.sha256, "limits": limits}
+    assert created == CreatedTask(env_id="wasm", prerequisites=prerequisites, min_memory_mib=1.5)
     request, argv, env = saved(task_dir.task_outputs)
     assert request == {
         "task_id": TASK_ID,
