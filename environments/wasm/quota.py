@@ -3,7 +3,8 @@
 1. `RLIMIT_FSIZE` of the worker process is `output_bytes + 1` while the run lasts, so no single file
    (sparse or not) grows past the quota: the write fails with EFBIG. Workers catch SIGXFSZ (never its
    default, which kills) with `catch_refused_writes`, so that such a refusal also names the quota.
-2. A watchdog thread measures the writable preopens every `POLL_S` and, once they hold more than
+2. A watchdog thread measures the writable preopens every `POLL_S` (less often when measuring takes long:
+   it spends at most a tenth of its time measuring) and, once they hold more than
    `output_bytes` or more than `output_files` entries, interrupts the run through `interrupt` (the
    executor advances the engine's epoch past the store's deadline).
 3. A last measurement when the run has ended, which the run's verdict uses.
@@ -18,6 +19,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ from pathlib import Path
 from environments.wasm.runs import WasmLimits
 
 POLL_S = 0.02
+MEASURING_SHARE = 0.1
+"""The most of its time the watchdog spends measuring (folders with many files are measured less often)."""
 
 _write_refused = threading.Event()
 """Set by SIGXFSZ: a write went past RLIMIT_FSIZE and was refused with EFBIG."""
@@ -129,9 +133,12 @@ class OutputWatch:
         self.overrun = self.overrun or overrun(measure(self._roots, self._limits), self._limits)
 
     def _watch(self) -> None:
-        while not self._stop.wait(POLL_S):
+        pause = POLL_S
+        while not self._stop.wait(pause):
+            started = time.monotonic()
             reason = overrun(measure(self._roots, self._limits), self._limits)
             if reason is not None:
                 self.overrun = reason
                 self._interrupt()
                 return
+            pause = max(POLL_S, (time.monotonic() - started) / MEASURING_SHARE)

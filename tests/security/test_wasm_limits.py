@@ -13,6 +13,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,6 +399,72 @@ def test_file_times_are_the_same_on_every_run_under_the_deterministic_profile(
         time.sleep(0.02)
     assert outputs[0] == outputs[1]
     assert outputs[0] == REALTIME_BASE_NS.to_bytes(8, "little") * 9
+
+
+# -- SIGTERM during heavy IO -------------------------------------------------------------------------
+
+REWRITE_FOREVER = module(
+    f"""{name_at(256, "busy.bin")}
+    (func (export "_start")
+      (if (call $create (i32.const 3) (i32.const 256) (i32.const 8))
+        (then (call $proc_exit (i32.const 100))))
+      (i32.store (i32.const 0) (i32.const 4096))
+      (i32.store (i32.const 4) (i32.const 65536))
+      (loop $again
+        (drop (call $fd_pwrite (i32.load (i32.const 64)) (i32.const 0) (i32.const 1) (i64.const 0)
+                               (i32.const 8)))
+        (br $again)))""",
+)
+"""Rewrites the first 64 KiB of a file for ever: heavy IO that stays within every quota."""
+
+NODE = """
+import asyncio, signal, sys, time
+from pathlib import Path
+from environments.wasm import Preopen, WasmConfig, WasmEnvironment, WasmLimits, WasmRun
+
+async def main(cache, module, sha256, output):
+    env = WasmEnvironment(WasmConfig(cache_dir=Path(cache), max_parallel=1))
+    await env.prepare()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    preopens = (Preopen(Path(output), "/output", writable=True),)
+    env.submit(WasmRun(Path(module), sha256, preopens=preopens, limits=WasmLimits(wall_time_s=60)))
+    while not env.pool.worker_pids:
+        await asyncio.sleep(0.01)
+    print(env.pool.worker_pids[0], flush=True)
+    await stop.wait()
+    await env.clean_up()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+"""A node in miniature: runs one module in the wasm environment until SIGTERM, then cleans up."""
+
+
+def test_sigterm_stops_a_node_whose_module_is_busy_writing(tmp_path: Path, sandbox: Path) -> None:
+    busy = guest(sandbox, REWRITE_FOREVER)
+    output = sandbox / "output"
+    output.mkdir()
+    command = [sys.executable, "-c", NODE, str(tmp_path / "cache"), str(busy.path), busy.sha256, str(output)]
+    node = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        worker = int(node.stdout.readline())
+        deadline = time.monotonic() + 10
+        while not (output / "busy.bin").exists() or (output / "busy.bin").stat().st_size < 65536:
+            assert time.monotonic() < deadline, "the module never started writing"
+            time.sleep(0.01)
+        time.sleep(0.3)  # writing as fast as it can now
+        sent = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(timeout=10) == 0
+        assert time.monotonic() - sent < 2
+        while Path(f"/proc/{worker}").exists() and time.monotonic() - sent < 2:
+            time.sleep(0.01)
+        assert not Path(f"/proc/{worker}").exists(), "the worker outlived its node"
+        assert (output / "busy.bin").stat().st_size == 65536
+    finally:
+        node.kill()
+        node.wait()
 
 
 # -- every compute gets its task's fuel and deadline ----------------------------------------------------
