@@ -150,6 +150,10 @@ class ControlBase(abc.ABC):
     async def AbortTask(self, stream: 'grpclib.server.Stream[protos.node_pb2.ControlAbortRequest, protos.node_pb2.ControlAbortReply]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def UploadInput(self, stream: 'grpclib.server.Stream[protos.node_pb2.InputPart, protos.node_pb2.UploadInputReply]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/taskapi.node.Control/SubmitTask': grpclib.const.Handler(
@@ -169,6 +173,12 @@ class ControlBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 protos.node_pb2.ControlAbortRequest,
                 protos.node_pb2.ControlAbortReply,
+            ),
+            '/taskapi.node.Control/UploadInput': grpclib.const.Handler(
+                self.UploadInput,
+                grpclib.const.Cardinality.STREAM_UNARY,
+                protos.node_pb2.InputPart,
+                protos.node_pb2.UploadInputReply,
             ),
         }
 
@@ -193,4 +203,10 @@ class ControlStub:
             '/taskapi.node.Control/AbortTask',
             protos.node_pb2.ControlAbortRequest,
             protos.node_pb2.ControlAbortReply,
+        )
+        self.UploadInput = grpclib.client.StreamUnaryMethod(
+            channel,
+            '/taskapi.node.Control/UploadInput',
+            protos.node_pb2.InputPart,
+            protos.node_pb2.UploadInputReply,
         )

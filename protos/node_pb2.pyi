@@ -15,16 +15,18 @@ class EnvOffer(_message.Message):
     def __init__(self, env_id: _Optional[str] = ..., benchmark_score: _Optional[float] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("provider_id", "envs", "price", "capacity")
+    __slots__ = ("provider_id", "envs", "price", "capacity", "memory_mib")
     PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     provider_id: str
     envs: _containers.RepeatedCompositeFieldContainer[EnvOffer]
     price: float
     capacity: int
-    def __init__(self, provider_id: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[EnvOffer, _Mapping]]] = ..., price: _Optional[float] = ..., capacity: _Optional[int] = ...) -> None: ...
+    memory_mib: int
+    def __init__(self, provider_id: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[EnvOffer, _Mapping]]] = ..., price: _Optional[float] = ..., capacity: _Optional[int] = ..., memory_mib: _Optional[int] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("offer",)
@@ -189,16 +191,42 @@ class LeaveReply(_message.Message):
     def __init__(self) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
-    __slots__ = ("app", "env_id", "task_params_json", "max_subtasks")
+    __slots__ = ("app", "env_id", "task_params_json", "max_subtasks", "input_ids")
     APP_FIELD_NUMBER: _ClassVar[int]
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
     MAX_SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_IDS_FIELD_NUMBER: _ClassVar[int]
     app: str
     env_id: str
     task_params_json: str
     max_subtasks: int
-    def __init__(self, app: _Optional[str] = ..., env_id: _Optional[str] = ..., task_params_json: _Optional[str] = ..., max_subtasks: _Optional[int] = ...) -> None: ...
+    input_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app: _Optional[str] = ..., env_id: _Optional[str] = ..., task_params_json: _Optional[str] = ..., max_subtasks: _Optional[int] = ..., input_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InputHeader(_message.Message):
+    __slots__ = ("name", "size", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class InputPart(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: InputHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[InputHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadInputReply(_message.Message):
+    __slots__ = ("input_id",)
+    INPUT_ID_FIELD_NUMBER: _ClassVar[int]
+    input_id: str
+    def __init__(self, input_id: _Optional[str] = ...) -> None: ...
 
 class SubmitTaskReply(_message.Message):
     __slots__ = ("task_id",)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -90,19 +89,17 @@ def list_apps(manager: AppManager, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload))
         return
-    # Fits 80 columns: no outer border, and only the prerequisites column (the longest) folds.
-    table = Table(
-        "id", "app", "env", "on", "from", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0)
-    )
+    table = Table("id", "name", "version", "env", "enabled", "source")
     table.add_column("prerequisites", overflow="fold")
-    for column in table.columns[:5]:
+    for column in table.columns[:4]:
         column.no_wrap = True
     for app in inventory.apps:
         enabled = "[green]yes[/]" if app.enabled else "[red]no[/]"
         source = "shipped" if app.builtin else "added"
         table.add_row(
             app.app_id[:12],
-            escape(f"{app.name} {app.version}"),
+            escape(app.name),
+            escape(app.version),
             app.environment,
             enabled,
             source,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -25,7 +24,6 @@ from apps.sdk.wire_limits import BoundedChannel
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
-from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
@@ -156,7 +154,6 @@ def requestor() -> None:
     help="Seconds a result upload or resource download may go without progress.",
 )
 @verification_options
-@dashboard_option
 def requestor_serve(
     listen: str,
     data_dir: Path,
@@ -171,7 +168,6 @@ def requestor_serve(
     idle_timeout: float,
     stall_timeout: float,
     verification: VerificationConfig,
-    dashboard: str | None,
 ) -> None:
     """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
     _logging()
@@ -222,20 +218,7 @@ def requestor_serve(
             err=True,
         )
         try:
-            async with contextlib.AsyncExitStack() as extras:
-                if dashboard:
-                    await extras.enter_async_context(
-                        requestor_dashboard(
-                            node,
-                            dashboard,
-                            control_token,
-                            data_dir / "control-token",
-                            reports_dir=data_dir / REPORTS_FOLDER,
-                            tls_cert=tls_cert,
-                            tls_key=tls_key,
-                        )
-                    )
-                await stop.wait()
+            await stop.wait()
         finally:
             server.close()
             await server.wait_closed()
@@ -267,7 +250,6 @@ def provider() -> None:
     help="Run only apps with a passing `taskapi conformance` report for their id and digest (repeatable).",
 )
 @data_dir_option
-@dashboard_option
 def provider_join(
     address: str,
     token: str,
@@ -278,7 +260,6 @@ def provider_join(
     tls_ca: str | None,
     reports: tuple[Path, ...],
     data_dir: Path,
-    dashboard: str | None,
 ) -> None:
     """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
     _logging()
@@ -300,8 +281,7 @@ def provider_join(
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
     try:
-        control_token = stored_token(data_dir / "control-token", None) if dashboard else ""
-        asyncio.run(until_signalled(provider_run(node, dashboard, control_token, data_dir / "control-token")))
+        asyncio.run(until_signalled(node.run))
     except RequestorRefused as exc:
         raise click.ClickException(str(exc)) from None
 

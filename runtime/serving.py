@@ -14,6 +14,8 @@ suite hold a process and a container alike.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -128,8 +130,40 @@ def serve_command(app: App) -> list[str]:
             raise AppNotAvailable(f"{app.label()}: the wasm adapter {WASM_ADAPTER} is missing (try --env)")
         return [sys.executable, "-m", "environments.wasm", str(app.module)]
     if isinstance(app.descriptor, LocalDescriptor):
-        return python_app_command(app.descriptor.prerequisites.module)
+        return local_command(app.descriptor, app.path, app.label())
     raise AppNotAvailable(f"{app.label()}: {app.environment} builds are not served by a local command")
+
+
+def local_command(descriptor: LocalDescriptor, descriptor_path: Path, label: str) -> list[str]:
+    """The command of a local build: the app's own `command` (a relative program path resolved against the
+    descriptor's folder) or `python -m MODULE`; wrapped to see its work dir at `work_dir` if it names one."""
+    prerequisites = descriptor.prerequisites
+    if prerequisites.command is None:
+        command = python_app_command(prerequisites.module)
+    else:
+        program, *arguments = prerequisites.command
+        if "/" in program and not Path(program).is_absolute():
+            program = str((descriptor_path.parent / program).absolute())
+        command = [program, *arguments]
+    if prerequisites.work_dir is None:
+        return command
+    return _in_private_mount_namespace(command, prerequisites.work_dir, label)
+
+
+def _in_private_mount_namespace(command: list[str], work_dir: str, label: str) -> list[str]:
+    """`command` run where its current directory (the node's work dir for it) is also seen at `work_dir`:
+    a private mount namespace (`unshare --mount`, root only) bind-mounts it there, invisibly to the rest
+    of the machine. The empty mount point is created once on the host if missing."""
+    if os.geteuid() != 0:
+        raise AppNotAvailable(
+            f"{label}: the app needs its work dir at {work_dir}, which the node binds there in a private "
+            "mount namespace (unshare --mount), and that needs root; run the node as root, or serve the app "
+            "in docker, where the work dir is mounted at /golem/work"
+        )
+    if shutil.which("unshare") is None:
+        raise AppNotAvailable(f"{label}: the app needs its work dir at {work_dir}, and unshare is missing")
+    bind = 'mkdir -p "$0" && mount --bind "$PWD" "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, work_dir, *command]
 
 
 def serving_of(app: App) -> AppServing:

@@ -78,10 +78,31 @@ class DockerPrerequisites(_Strict):
     digest: DockerDigest | None = None
 
 
+def _command(value: list[str]) -> list[str]:
+    if not value or not value[0] or any("\x00" in part for part in value):
+        raise ValueError("must be a non-empty list: the program, then its arguments")
+    return value
+
+
+def _absolute_work_dir(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts or len(path.parts) < 2:
+        raise ValueError(f"must be an absolute path below / such as /golem/work, got {value!r}")
+    return value
+
+
 class LocalPrerequisites(_Strict):
-    """A Python app package served as `python -m MODULE` (development only: no sandbox)."""
+    """An app served by a local child process (development only: no sandbox).
+
+    `module`: the Python package, served as `python -m MODULE` on this node's interpreter unless `command`
+    names the app's own (an interpreter or venv, a binary; a relative program path is resolved against the
+    descriptor's folder). `work_dir`: the absolute path the app insists its work dir is at (Golem's SDK
+    apps use /golem/work); the node binds the work dir there in a private mount namespace.
+    """
 
     module: PythonModule
+    command: Annotated[list[str], AfterValidator(_command)] | None = None
+    work_dir: Annotated[str, AfterValidator(_absolute_work_dir)] | None = None
 
 
 class ResourceNeeds(_Strict):
@@ -118,6 +139,9 @@ class DescriptorBase(_Strict):
     max_benchmark_score: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     parameters: dict[ParamName, ParamSpec] = Field(default_factory=dict)
     redundancy: Redundancy | None = None
+    provider_server: Literal["per_call", "reusable"] = "per_call"
+    """`per_call` (Golem's convention): a provider app server serves one Compute and exits; `reusable`: the
+    app accepts `--persistent` and one server may serve many Computes."""
 
     @field_validator("resources")
     @classmethod

@@ -11,7 +11,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
-from runtime.appmanager import AppManager, Descriptor
+from runtime.appmanager import AppManager, Descriptor, DockerDescriptor
 from runtime.serving import AppServing, Launcher, ServerProcess, serving_of
 
 
@@ -61,6 +61,14 @@ class AppServers:
             client = RequestorAppClient(await process.start())
             self._servers[app.key] = (process, client)
             return client
+
+    async def hand_over(self, app: ResolvedApp, folder: Path) -> None:
+        """Make a folder the node prepared in an app's work dir (a task's dir, its inputs) the app's own:
+        a docker app server runs as an unprivileged user, which must be able to write there."""
+        if isinstance(app.descriptor, DockerDescriptor):
+            from environments.docker.spec import adopt_work_dir, container_user
+
+            adopt_work_dir(folder, *container_user(folder))
 
     async def _launcher(self, app: ResolvedApp) -> Launcher:
         if app.key not in self._launchers:

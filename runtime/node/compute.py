@@ -51,12 +51,16 @@ class ComputeRunner(Protocol):
 
 
 class LocalRunner:
-    """Python apps as plain child processes (development only: no sandbox). One provider server per task.
+    """Apps as plain local child processes (development only: no sandbox).
 
-    cpu_ns is approximated by wall time: the child is shared by the task's subtasks.
+    Golem's convention by default: one provider server per Compute, which serves it and exits (the server
+    is killed if it has not exited `EXIT_GRACE_S` after its reply). A build whose descriptor declares
+    `provider_server: reusable` keeps one persistent server per task instead. cpu_ns is approximated by
+    wall time.
     """
 
     env_id = "local"
+    EXIT_GRACE_S = 10.0
 
     def __init__(self) -> None:
         self._servers: dict[str, tuple[AppProcess, ProviderAppClient]] = {}
@@ -64,17 +68,39 @@ class LocalRunner:
     async def compute(
         self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
     ) -> ComputeOutcome:
-        key = assignment.task_id
-        if key not in self._servers or not self._servers[key][0].running:
-            command = serve_command(AppManager().resolve(assignment.app_name, "local"))
-            process = AppProcess(command, "provider", task_dir.root)
-            self._servers[key] = (process, ProviderAppClient(await process.start()))
+        app = AppManager().resolve(assignment.app_name, "local")
+        params = _params(assignment.subtask_params_json)
         began = time.monotonic()
-        output = await self._servers[key][1].compute(
-            assignment.task_id, assignment.subtask_id, _params(assignment.subtask_params_json)
-        )
+        if app.descriptor.provider_server == "reusable":
+            client = await self._reusable_server(assignment.task_id, serve_command(app), task_dir)
+            output = await client.compute(assignment.task_id, assignment.subtask_id, params)
+        else:
+            output = await self._single_call(serve_command(app), task_dir, assignment, params)
         wall_ms = int((time.monotonic() - began) * 1000)
         return ComputeOutcome(task_dir.root / output, npb.Usage(wall_ms=wall_ms, cpu_ns=wall_ms * 1_000_000))
+
+    async def _reusable_server(
+        self, key: str, command: list[str], task_dir: ProviderTaskDir
+    ) -> ProviderAppClient:
+        if key not in self._servers or not self._servers[key][0].running:
+            process = AppProcess(command, "provider", task_dir.root, persistent=True)
+            self._servers[key] = (process, ProviderAppClient(await process.start()))
+        return self._servers[key][1]
+
+    async def _single_call(
+        self,
+        command: list[str],
+        task_dir: ProviderTaskDir,
+        assignment: npb.Assignment,
+        params: dict[str, object],
+    ) -> Path:
+        process = AppProcess(command, "provider", task_dir.root, persistent=False)
+        client = ProviderAppClient(await process.start())
+        try:
+            return await client.compute(assignment.task_id, assignment.subtask_id, params)
+        finally:
+            client.close()
+            await process.wait(self.EXIT_GRACE_S)
 
     async def benchmark(self) -> float:
         return 1.0

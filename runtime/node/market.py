@@ -28,9 +28,17 @@ class ProviderOffer:
     price: float
     capacity: int
 
+    memory_mib: int = 0
+    """Memory offered per subtask (0: not stated, as by a provider from before memory was offered)."""
+
     @classmethod
     def checked(
-        cls, provider_id: str, envs: Sequence[tuple[str, float]], price: float, capacity: int
+        cls,
+        provider_id: str,
+        envs: Sequence[tuple[str, float]],
+        price: float,
+        capacity: int,
+        memory_mib: int = 0,
     ) -> ProviderOffer:
         """An offer from the wire, or ValueError naming the field that is out of bounds: a price that is
         not a finite number >= 0, a capacity outside 1..MAX_CAPACITY, an environment that is unknown,
@@ -55,7 +63,12 @@ class ProviderOffer:
             if not math.isfinite(score) or score < 0:
                 raise ValueError(f"{field}.benchmark_score must be a finite number >= 0, got {score!r}")
             scores[env_id] = score
-        return cls(provider_id, scores, price, capacity)
+        return cls(provider_id, scores, price, capacity, memory_mib)
+
+    def has_memory_for(self, min_memory_mib: int) -> bool:
+        """Whether it offers at least `min_memory_mib` (an offer that does not state its memory is taken
+        at its word, as before memory was part of offers)."""
+        return self.memory_mib == 0 or self.memory_mib >= min_memory_mib
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +76,7 @@ class ProviderOffer:
             "envs": self.envs,
             "price": self.price,
             "capacity": self.capacity,
+            "memory_mib": self.memory_mib,
         }
 
 

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,9 +37,21 @@ from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.quorum import Decision, Outcome, decide
 from runtime.node.resources import ResourceRegistry
 from runtime.node.store import LIVE_SUBTASK_STATES, Store, SubtaskRow, TaskRow, now_ms
+from runtime.node.task_inputs import InputRefused, InputStaging, InputTooLarge
 from runtime.node.verification import Verification, VerificationConfig
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """A refused input: RESOURCE_EXHAUSTED past the size limit, else INVALID_ARGUMENT, naming it."""
+    try:
+        yield
+    except InputTooLarge as exc:
+        raise NodeError(Status.RESOURCE_EXHAUSTED, str(exc)) from exc
+    except InputRefused as exc:
+        raise NodeError(Status.INVALID_ARGUMENT, str(exc)) from exc
 
 
 class NodeError(Exception):
@@ -56,6 +68,8 @@ class RequestorConfig:
     lease_ms: int = 30_000
     heartbeat_ms: int = 5_000
     max_result_bytes: int = 64 * 1024 * 1024
+    max_input_bytes: int = 1024 * 1024 * 1024
+    """The most bytes of input files one task may have (each file, and all together)."""
     max_failures: int = 20
     """Failed, rejected or expired subtasks a task survives."""
     max_provider_failures: int = 3
@@ -105,6 +119,7 @@ class RequestorNode:
         self.market = market or Balanced()
         self.store = Store(data_dir / "requestor.sqlite")
         self.resources = ResourceRegistry()
+        self.inputs = InputStaging(data_dir / "inputs", self.config.max_input_bytes)
         self._apps = AppServers(data_dir / "app-work")
         self.app_manager = app_manager or AppManager(data_dir)
         self._active: dict[str, ActiveTask] = {}
@@ -190,10 +205,24 @@ class RequestorNode:
 
     # control API
 
+    async def receive_input(self, name: str, size: int, sha256: str, data: AsyncIterator[bytes]) -> str:
+        """Store one input file for a task about to be submitted; returns its input id."""
+        with _input_errors():
+            return (await self.inputs.receive(name, size, sha256, data)).input_id
+
     async def submit_task(
-        self, app_name: str, env: str | None, params: dict[str, Any], max_subtasks: int
+        self,
+        app_name: str,
+        env: str | None,
+        params: dict[str, Any],
+        max_subtasks: int,
+        input_ids: Sequence[str] = (),
     ) -> str:
-        """Create a task through its app; returns the task id. Refusals keep the app's message."""
+        """Create a task through its app; returns the task id. Refusals keep the app's message.
+
+        Golem's task-dir contract: the task's four folders exist, and the inputs (received earlier, named by
+        `input_ids`) are in `task_inputs/`, before the app's CreateTask is called.
+        """
         try:
             app = resolve_app(self.app_manager, app_name, env or None)
         except LookupError as exc:
@@ -202,16 +231,23 @@ class RequestorNode:
             params = app.descriptor.check_params(params)
         except ValueError as exc:
             raise NodeError(Status.INVALID_ARGUMENT, f"app {app_name}: {exc}") from exc
+        with _input_errors():
+            inputs = self.inputs.check(input_ids)
         task_id = f"{app_name}-{uuid.uuid4().hex[:12]}"
         row = TaskRow(task_id, app_name, app.app_id, app.env_id, params, max_subtasks, "active", "", {})
         self.store.add_task(row)
+        task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(task_id)
+        task_dir.prepare()
+        self.inputs.place(inputs, task_dir.task_inputs)
         try:
+            await self._apps.hand_over(app, task_dir.root)
             client = await self._apps.client(app)
             created = await client.create_task(task_id, max_subtasks, params)
         except GRPCError as exc:
             self.store.set_task_state(task_id, "failed", exc.message or "")
             raise NodeError(exc.status, f"app {app_name} refused the task: {exc.message}") from exc
         self.store.set_task_prerequisites(task_id, app.env_id, created.prerequisites)
+        self.store.set_task_min_memory(task_id, int(created.min_memory_mib))
         await self._activate(self.store.task(task_id) or row)
         self._notify()
         log.info("task %s created (%s on %s)", task_id, app_name, app.env_id)
@@ -329,6 +365,8 @@ class RequestorNode:
             if self.verification.excluded(offer.provider_id, active.row.task_id):
                 continue
             if not self.market.accepts(offer, active.row.env_id, active.row.params):
+                continue
+            if not offer.has_memory_for(active.row.min_memory_mib):
                 continue
             while has_room():
                 assignment = self._next_replica(active, offer.provider_id) or await self._next_subtask(
@@ -542,6 +580,8 @@ class RequestorNode:
             partial.replace(target_dir / name)
         finally:
             partial.unlink(missing_ok=True)
+        if row.replica_of is None:  # in the app's subtask_outputs/: the app must be able to read it
+            await self._apps.hand_over(active.app, target_dir)
         BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
         self.store.deliver_subtask(subtask_id, name, sha256, usage)
@@ -644,6 +684,7 @@ class RequestorNode:
         target.mkdir(parents=True)
         winner_dir = self._result_dir(active, winner)
         copy_file(winner_dir, winner.result_name or "", target / (winner.result_name or ""))
+        await self._apps.hand_over(active.app, target)
         try:
             result, reason = await active.client.verify(active.row.task_id, primary_id)
         except GRPCError as exc:

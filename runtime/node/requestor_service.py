@@ -68,6 +68,7 @@ class RequestorService(RequestorBase):
                 [(env.env_id, env.benchmark_score) for env in offer.envs],
                 offer.price,
                 offer.capacity,
+                offer.memory_mib,
             )
             reply = self.node.join(provider_offer)
         await stream.send_message(reply)
@@ -150,9 +151,29 @@ class ControlService(ControlBase):
             raise GRPCError(Status.INVALID_ARGUMENT, f"task_params_json is not valid JSON: {exc}") from exc
         with _node_errors():
             task_id = await self.node.submit_task(
-                request.app, request.env_id or None, params, request.max_subtasks or 10_000
+                request.app,
+                request.env_id or None,
+                params,
+                request.max_subtasks or 10_000,
+                list(request.input_ids),
             )
         await stream.send_message(npb.SubmitTaskReply(task_id=task_id))
+
+    async def UploadInput(self, stream: Stream[npb.InputPart, npb.UploadInputReply]) -> None:
+        first = await stream.recv_message()
+        if first is None or first.WhichOneof("part") != "header":
+            raise GRPCError(Status.INVALID_ARGUMENT, "UploadInput must start with a header")
+        header = first.header
+
+        async def data() -> AsyncIterator[bytes]:
+            while part := await stream.recv_message():
+                if part.WhichOneof("part") != "data":
+                    raise GRPCError(Status.INVALID_ARGUMENT, "only data may follow the header")
+                yield part.data
+
+        with _node_errors():
+            input_id = await self.node.receive_input(header.name, header.size, header.sha256, data())
+        await stream.send_message(npb.UploadInputReply(input_id=input_id))
 
     async def GetTask(self, stream: Stream[npb.GetTaskRequest, npb.TaskStatus]) -> None:
         request = await stream.recv_message()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from runtime.appmanager import App, AppManager, DockerDescriptor, LocalDescriptor, WasmDescriptor
 from runtime.node.compute import ComputeRunner, DockerGpuRunner, DockerRunner, LocalRunner, WasmRunner
 from runtime.node.provider import Whitelist
+
+if TYPE_CHECKING:
+    from environments.docker import DockerEnvironment
 
 RUNNERS: dict[str, type] = {
     "local": LocalRunner,
@@ -16,12 +20,36 @@ RUNNERS: dict[str, type] = {
 }
 
 
-def runners_for(envs: list[str]) -> list[ComputeRunner]:
-    """One runner per requested environment; an unknown environment is an error naming the known ones."""
+def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner]:
+    """One runner per requested environment; an unknown environment is an error naming the known ones.
+
+    With `apps`, docker runners also admit the images of those apps' docker builds (added apps included).
+    """
     unknown = [env for env in envs if env not in RUNNERS]
     if unknown:
         raise ValueError(f"unknown environments {unknown}; this provider can run {sorted(RUNNERS)}")
-    return [RUNNERS[env]() for env in envs]
+    docker_builds = [app.descriptor for app in apps if isinstance(app.descriptor, DockerDescriptor)]
+    runners: list[ComputeRunner] = []
+    for env in envs:
+        if env in ("docker_cpu", "docker_gpu") and docker_builds:
+            runners.append(RUNNERS[env](_docker_environment(env, docker_builds)))
+        else:
+            runners.append(RUNNERS[env]())
+    return runners
+
+
+def _docker_environment(env: str, builds: list[DockerDescriptor]) -> DockerEnvironment:
+    """A docker environment admitting these builds' images (by repository, or digest if pinned) besides the
+    project's own (its benchmark runs in one)."""
+    from environments.docker import DockerConfig, DockerCpuEnvironment, DockerGpuEnvironment
+    from environments.docker.environment import PROJECT_REPOSITORIES
+
+    config = DockerConfig(
+        repositories=PROJECT_REPOSITORIES
+        | frozenset(b.prerequisites.image for b in builds if b.prerequisites.digest is None),
+        digests=frozenset(b.prerequisites.digest for b in builds if b.prerequisites.digest is not None),
+    )
+    return DockerGpuEnvironment(config) if env == "docker_gpu" else DockerCpuEnvironment(config)
 
 
 def whitelist_of(apps: Iterable[App]) -> Whitelist:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     state TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     prerequisites_json TEXT NOT NULL DEFAULT '{}',
+    min_memory_mib INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
     finished_ms INTEGER
 );
@@ -86,6 +87,7 @@ class TaskRow:
     prerequisites: dict[str, Any]
     created_ms: int = 0
     finished_ms: int | None = None
+    min_memory_mib: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(subtasks)")}
         if "replica_of" not in columns:  # a store written before replicas existed
             self._db.execute("ALTER TABLE subtasks ADD COLUMN replica_of TEXT")
+        task_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        if "min_memory_mib" not in task_columns:  # a store written before memory needs were recorded
+            self._db.execute("ALTER TABLE tasks ADD COLUMN min_memory_mib INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -174,6 +179,10 @@ class Store:
             "UPDATE tasks SET env_id = ?, prerequisites_json = ? WHERE task_id = ?",
             (env_id, json.dumps(prerequisites), task_id),
         )
+
+    def set_task_min_memory(self, task_id: str, min_memory_mib: int) -> None:
+        """The memory a provider must offer for the task, as its app's CreateTask answered."""
+        self._db.execute("UPDATE tasks SET min_memory_mib = ? WHERE task_id = ?", (min_memory_mib, task_id))
 
     def task(self, task_id: str) -> TaskRow | None:
         row = self._db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
@@ -367,6 +376,7 @@ def _task_row(row: sqlite3.Row) -> TaskRow:
         json.loads(row["prerequisites_json"]),
         row["created_ms"],
         row["finished_ms"],
+        row["min_memory_mib"],
     )
 
 
