@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -89,17 +90,19 @@ def list_apps(manager: AppManager, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload))
         return
-    table = Table("id", "name", "version", "env", "enabled", "source")
+    # Fits 80 columns: no outer border, and only the prerequisites column (the longest) folds.
+    table = Table(
+        "id", "app", "env", "on", "from", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0)
+    )
     table.add_column("prerequisites", overflow="fold")
-    for column in table.columns[:4]:
+    for column in table.columns[:5]:
         column.no_wrap = True
     for app in inventory.apps:
         enabled = "[green]yes[/]" if app.enabled else "[red]no[/]"
         source = "shipped" if app.builtin else "added"
         table.add_row(
             app.app_id[:12],
-            escape(app.name),
-            escape(app.version),
+            escape(f"{app.name} {app.version}"),
             app.environment,
             enabled,
             source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -24,6 +25,7 @@ from apps.sdk.wire_limits import BoundedChannel
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
+from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
@@ -154,6 +156,7 @@ def requestor() -> None:
     help="Seconds a result upload or resource download may go without progress.",
 )
 @verification_options
+@dashboard_option
 def requestor_serve(
     listen: str,
     data_dir: Path,
@@ -168,6 +171,7 @@ def requestor_serve(
     idle_timeout: float,
     stall_timeout: float,
     verification: VerificationConfig,
+    dashboard: str | None,
 ) -> None:
     """Serve tasks to providers until interrupted; resumes unfinished tasks from DATA_DIR."""
     _logging()
@@ -218,7 +222,20 @@ def requestor_serve(
             err=True,
         )
         try:
-            await stop.wait()
+            async with contextlib.AsyncExitStack() as extras:
+                if dashboard:
+                    await extras.enter_async_context(
+                        requestor_dashboard(
+                            node,
+                            dashboard,
+                            control_token,
+                            data_dir / "control-token",
+                            reports_dir=data_dir / REPORTS_FOLDER,
+                            tls_cert=tls_cert,
+                            tls_key=tls_key,
+                        )
+                    )
+                await stop.wait()
         finally:
             server.close()
             await server.wait_closed()
@@ -250,6 +267,7 @@ def provider() -> None:
     help="Run only apps with a passing `taskapi conformance` report for their id and digest (repeatable).",
 )
 @data_dir_option
+@dashboard_option
 def provider_join(
     address: str,
     token: str,
@@ -260,6 +278,7 @@ def provider_join(
     tls_ca: str | None,
     reports: tuple[Path, ...],
     data_dir: Path,
+    dashboard: str | None,
 ) -> None:
     """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
     _logging()
@@ -281,7 +300,8 @@ def provider_join(
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
     try:
-        asyncio.run(until_signalled(node.run))
+        control_token = stored_token(data_dir / "control-token", None) if dashboard else ""
+        asyncio.run(until_signalled(provider_run(node, dashboard, control_token, data_dir / "control-token")))
     except RequestorRefused as exc:
         raise click.ClickException(str(exc)) from None
 

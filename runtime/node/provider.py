@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from apps.sdk.wire_limits import BoundedChannel
 from apps.sdk.workdir import ProviderTaskDir, check_id
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
+from runtime.node.activity import ProviderActivity
 from runtime.node.compute import ComputeRunner
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
@@ -141,6 +143,7 @@ class ProviderNode:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat_ms = 5000
         self.completed = 0
+        self.activity = ProviderActivity()
         self._downloads = Downloads()
 
     async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
@@ -244,9 +247,13 @@ class ProviderNode:
                 continue
             backoff.reset()
             for assignment in reply.assignments:
-                self._running[assignment.subtask_id] = asyncio.create_task(
-                    self._execute(stub, metadata, assignment)
-                )
+                self.activity.started(assignment)
+                running = asyncio.create_task(self._execute(stub, metadata, assignment))
+                running.add_done_callback(functools.partial(self._ended, assignment.subtask_id))
+                self._running[assignment.subtask_id] = running
+
+    def _ended(self, subtask_id: str, _: asyncio.Task[None]) -> None:
+        self.activity.ended(subtask_id)
 
     async def _heartbeat_forever(self, stub: RequestorStub, metadata: dict[str, str]) -> None:
         while True:
@@ -293,6 +300,7 @@ class ProviderNode:
         except Exception as exc:
             reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
             log.warning("subtask %s failed here: %s", subtask_id, reason)
+            self.activity.failed_here(subtask_id, reason)
             with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
                 await stub.ReportFailure(
                     npb.FailureReport(provider_id=self.provider_id, subtask_id=subtask_id, reason=reason),
@@ -350,6 +358,7 @@ class ProviderNode:
             try:
                 reply = await self._send_result(stub, metadata, header, result)
                 log.info("subtask %s %s %s", assignment.subtask_id, reply.verdict, reply.reason)
+                self.activity.judged(assignment.subtask_id, reply, usage)
                 self.completed += 1
                 return
             except (OSError, StreamTerminatedError, GRPCError) as exc:

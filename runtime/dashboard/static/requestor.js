@@ -40,17 +40,53 @@ function tasksView() {
         el("td", {}, abortButton(t)))), { id: "tasks" })));
 }
 
+function subtaskRow(s) {
+  return el("tr", { "data-subtask": s.subtask_id, "data-state": s.state },
+    el("td", { class: "id" }, s.subtask_id, s.replica_of ? el("div", { class: "muted" }, `replica of ${s.replica_of}`) : null),
+    el("td", {}, stateBadge(s.state)), el("td", { class: "id" }, s.provider),
+    el("td", { class: "num" }, s.attempt), el("td", { class: "reason" }, s.reason),
+    el("td", { class: "num" }, fmtFuel(s.fuel)), el("td", { class: "num" }, s.wall_ms ? fmtDuration(s.wall_ms) : ""),
+    el("td", {}, fmtTime(s.updated_ms)));
+}
+
+// The subtask grid, updated in place: only rows whose data changed are rebuilt (a task of thousands of
+// subtasks redraws a handful of rows per event, not the whole table).
+function subtaskGrid() {
+  const body = el("tbody");
+  const rows = new Map();
+  const table = el("table", { id: "subtasks" }, el("thead", {}, el("tr", {},
+    ["subtask", "state", "provider", "attempt", "verdict / reason", "fuel", "compute", "updated"].map((h) => el("th", {}, h)))), body);
+  return {
+    table,
+    update(subtasks) {
+      for (const s of subtasks) {
+        const key = JSON.stringify(s);
+        const row = rows.get(s.subtask_id);
+        if (row && row.dataset.key === key) continue;
+        const fresh = subtaskRow(s);
+        fresh.dataset.key = key;
+        if (row) row.replaceWith(fresh); else body.append(fresh);
+        rows.set(s.subtask_id, fresh);
+      }
+    },
+  };
+}
+
 function taskView(taskId) {
   let shownParts = -1;
   const preview = el("img", { id: "preview", alt: "preview of the accepted parts", "data-parts": "0" });
   preview.addEventListener("load", () => { preview.dataset.parts = preview.dataset.loading; });
+  const summary = el("div");
+  const count = el("h2");
+  const grid = subtaskGrid();
+  show(summary, count, grid.table);
   subscribe({ view: "task", task_id: taskId }, (t) => {
     if (t.preview && t.progress.accepted !== shownParts && t.progress.accepted > 0) {
       shownParts = t.progress.accepted;
       preview.dataset.loading = String(shownParts);
       preview.src = `/api/tasks/${encodeURIComponent(taskId)}/preview.png?parts=${shownParts}`;
     }
-    show(
+    summary.replaceChildren(...[
       el("h1", {}, "Task ", el("span", { class: "id" }, t.task_id), " ", el("span", { id: "task-state" }, stateBadge(t.state)), " ", abortButton(t)),
       el("p", {}, `${t.app} on ${t.env}; started ${fmtTime(t.created_ms)}, ${t.finished_ms ? "ran" : "running for"} ${fmtDuration(elapsed(t))}; fuel billed ${fmtFuel(t.fuel)}`),
       t.reason ? el("p", { class: "error", id: "task-reason" }, t.reason) : null,
@@ -67,14 +103,9 @@ function taskView(taskId) {
             el("td", { class: "num" }, fmtFuel(b.fuel)), el("td", { class: "num" }, b.cost.toFixed(6)))))),
         t.preview ? el("div", { class: "card" }, el("h2", {}, "Preview"), preview,
           el("p", { class: "muted", id: "preview-caption" }, `${t.progress.accepted} parts accepted${t.state === "finished" ? ", complete" : ""}`)) : null),
-      el("h2", {}, `Subtasks (${t.subtasks.length})`),
-      table(["subtask", "state", "provider", "attempt", "verdict / reason", "fuel", "compute", "updated"],
-        t.subtasks.map((s) => el("tr", { "data-subtask": s.subtask_id, "data-state": s.state },
-          el("td", { class: "id" }, s.subtask_id, s.replica_of ? el("div", { class: "muted" }, `replica of ${s.replica_of}`) : null),
-          el("td", {}, stateBadge(s.state)), el("td", { class: "id" }, s.provider),
-          el("td", { class: "num" }, s.attempt), el("td", { class: "reason" }, s.reason),
-          el("td", { class: "num" }, fmtFuel(s.fuel)), el("td", { class: "num" }, s.wall_ms ? fmtDuration(s.wall_ms) : ""),
-          el("td", {}, fmtTime(s.updated_ms)))), { id: "subtasks" }));
+    ].filter((node) => node !== null));
+    count.textContent = `Subtasks (${t.subtasks.length})`;
+    grid.update(t.subtasks);
   });
 }
 
