@@ -9,10 +9,12 @@ written outside the guest's sandbox folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -301,11 +303,10 @@ def one_huge_function(statements: int) -> str:
     ids=["module-size", "compile-time", "compile-memory"],
 )
 def test_compiling_past_a_limit_is_refused_with_the_limit_named(
-    tmp_path: Path, sandbox: Path, source: str, limits: CompileLimits, message: str
+    tmp_path: Path, sandbox: Path, warm_cache: Path, source: str, limits: CompileLimits, message: str
 ) -> None:
     cache = tmp_path / "cache"
-    with PrivateEnvironment(cache) as env:
-        assert_healthy(env, sandbox)  # compiles the honest module, so that below it comes from the cache
+    shutil.copytree(warm_cache, cache)  # the honest module comes from the cache, whatever the limits
     with PrivateEnvironment(cache, WasmConfig(compile=limits)) as env:
         with pytest.raises(ModuleRejected, match=message):
             run(env, guest(sandbox, source), WasmLimits(wall_time_s=5))
@@ -483,7 +484,12 @@ ENDLESS = module('(func (export "_start") (loop $spin (br $spin)))')
     ids=["task-fuel", "task-deadline", "provider-deadline-caps-task", "provider-fuel-caps-task"],
 )
 def test_every_wasm_compute_runs_under_its_tasks_fuel_and_deadline(
-    tmp_path: Path, sandbox: Path, task_limits: dict[str, float], provider_limits: WasmLimits, message: str
+    env: WasmEnvironment,
+    tmp_path: Path,
+    sandbox: Path,
+    task_limits: dict[str, float],
+    provider_limits: WasmLimits,
+    message: str,
 ) -> None:
     endless = guest(sandbox, ENDLESS)
     task_dir = ProviderTaskDir(sandbox / "task-1")
@@ -496,13 +502,17 @@ def test_every_wasm_compute_runs_under_its_tasks_fuel_and_deadline(
         prerequisites_json=json.dumps(prerequisites),
         subtask_params_json="{}",
     )
-    with PrivateEnvironment(tmp_path / "cache", WasmConfig(limits=provider_limits)) as env:
-        runner = WasmRunner(env)
+    with contextlib.ExitStack() as stack:
+        provider = env
+        if provider_limits != env.config.limits:
+            provider = stack.enter_context(
+                PrivateEnvironment(tmp_path / "cache", WasmConfig(limits=provider_limits))
+            )
         started = time.monotonic()
         with pytest.raises(AppError, match=message):
-            asyncio.run(runner.compute(assignment, task_dir, endless.path))
+            asyncio.run(WasmRunner(provider).compute(assignment, task_dir, endless.path))
         assert time.monotonic() - started < 5  # the lease is given back at the deadline, not hours later
-        assert_healthy(env, sandbox)
+        assert_healthy(provider, sandbox)
 
 
 @pytest.mark.parametrize(
@@ -594,6 +604,15 @@ class PrivateEnvironment:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WasmEnvironment]:
     with PrivateEnvironment(tmp_path_factory.mktemp("wasm-limits") / "cache") as shared:
         yield shared
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compile cache holding the honest module (copy it: each test's environment owns its cache)."""
+    cache = tmp_path_factory.mktemp("warm") / "cache"
+    with PrivateEnvironment(cache) as env:
+        assert_healthy(env, tmp_path_factory.mktemp("warm-sandbox"))
+    return cache
 
 
 @pytest.fixture
