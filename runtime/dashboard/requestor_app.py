@@ -5,8 +5,10 @@ its control methods (submit_task, abort_task)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ PAGES = ("/tasks", "/tasks/{task_id}", "/providers", "/submit", "/conformance", 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 """The largest submit request (its parameter file and input files together)."""
 MAX_PARAMS_FILE_BYTES = 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 class RequestorDashboard:
@@ -65,17 +68,32 @@ class RequestorDashboard:
         return await stream(request, snapshots[name])
 
     async def submit(self, request: web.Request) -> web.Response:
-        """A task from the submit form (multipart): app, env, params (JSON), params_file, max_subtasks."""
+        """A task from the submit form (multipart): app, env, params (JSON), params_file, max_subtasks, and
+        input files (`inputs`, any number) placed in the task's task_inputs/ by their file names."""
         form = await request.post()
         try:
             app, env, params, max_subtasks = _submission(form)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
         try:
-            task_id = await self.node.submit_task(app, env, params, max_subtasks)
+            input_ids = [await self._receive(upload) for upload in form.getall("inputs", [])]
+            task_id = await self.node.submit_task(app, env, params, max_subtasks, input_ids)
         except NodeError as exc:
             raise web.HTTPBadRequest(text=exc.message) from exc
         return web.json_response({"task_id": task_id})
+
+    async def _receive(self, upload: object) -> str:
+        """Hand one uploaded input file to the node (which checks its name, size and sha256)."""
+        if not isinstance(upload, web.FileField):
+            raise web.HTTPBadRequest(text="the inputs field takes files only")
+        data = upload.file.read()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), CHUNK_BYTES):
+                yield data[start : start + CHUNK_BYTES]
+
+        digest = hashlib.sha256(data).hexdigest()
+        return await self.node.receive_input(upload.filename, len(data), digest, chunks())
 
     async def abort(self, request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,7 +21,10 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(str(resources.files("runtime.dashboard") / "static"))
 SSE_INTERVAL_S = 0.5
-"""How often a stream looks for changes: bounds both the dashboard's cost and its lag."""
+"""How often a stream looks for changes at most: bounds both the dashboard's cost and its lag."""
+SSE_SHARE = 0.02
+"""The most of the event loop's time one stream may take: a view that takes longer to build than
+SSE_SHARE x SSE_INTERVAL_S (a task of thousands of subtasks) is rebuilt less often."""
 KEEPALIVE_S = 15.0
 
 Snapshot = Callable[[], Any]
@@ -36,7 +40,8 @@ def page(name: str) -> Callable[[web.Request], Any]:
 
 
 async def stream(request: web.Request, snapshot: Snapshot) -> web.StreamResponse:
-    """Server-sent events: `snapshot()` as JSON whenever it changed, checked every SSE_INTERVAL_S."""
+    """Server-sent events: `snapshot()` as JSON whenever it changed, checked every SSE_INTERVAL_S (or
+    less often, so that building it takes at most SSE_SHARE of the loop's time)."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
@@ -44,15 +49,17 @@ async def stream(request: web.Request, snapshot: Snapshot) -> web.StreamResponse
     last, quiet = "", 0.0
     try:
         while True:
+            began = time.perf_counter()
             text = json.dumps(snapshot(), separators=(",", ":"))
+            interval = max(SSE_INTERVAL_S, (time.perf_counter() - began) / SSE_SHARE)
             if text != last:
                 await response.write(f"data: {text}\n\n".encode())
                 last, quiet = text, 0.0
             elif quiet >= KEEPALIVE_S:
                 await response.write(b": keepalive\n\n")
                 quiet = 0.0
-            await asyncio.sleep(SSE_INTERVAL_S)
-            quiet += SSE_INTERVAL_S
+            await asyncio.sleep(interval)
+            quiet += interval
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     return response

@@ -174,3 +174,41 @@ def _upload(size: int, field: str = "params_file") -> aiohttp.FormData:
 def test_uploads_are_size_limited(tmp_path: Path, size: int, status: int, says: str) -> None:
     got, body = run(tmp_path, post("api/tasks", data=_upload(size)))
     assert got == status and says in body.lower(), body
+
+
+def _with_input(name: str, content: bytes = b"input") -> tuple[bytes, str]:
+    """A multipart body naming the input file exactly `name` (aiohttp's FormData would percent-encode it,
+    as a hostile client need not)."""
+    boundary = "hostile-boundary-1f0e"
+    parts = [
+        f'Content-Disposition: form-data; name="{key}"\r\n\r\n{value}'.encode() for key, value in FORM.items()
+    ]
+    header = f'Content-Disposition: form-data; name="inputs"; filename="{name}"\r\n'
+    parts.append(header.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + content)
+    body = b"".join(f"--{boundary}\r\n".encode() + part + b"\r\n" for part in parts)
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("../escape.txt", "input"), ("a/../../escape.txt", "input"), ("", "the inputs field takes files only")],
+)
+def test_an_input_file_name_that_could_leave_task_inputs_is_refused(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    body, content_type = _with_input(name)
+    got, answer = run(tmp_path, post("api/tasks", data=body, extra={"Content-Type": content_type}))
+    assert got == 400 and says in answer, answer
+    assert not list(tmp_path.rglob("escape.txt"))
+
+
+@pytest.mark.parametrize(("name", "landed"), [("/etc/passwd", "etc/passwd"), ("a\\..\\b", "a..b")])
+def test_an_input_name_aiohttp_rewrites_stays_inside_task_inputs(
+    tmp_path: Path, name: str, landed: str
+) -> None:
+    """aiohttp's multipart parser drops a leading '/' and backslash escapes; what remains is a name inside."""
+    body, content_type = _with_input(name)
+    got, answer = run(tmp_path, post("api/tasks", data=body, extra={"Content-Type": content_type}))
+    assert got == 200, answer
+    placed = [path for path in tmp_path.rglob("*") if path.is_file() and path.read_bytes() == b"input"]
+    assert placed and all(str(path).endswith(f"task_inputs/{landed}") for path in placed), placed

@@ -207,6 +207,8 @@ async function submitView() {
     el("label", { for: "app" }, "App"), choice, description, fields,
     el("label", { for: "params_file" }, "Parameter file (JSON object; its values win over the fields)"),
     el("input", { type: "file", id: "params_file", name: "params_file", accept: ".json,application/json" }),
+    el("label", { for: "inputs" }, "Input files (placed in the task's task_inputs/ by their names)"),
+    el("input", { type: "file", id: "inputs", name: "inputs", multiple: true }),
     el("label", { for: "max_subtasks" }, "Max subtasks"),
     el("input", { type: "number", id: "max_subtasks", name: "max_subtasks", value: 10000, min: 1 }),
     el("p", {}, el("button", { type: "submit", class: "primary" }, "Submit task")), error);
@@ -222,6 +224,7 @@ async function submitView() {
     body.append("max_subtasks", form.querySelector("#max_subtasks").value);
     const file = form.querySelector("#params_file").files[0];
     if (file) body.append("params_file", file, file.name);
+    for (const input of form.querySelector("#inputs").files) body.append("inputs", input, input.name);
     try {
       const reply = await post("/api/tasks", body);
       location.href = `/tasks/${encodeURIComponent(reply.task_id)}`;
