@@ -40,7 +40,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "wheel",
             "-q",
             "--no-deps",
-            "--no-build-isolation",
             "-w",
             wheels,
             source,
