@@ -99,7 +99,6 @@ def test_submit_mandelbrot_with_a_parameter_file_preview_equals_taskapi_run(
     screenshot(page, "task")
     page.goto(nodes.requestor_url + "tasks")
     expect(page.locator(f"#tasks tr[data-task='{task_id}'] [data-state]")).to_have_text("finished")
-    screenshot(page, "tasks")
     page.context.close()
 
 
@@ -129,6 +128,7 @@ def test_a_cheaters_rejected_result_shows_with_its_reason_and_its_task_is_aborte
     row.locator("button.abort").click()
     expect(row.locator("[data-state]").first).to_have_text("aborted", timeout=WAIT_MS)
     expect(row).to_contain_text("aborted from the dashboard")
+    screenshot(page, "tasks")
     page.context.close()
 
 
