@@ -22,6 +22,8 @@ from apps.tutorialapp.plan import Plan, RangeState
 
 ENV_ID = "docker_cpu"
 IMAGE = {"image": "taskapi/tutorialapp", "tag": "0.1.0"}
+MIN_MEMORY_MIB = 64
+"""What CreateTask says a provider needs: the builds' `resources.min_memory_mib` (a test keeps them equal)."""
 MAX_DIFFICULTY = 40
 MAX_SPOT_CHECKS = 4096
 RESULT_FILE = "result.json"
@@ -163,7 +165,7 @@ class TutorialRequestor(RequestorAppHandler):
         self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
     ) -> CreatedTask:
         create_task(task_dir, max_subtasks_count, params)
-        return CreatedTask(env_id=ENV_ID, prerequisites=IMAGE)
+        return CreatedTask(env_id=ENV_ID, prerequisites=IMAGE, min_memory_mib=MIN_MEMORY_MIB)
 
     async def next_subtask(
         self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str

@@ -37,10 +37,11 @@ def pyenv_python37() -> Path | None:
     return Path(found[-1]) if found else None
 
 
-def _stamp() -> str:
-    """What the venv was built from: the proto, the app's sources and the pinned packages."""
+def _stamp(with_app: bool = False) -> str:
+    """What the venv was built from (the proto and the pinned packages); `with_app`: what the image was
+    built from (those and the app's sources; the venv reaches the sources through a .pth file)."""
     digest = hashlib.sha256()
-    for path in [REPO / "protos" / "taskapi.proto", *sorted(APP_DIR.rglob("*.py"))]:
+    for path in [REPO / "protos" / "taskapi.proto", *(sorted(APP_DIR.rglob("*.py")) if with_app else [])]:
         digest.update(path.read_bytes())
     digest.update(" ".join(PACKAGES).encode())
     return digest.hexdigest()[:16]
@@ -82,11 +83,11 @@ def image() -> str | None:
     """`repository:tag` of the fixture's image once built from the current venv; else None."""
     reference = f"{IMAGE}:{IMAGE_TAG}"
     result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{index .Config.Labels \"stamp\"}}", reference],
+        ["docker", "image", "inspect", "--format", '{{index .Config.Labels "stamp"}}', reference],
         capture_output=True,
         text=True,
     )
-    return reference if result.returncode == 0 and result.stdout.strip() == _stamp() else None
+    return reference if result.returncode == 0 and result.stdout.strip() == _stamp(with_app=True) else None
 
 
 def build_image(base: str) -> str:
@@ -99,7 +100,8 @@ def build_image(base: str) -> str:
         shutil.copytree(
             python37.parents[1], context / "python3.7", symlinks=True, ignore=shutil.ignore_patterns("test")
         )
-        shutil.copytree(_site_packages(), context / "site-packages", symlinks=True)
+        unneeded = shutil.ignore_patterns("grpc_tools", "grpc", "grpcio*", "pip", "setuptools", "__pycache__")
+        shutil.copytree(_site_packages(), context / "site-packages", symlinks=True, ignore=unneeded)
         (context / "site-packages" / "golemfixture.pth").unlink()
         shutil.copytree(APP_DIR / "golemfixture", context / "site-packages" / "golemfixture")
         (context / "Dockerfile").write_text(
@@ -107,7 +109,7 @@ def build_image(base: str) -> str:
             f"COPY python3.7/ {PYTHON_IN_IMAGE}/\n"
             f"COPY site-packages/ {PYTHON_IN_IMAGE}/lib/python3.7/site-packages/\n"
             f"ENV LD_LIBRARY_PATH={PYTHON_IN_IMAGE}/lib\n"
-            f"LABEL stamp={_stamp()}\n"
+            f"LABEL stamp={_stamp(with_app=True)}\n"
             f'ENTRYPOINT ["{PYTHON_IN_IMAGE}/bin/python3.7", "-m", "golemfixture"]\n'
         )
         reference = f"{IMAGE}:{IMAGE_TAG}"

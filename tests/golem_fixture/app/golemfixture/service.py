@@ -239,6 +239,5 @@ async def serve(argv: list[str]) -> None:
     await server.start(host="", port=port)
     print(f"Starting server at port {port}", flush=True)
     await shutdown.wait()
-    await asyncio.sleep(0.1)  # let the last reply leave before the connection closes
     server.close()
     await server.wait_closed()
