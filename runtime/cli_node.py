@@ -8,7 +8,7 @@ import ipaddress
 import json
 import logging
 import secrets
-import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +26,9 @@ from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
+from runtime.cli_envs import environment_ids
+from runtime.cli_inputs import input_files, task_options, with_params_file
+from runtime.cli_interrupt import Interrupted, cancel_on_signal, exit_interrupted
 from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
@@ -35,6 +38,7 @@ from runtime.node.provider import ProviderConfig, ProviderNode, RequestorRefused
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import bearer, serve_requestor
 from runtime.node.runners import builtin_whitelist, runners_for
+from runtime.node.task_inputs import send_inputs, upload_through
 from runtime.node.verification import VerificationConfig
 
 T = TypeVar("T")
@@ -44,6 +48,7 @@ data_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=default_data_dir,
     show_default="$TASKAPI_DATA_DIR or ~/.local/share/taskapi",
+    help="This node's state: tokens (provider-token, control-token), the task store, benchmark scores.",
 )
 
 
@@ -78,6 +83,18 @@ tls_ca_option = click.option(
 )
 
 
+def join_line(host: str, port: int, token_file: Path | None, tls: bool) -> str:
+    """What a provider runs to join this requestor: the exact `provider join` line, and where its token is
+    (`token_file`; None when the token was given to `requestor serve` rather than stored)."""
+    reachable = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    token = f'"$(cat {token_file})"' if token_file else '"$TASKAPI_TOKEN"'
+    command = f"taskapi provider join {reachable}:{port} --token {token}"
+    if tls:
+        command += " --tls-ca CA_FILE"
+    where = f"the token is in {token_file}" if token_file else "the token given to --token"
+    return f"providers join with ({where}):\n  {command}"
+
+
 def stored_token(path: Path, given: str | None) -> str:
     """The given token, else the one stored at `path`, else a new one stored there (mode 0600)."""
     if given:
@@ -91,12 +108,12 @@ def stored_token(path: Path, given: str | None) -> str:
     return token
 
 
-async def until_signalled(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return await work(stop)
+async def until_signalled(
+    work: Callable[[asyncio.Event], Awaitable[T]], before_cancel: Callable[[], None] | None = None
+) -> T:
+    """Run `work(stop)` until it ends; the first SIGINT / SIGTERM cancels it, so it stops at once, and
+    raises `Interrupted` (`runtime.cli_interrupt.cancel_on_signal`)."""
+    return await cancel_on_signal(work(asyncio.Event()), before_cancel)
 
 
 def _logging() -> None:
@@ -114,12 +131,20 @@ def requestor() -> None:
 @click.option(
     "--token", envvar="TASKAPI_TOKEN", help="Token providers must present (default: stored in data dir)."
 )
-@click.option("--lease-ms", default=30_000, show_default=True, type=click.IntRange(min=100))
+@click.option(
+    "--lease-ms",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="How long a provider holds a subtask without a heartbeat before it is handed out again.",
+)
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
 )
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False), help="The private key of --tls-cert."
+)
 @click.option(
     "--max-connections",
     default=ConnectionLimits.max_connections,
@@ -221,6 +246,8 @@ def requestor_serve(
             f"requestor listening on {host}:{bound} (data dir {data_dir}, open-file limit {open_files})",
             err=True,
         )
+        token_file = None if token else data_dir / "provider-token"
+        click.echo(join_line(host, bound, token_file, tls_cert is not None), err=True)
         try:
             async with contextlib.AsyncExitStack() as extras:
                 if dashboard:
@@ -241,7 +268,14 @@ def requestor_serve(
             await server.wait_closed()
             await node.stop()
 
-    asyncio.run(until_signalled(serve))
+    try:
+        asyncio.run(until_signalled(serve))
+    except Interrupted as exc:
+        exit_interrupted(
+            exc,
+            f"interrupted ({exc}): requestor stopped; its unfinished tasks resume on the next "
+            f"`taskapi requestor serve --data-dir {data_dir}`",
+        )
 
 
 @click.group()
@@ -253,10 +287,28 @@ def provider() -> None:
 @click.argument("address")
 @click.option("--token", envvar="TASKAPI_TOKEN", required=True, help="The requestor's provider token.")
 @click.option(
-    "--env", "envs", multiple=True, default=("wasm",), show_default=True, help="Environment to offer."
+    "--env",
+    "envs",
+    multiple=True,
+    default=("wasm",),
+    show_default=True,
+    type=click.Choice(environment_ids()),
+    help="Environment to offer (repeatable; `taskapi envs list` says which this machine supports).",
 )
-@click.option("--capacity", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--price", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option(
+    "--capacity",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Subtasks computed at once.",
+)
+@click.option(
+    "--price",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Asking price per unit of work (per billion fuel on wasm, per CPU-second on docker).",
+)
 @click.option("--allow", multiple=True, help="Also whitelist a wasm module sha256 or a local app name.")
 @tls_ca_option
 @click.option(
@@ -301,9 +353,17 @@ def provider_join(
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
     try:
         control_token = stored_token(data_dir / "control-token", None) if dashboard else ""
-        asyncio.run(until_signalled(provider_run(node, dashboard, control_token, data_dir / "control-token")))
+        running: list[int] = []
+        work = provider_run(node, dashboard, control_token, data_dir / "control-token")
+        asyncio.run(until_signalled(work, lambda: running.append(len(node.activity.running))))
     except RequestorRefused as exc:
         raise click.ClickException(str(exc)) from None
+    except Interrupted as exc:
+        exit_interrupted(
+            exc,
+            f"interrupted ({exc}): provider left; stopped {sum(running)} running subtasks "
+            "(the requestor hands them out again)",
+        )
 
 
 @click.group()
@@ -311,7 +371,13 @@ def task() -> None:
     """Submit, inspect and abort tasks on a running requestor."""
 
 
-requestor_option = click.option("--requestor", "address", default="127.0.0.1:7420", show_default=True)
+requestor_option = click.option(
+    "--requestor",
+    "address",
+    default="127.0.0.1:7420",
+    show_default=True,
+    help="HOST:PORT of the requestor (`requestor serve --listen`).",
+)
 control_token_option = click.option(
     "--token", envvar="TASKAPI_CONTROL_TOKEN", help="Control token (default: read from the data dir)."
 )
@@ -356,8 +422,21 @@ def _control_target(address: str, tls_ca: str | None, data_dir: Path, token: str
 @task.command("submit")
 @click.argument("app")
 @click.option("--env", default="", help="Environment (default: the app's default).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE")
-@click.option("--max-subtasks", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A task parameter (repeatable); VALUE is JSON, else text.",
+)
+@task_options
+@click.option(
+    "--max-subtasks",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most subtasks the app may split the task into.",
+)
 @click.option("--wait", is_flag=True, help="Wait for the task to end and print its status.")
 @requestor_option
 @tls_ca_option
@@ -367,6 +446,8 @@ def task_submit(
     app: str,
     env: str,
     settings: tuple[str, ...],
+    params_file: Path | None,
+    inputs: tuple[Path, ...],
     max_subtasks: int,
     wait: bool,
     address: str,
@@ -374,12 +455,23 @@ def task_submit(
     token: str | None,
     data_dir: Path,
 ) -> None:
-    """Submit a task of APP; prints its id."""
-    request = npb.SubmitTaskRequest(
-        app=app, env_id=env, task_params_json=json.dumps(parse_settings(settings)), max_subtasks=max_subtasks
-    )
+    """Submit a task of APP (its input files streamed to the requestor first); prints its id."""
+    params = with_params_file(params_file, parse_settings(settings))
+    files = input_files(inputs)
     target = _control_target(address, tls_ca, data_dir, token)
-    reply = asyncio.run(_control(target, lambda stub, md: stub.SubmitTask(request, metadata=md)))
+
+    async def submit(stub: ControlStub, metadata: dict[str, str]) -> npb.SubmitTaskReply:
+        input_ids = await send_inputs(upload_through(stub, metadata), files)
+        request = npb.SubmitTaskRequest(
+            app=app,
+            env_id=env,
+            task_params_json=json.dumps(params),
+            max_subtasks=max_subtasks,
+            input_ids=input_ids,
+        )
+        return await stub.SubmitTask(request, metadata=metadata)
+
+    reply = asyncio.run(_control(target, submit))
     click.echo(reply.task_id)
     if wait:
         status = asyncio.run(_wait_for(target, reply.task_id))
@@ -400,7 +492,7 @@ async def _wait_for(target: ControlTarget, task_id: str) -> npb.TaskStatus:
 
 @task.command("status")
 @click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 @requestor_option
 @tls_ca_option
 @control_token_option

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,14 @@ from runtime.node.compute import ComputeRunner
 from runtime.node.provider import ProviderConfig, ProviderNode, Whitelist
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
+from runtime.node.store import SubtaskRow
+from runtime.node.task_inputs import send_inputs
 from runtime.node.verification import VerificationConfig
 
 HOST = "127.0.0.1"
 
-StatusCallback = Callable[[npb.TaskStatus], None]
+StatusCallback = Callable[[npb.TaskStatus, list[SubtaskRow]], None]
+"""Called about five times a second with the task's status and its subtasks (the requestor's store rows)."""
 Attach = Callable[[RequestorNode, str], contextlib.AbstractAsyncContextManager[object]]
 """Served beside the node while the task runs (the dashboard), given the node and its control token."""
 
@@ -38,8 +41,13 @@ async def run_embedded(
     config: RequestorConfig | None = None,
     on_status: StatusCallback | None = None,
     attach: Attach | None = None,
+    inputs: Sequence[tuple[str, Path]] = (),
 ) -> npb.TaskStatus:
-    """Run one task to its end on an in-process requestor with `providers` in-process providers."""
+    """Run one task to its end on an in-process requestor with `providers` in-process providers.
+
+    A `data_dir` that holds an unfinished task of this app with these parameters (a run that was
+    interrupted) resumes it instead of starting another.
+    """
     # Its providers are this process: re-executing their results would check the machine against itself.
     config = config or RequestorConfig(verification=VerificationConfig(reexecute=False))
     node = RequestorNode(data_dir / "requestor", config, app_manager=AppManager())
@@ -61,19 +69,34 @@ async def run_embedded(
         for index in range(providers)
     ]
     try:
-        task_id = await node.submit_task(app, env, params, max_subtasks)
+        task_id = unfinished_task(node, app, env, params) or await node.submit_task(
+            app, env, params, max_subtasks, await send_inputs(node.receive_input, inputs)
+        )
         while True:
             status = node.task_status(task_id)
             if on_status is not None:
-                on_status(status)
+                on_status(status, node.store.subtasks(task_id=task_id))
             if status.state != "active":
                 return status
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(node.wait_for_task(task_id), 0.2)
     finally:
+        # Cancelled, not only told to stop: a provider stops at once, its running subtasks with it (their
+        # wasm workers killed, their containers stopped), also when the task ended with a copy still running.
         stop.set()
+        for provider_run in provider_runs:
+            provider_run.cancel()
         await asyncio.gather(*provider_runs, return_exceptions=True)
         await extras.aclose()
         server.close()
         await server.wait_closed()
         await node.stop()
+
+
+def unfinished_task(node: RequestorNode, app: str, env: str | None, params: dict[str, Any]) -> str | None:
+    """The id of an active task of `app` (on `env`, if given) whose parameters include `params`, if any."""
+    for row in node.store.tasks("active"):
+        same_env = env is None or row.env_id == env
+        if row.app == app and same_env and all(row.params.get(k) == v for k, v in params.items()):
+            return row.task_id
+    return None
