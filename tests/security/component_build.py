@@ -1,23 +1,28 @@
 """Builds a test component from one Python file with componentize-py, once per machine.
 
 A build takes 10-30 s, so the component is kept in `$TASKAPI_TEST_COMPONENTS` (default
-`~/.cache/taskapi/test-components`) under the sha256 of its source, the .wit, the world and the
-componentize-py version: later test runs reuse it.
+`~/.cache/taskapi/test-components`) under the sha256 of everything staged, the .wit, the world and the
+componentize-py version: later test runs reuse it. With `app_sources`, the repository files that
+scripts/build_components stages for tutorialapp (and grpclib's status enum) are staged too, so a planted
+variant can reuse tutorialapp's component module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import grpclib
+
 ROOT = Path(__file__).resolve().parents[2]
 WIT = ROOT / "protos" / "taskapi.wit"
 COMPONENTIZE = Path(sys.executable).parent / "componentize-py"
+GRPCLIB = Path(grpclib.__file__).parent
+GRPCLIB_FILES = ("__init__.py", "const.py", "exceptions.py")
 
 
 def cache_dir() -> Path:
@@ -30,39 +35,43 @@ def compile_cache_dir() -> Path:
     return cache_dir() / "compiled"
 
 
-def build_component(source: Path, world: str) -> Path:
+def staged_files(source: Path, app_sources: bool) -> dict[str, Path]:
+    """Where each staged file goes (relative to the stage) and where it comes from."""
+    files = {source.name: source}
+    if app_sources:
+        listed = subprocess.run(
+            [str(ROOT / "scripts" / "build_components"), "--list-sources"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        files.update({name: ROOT / name for name in listed})
+        files.update({f"grpclib/{name}": GRPCLIB / name for name in GRPCLIB_FILES})
+    return files
+
+
+def build_component(source: Path, world: str, app_sources: bool = False) -> Path:
     """The component built from `source` (a module implementing `world`), from the cache when there."""
     version = subprocess.run(
         [str(COMPONENTIZE), "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    digest = hashlib.sha256(
-        b"\0".join([source.read_bytes(), WIT.read_bytes(), world.encode(), version.encode()])
-    ).hexdigest()
+    files = staged_files(source, app_sources)
+    parts = [WIT.read_bytes(), world.encode(), version.encode()]
+    parts += [name.encode() + b"\0" + path.read_bytes() for name, path in sorted(files.items())]
+    digest = hashlib.sha256(b"\0".join(parts)).hexdigest()
     target = cache_dir() / f"{source.stem}-{digest[:16]}.wasm"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="componentize-") as stage:
-        shutil.copy(source, Path(stage) / source.name)
+        for name, path in files.items():
+            (Path(stage) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(stage) / name).write_bytes(path.read_bytes())
         env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+        output = Path(stage) / "out.wasm"
+        command = [str(COMPONENTIZE), "-d", str(WIT), "-w", world, "componentize", source.stem]
         subprocess.run(
-            [
-                str(COMPONENTIZE),
-                "-d",
-                str(WIT),
-                "-w",
-                world,
-                "componentize",
-                source.stem,
-                "-p",
-                stage,
-                "-o",
-                str(Path(stage) / "out.wasm"),
-            ],
-            cwd=stage,
-            env=env,
-            capture_output=True,
-            check=True,
+            [*command, "-p", stage, "-o", str(output)], cwd=stage, env=env, capture_output=True, check=True
         )
-        os.replace(Path(stage) / "out.wasm", target)
+        os.replace(output, target)
     return target
