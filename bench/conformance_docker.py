@@ -2,9 +2,9 @@
 
 Runs `taskapi conformance` of each docker build with `--examples N` (default 200) and prints each run's
 wall time, the examples each group ran, and the result; the reports go to `--out`. blenderapp is pinned
-to its cheapest task dimensions (`--set resolution=32x24 --set samples=1 --set parts=1`): every Compute
-and every Verify renders with Blender (kept loaded by each app server), which is where a blenderapp run's
-time goes. Needs scripts/setup_docker first.
+to its cheapest task dimensions and the CPU (`--set resolution=32x24 --set samples=1 --set parts=1 --set
+device=cpu`): every Compute and every Verify renders with Blender (kept loaded by each app server), which
+is where a blenderapp run's time goes. Needs scripts/setup_docker first.
 
     python bench/conformance_docker.py [--examples N] [--task-examples N] [--seed S]
                                        [--app tutorialapp|blenderapp]... [--out DIR]
@@ -22,7 +22,10 @@ from runtime.conformance.report import Report
 
 RUNS: dict[str, list[str]] = {
     "tutorialapp": [],
-    "blenderapp": ["--set", "resolution=32x24", "--set", "samples=1", "--set", "parts=1"],
+    "blenderapp": [
+        *("--set", "resolution=32x24", "--set", "samples=1"),
+        *("--set", "parts=1", "--set", "device=cpu"),
+    ],
 }
 
 

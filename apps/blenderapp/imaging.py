@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from apps.blenderapp.regions import Box
 
 Pixels = NDArray[np.uint8]
 
 SSIM_WINDOW = 7
+DEVICE_KEY = "taskapi:device"
+"""The PNG text entry naming the device(s) that rendered a part or a frame."""
 _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
 
@@ -26,9 +28,23 @@ def load_png(path: Path) -> Pixels:
         raise ValueError(f"{path.name} is not a readable image: {exc}") from exc
 
 
-def save_png(pixels: Pixels, path: Path) -> None:
+def save_png(pixels: Pixels, path: Path, text: dict[str, str] | None = None) -> None:
+    """Write `pixels` as an 8-bit RGB PNG, with `text` as its text entries."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels, "RGB").save(path, format="PNG")
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    Image.fromarray(pixels, "RGB").save(path, format="PNG", pnginfo=info)
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The text entries of the PNG at `path` (empty when it has none or is not a readable PNG)."""
+    try:
+        with Image.open(path) as image:
+            entries = getattr(image, "text", {})
+            return {str(key): str(value) for key, value in entries.items()}
+    except (OSError, SyntaxError):
+        return {}
 
 
 def merge(width: int, height: int, parts: list[tuple[Box, Pixels]]) -> Pixels:

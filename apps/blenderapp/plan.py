@@ -2,7 +2,8 @@
 
 Task parameters: `scene` ("sample", the shipped scene script, or the name of a .py scene script or .blend
 in task_inputs), `frames` (how many, from `frame_start`), `resolution` ("WIDTHxHEIGHT"), `samples`, `parts`
-(per frame), `seed`.
+(per frame), `seed`, `device` ("cpu", or "gpu": OptiX or CUDA, never the CPU instead), `denoise`
+(OpenImageDenoise on every part and verification crop).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from apps.sdk import InvalidArgument, JsonDict
 
 PLAN_FILE = "blenderapp-plan.json"
 MAX_PIXELS = 4096 * 4096
+TASK_DEVICES = ("cpu", "gpu")
 SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.(py|blend)")
 
 
@@ -36,6 +38,8 @@ class Part:
     box: list[int]
     state: PartState = PartState.PENDING
     subtask_id: str | None = None
+    device: str | None = None
+    """The device the accepted result says rendered it."""
 
     @property
     def region(self) -> Box:
@@ -57,6 +61,8 @@ class Plan:
     samples: int
     parts_per_frame: int
     seed: int
+    device: str
+    denoise: bool
     parts: list[Part] = field(default_factory=list)
 
     def frame_numbers(self) -> range:
@@ -87,7 +93,7 @@ class Plan:
     def load(cls, task_root: Path) -> Plan:
         data: dict[str, Any] = json.loads((task_root / PLAN_FILE).read_text())
         parts = [
-            Part(p["frame"], p["index"], p["box"], PartState(p["state"]), p["subtask_id"])
+            Part(p["frame"], p["index"], p["box"], PartState(p["state"]), p["subtask_id"], p["device"])
             for p in data.pop("parts")
         ]
         return cls(**data, parts=parts)
@@ -97,6 +103,20 @@ def _int(params: JsonDict, name: str, default: int | None, low: int, high: int) 
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(f"task parameter {name!r} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _device(params: JsonDict) -> str:
+    value = params.get("device", "cpu")
+    if value not in TASK_DEVICES:
+        raise InvalidArgument(f"task parameter 'device' must be one of {list(TASK_DEVICES)}, got {value!r}")
+    return str(value)
+
+
+def _flag(params: JsonDict, name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"task parameter {name!r} must be true or false, got {value!r}")
     return value
 
 
@@ -115,7 +135,8 @@ def parse_resolution(value: Any) -> tuple[int, int]:
 
 def new_plan(params: JsonDict, scene_file: str, max_subtasks_count: int) -> Plan:
     """Validate the task parameters (InvalidArgument names the bad one) and split every frame."""
-    unknown = set(params) - {"scene", "frames", "frame_start", "resolution", "samples", "parts", "seed"}
+    known = {"scene", "frames", "frame_start", "resolution", "samples", "parts", "seed", "device", "denoise"}
+    unknown = set(params) - known
     if unknown:
         raise InvalidArgument(f"unknown task parameters: {sorted(unknown)}")
     width, height = parse_resolution(params.get("resolution", "320x240"))
@@ -128,6 +149,8 @@ def new_plan(params: JsonDict, scene_file: str, max_subtasks_count: int) -> Plan
         samples=_int(params, "samples", 16, 1, 4096),
         parts_per_frame=_int(params, "parts", 4, 1, min(height, 256)),
         seed=_int(params, "seed", 0, 0, 2**31 - 1),
+        device=_device(params),
+        denoise=_flag(params, "denoise"),
     )
     if plan.frames * plan.parts_per_frame > 10_000:
         raise InvalidArgument("frames x parts must be at most 10000")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.blenderapp.plan import SCENE_NAME
+from apps.blenderapp.imaging import DEVICE_KEY, load_png, save_png
+from apps.blenderapp.plan import SCENE_NAME, TASK_DEVICES
 from apps.blenderapp.regions import Box
 from apps.blenderapp.render import RenderJob, render
 from apps.blenderapp.requestor import benchmark
@@ -16,6 +17,7 @@ def _job(task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Render
     try:
         scene, frame, resolution = params["scene"], params["frame"], params["resolution"]
         samples, seed, box, output = params["samples"], params["seed"], params["box"], params["output"]
+        device, denoise = params["device"], params["denoise"]
     except KeyError as exc:
         raise InvalidArgument(f"subtask parameter {exc} is missing") from exc
     if not (isinstance(scene, str) and SCENE_NAME.fullmatch(scene)):
@@ -25,6 +27,10 @@ def _job(task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Render
         raise InvalidArgument(f"bad subtask parameters: {params!r}")
     if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
         raise InvalidArgument(f"bad box {box!r}")
+    if device not in TASK_DEVICES:
+        raise InvalidArgument(f"bad device {device!r}: one of {list(TASK_DEVICES)}")
+    if not isinstance(denoise, bool):
+        raise InvalidArgument(f"bad denoise {denoise!r}: true or false")
     region = Box.from_list(box)
     width, height = int(resolution[0]), int(resolution[1])
     if not Box(0, 0, width, height).contains(region) or region.width < 1 or region.height < 1:
@@ -34,15 +40,18 @@ def _job(task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Render
     if not scene_path.is_file():
         raise InvalidArgument(f"the scene {scene} was not delivered")
     target = task_dir.subtask_dir(subtask_id) / name
-    return RenderJob.one(scene_path, frame, (width, height), samples, seed, region, target)
+    return RenderJob.one(scene_path, frame, (width, height), samples, seed, region, target, device, denoise)
 
 
 class BlenderProvider(ProviderAppHandler):
-    """Renders `box` of `frame` and returns `<subtask>/<output>`."""
+    """Renders `box` of `frame` and returns `<subtask>/<output>`, a PNG whose text entry `taskapi:device`
+    names the device that rendered it."""
 
     async def compute(self, task_dir: ProviderTaskDir, subtask_id: str, params: JsonDict) -> Path:
         job = _job(task_dir, subtask_id, params)
-        [output] = await render(job)
+        rendered = await render(job)
+        [output] = rendered.outputs
+        save_png(load_png(output), output, {DEVICE_KEY: rendered.device})
         return output.relative_to(task_dir.root)
 
     async def run_benchmark(self, work_dir: Path) -> float:

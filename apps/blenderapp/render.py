@@ -1,10 +1,11 @@
-"""Rendering with Blender: one job (scene, frame, resolution, samples, seed, pixel boxes) -> PNGs.
+"""Rendering with Blender: one job (scene, frame, resolution, samples, seed, device, denoise, pixel boxes)
+-> PNGs, and the device that rendered them.
 
-Blender (`blender -b -noaudio --factory-startup`; in the app image Debian's Blender 3.4 with Cycles on the
-CPU) starts once per app server and stays loaded (`BlenderWorker`, `blender_job.py`): starting it costs
-about 1.4 s, more than a small part or a verification crop takes to render. Each job starts from the
-factory settings, as a fresh Blender would; `--factory-startup` also keeps a .blend's embedded scripts
-from running. A job that fails or times out costs only itself: a worker that died or hung is replaced.
+Blender is a Python module here (`bpy`, Blender 4.5 LTS, in the app image): a worker process
+(`BlenderWorker`, running `blender_job.py`) imports it once per app server and stays loaded, since loading it
+costs more than a small part or a verification crop takes to render. Each job starts from the factory
+settings, as a fresh Blender would, and a .blend's embedded scripts never run. A job that fails or times out
+costs only itself: a worker that died or hung is replaced.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import collections
 import json
 import math
 import os
-import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 JOB_SCRIPT = HERE / "blender_job.py"
 SAMPLE_SCENE = HERE / "scenes" / "sample.py"
 RENDER_TIMEOUT_S = 3600.0
+DEVICES = ("cpu", "gpu", "auto")
+"""cpu: Cycles on the CPU; gpu: OptiX, else CUDA, and a failure when the container has neither; auto: the
+GPU when there is one, else the CPU (the requestor's verification renders, whatever machine it runs on)."""
 
 
 class RenderFailed(RuntimeError):
@@ -42,6 +46,8 @@ class RenderJob:
     samples: int
     seed: int
     regions: tuple[tuple[Box, Path], ...]
+    device: str = "cpu"
+    denoise: bool = False
 
     @classmethod
     def one(
@@ -53,8 +59,10 @@ class RenderJob:
         seed: int,
         box: Box,
         output: Path,
+        device: str = "cpu",
+        denoise: bool = False,
     ) -> RenderJob:
-        return cls(scene, frame, resolution, samples, seed, ((box, output),))
+        return cls(scene, frame, resolution, samples, seed, ((box, output),), device, denoise)
 
     @property
     def outputs(self) -> list[Path]:
@@ -69,6 +77,8 @@ class RenderJob:
                 "samples": self.samples,
                 "seed": self.seed,
                 "threads": threads,
+                "device": self.device,
+                "denoise": self.denoise,
                 "regions": [[box.as_list(), str(output)] for box, output in self.regions],
             }
         )
@@ -93,11 +103,13 @@ def cpu_limit() -> int:
     return available
 
 
-def blender_binary() -> str:
-    found = shutil.which(os.environ.get("TASKAPI_BLENDER", "blender"))
-    if found is None:
-        raise RenderFailed("blender is not installed here (the blenderapp image has it)")
-    return found
+@dataclass(frozen=True)
+class Rendered:
+    """A job's PNGs, in the order of its regions, and the device that rendered them ("CPU",
+    "OPTIX (NVIDIA ...)", "CUDA (NVIDIA ...)")."""
+
+    outputs: list[Path]
+    device: str
 
 
 JOB_DONE = "TASKAPI-BLENDER-JOB-DONE"
@@ -121,8 +133,8 @@ class BlenderWorker:
         """The Blender process serving jobs now; None before the first job and after a kill."""
         return self._process.pid if self._process is not None else None
 
-    async def render(self, job: RenderJob, timeout: float) -> None:
-        """Render `job`; `RenderFailed` with the end of Blender's log when it does not say ok."""
+    async def render(self, job: RenderJob, timeout: float) -> str:
+        """Render `job`; the device used. `RenderFailed` with the end of Blender's log when it failed."""
         async with self._lock:
             process = await self._started()
             self._jobs += 1
@@ -132,7 +144,7 @@ class BlenderWorker:
                 assert process.stdin is not None
                 process.stdin.write(f"{job_file}\n".encode())
                 await process.stdin.drain()
-                status, log = await asyncio.wait_for(self._answer(process), timeout)
+                answer, log = await asyncio.wait_for(self._answer(process), timeout)
             except TimeoutError:
                 self._kill()
                 raise RenderFailed(f"blender took longer than {timeout:g} s") from None
@@ -141,19 +153,15 @@ class BlenderWorker:
                 raise
             finally:
                 job_file.unlink(missing_ok=True)
-        if status != "ok":
-            raise RenderFailed(f"blender: {status}: {log}")
+        if answer["status"] != "ok":
+            raise RenderFailed(f"blender: {answer['status']}: {log}")
+        return answer["device"]
 
     async def _started(self) -> asyncio.subprocess.Process:
         if self._process is None or self._process.returncode is not None:
             self._process = await asyncio.create_subprocess_exec(
-                blender_binary(),
-                "-b",
-                "-noaudio",
-                "--factory-startup",
-                "--python",
+                sys.executable,
                 str(JOB_SCRIPT),
-                "--",
                 JOB_DONE,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -163,13 +171,14 @@ class BlenderWorker:
         return self._process
 
     @staticmethod
-    async def _answer(process: asyncio.subprocess.Process) -> tuple[str, str]:
-        """Blender's answer to the job just sent, and the log lines it printed before it."""
+    async def _answer(process: asyncio.subprocess.Process) -> tuple[dict[str, str], str]:
+        """The worker's answer to the job just sent, and the log lines Blender printed before it."""
         assert process.stdout is not None
         log: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         while line := (await process.stdout.readline()).decode(errors="replace"):
             if line.startswith(JOB_DONE):
-                return line[len(JOB_DONE) :].strip(), "".join(log)[-LOG_TAIL_CHARS:]
+                answer: dict[str, str] = json.loads(line[len(JOB_DONE) :])
+                return answer, "".join(log)[-LOG_TAIL_CHARS:]
             log.append(line)
         code = await process.wait()
         raise RenderFailed(f"blender exited with code {code}: {''.join(log)[-LOG_TAIL_CHARS:]}")
@@ -184,16 +193,16 @@ class BlenderWorker:
 _worker: BlenderWorker | None = None
 
 
-async def render(job: RenderJob, timeout: float = RENDER_TIMEOUT_S) -> list[Path]:
-    """Render `job` and return its output PNGs; `RenderFailed` with Blender's log tail otherwise."""
+async def render(job: RenderJob, timeout: float = RENDER_TIMEOUT_S) -> Rendered:
+    """Render `job`: its output PNGs and the device used; `RenderFailed` with Blender's log tail otherwise."""
     global _worker
     for output in job.outputs:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)
     if _worker is None or _worker.loop is not asyncio.get_running_loop():
         _worker = BlenderWorker()
-    await _worker.render(job, timeout)
+    device = await _worker.render(job, timeout)
     missing = [str(path) for path in job.outputs if not path.is_file()]
     if missing:
         raise RenderFailed(f"blender said ok but wrote no {', '.join(missing)}")
-    return job.outputs
+    return Rendered(job.outputs, device)

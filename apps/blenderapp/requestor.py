@@ -8,7 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
-from apps.blenderapp.imaging import load_png, merge, save_png
+from apps.blenderapp.imaging import DEVICE_KEY, load_png, merge, png_text, save_png
 from apps.blenderapp.plan import SCENE_NAME, PartState, Plan, new_plan
 from apps.blenderapp.regions import Box
 from apps.blenderapp.render import SAMPLE_SCENE, RenderJob, render
@@ -23,7 +23,8 @@ from apps.sdk import (
     VerifyResult,
 )
 
-ENV_ID = "docker_cpu"
+ENV_IDS = {"cpu": "docker_cpu", "gpu": "docker_gpu"}
+GPU_DEVICES = ("OPTIX", "CUDA")
 IMAGE = {"image": "taskapi/blenderapp", "tag": "0.1.0"}
 MIN_MEMORY_MIB = 1024
 PARTS_DIR = "parts"
@@ -35,7 +36,10 @@ def frame_file(frame: int) -> str:
 
 
 class BlenderRequestor(RequestorAppHandler):
-    """Plans parts, verifies them by re-rendering, merges verified frames."""
+    """Plans parts, verifies them by re-rendering, merges verified frames. Each accepted part's device (its
+    PNG's `taskapi:device`, written by the provider) is kept in the plan, named in its verification message
+    and, for every frame, in the merged PNG's `taskapi:device`; a GPU task refuses a part that says it was
+    rendered on anything but OptiX or CUDA."""
 
     async def create_task(
         self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
@@ -52,7 +56,7 @@ class BlenderRequestor(RequestorAppHandler):
         plan = new_plan(params, scene_file, max_subtasks_count)
         shutil.copyfile(source, task_dir.subtask_inputs / scene_file)
         plan.save(task_dir.root)
-        return CreatedTask(env_id=ENV_ID, prerequisites=IMAGE, min_memory_mib=MIN_MEMORY_MIB)
+        return CreatedTask(env_id=ENV_IDS[plan.device], prerequisites=IMAGE, min_memory_mib=MIN_MEMORY_MIB)
 
     async def next_subtask(
         self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
@@ -69,6 +73,8 @@ class BlenderRequestor(RequestorAppHandler):
             "resolution": [plan.width, plan.height],
             "samples": plan.samples,
             "seed": plan.seed,
+            "device": plan.device,
+            "denoise": plan.denoise,
             "box": part.box,
             "output": part.file_name,
         }
@@ -84,6 +90,14 @@ class BlenderRequestor(RequestorAppHandler):
             plan.release(subtask_id)
             plan.save(task_dir.root)
             return VerifyResult.FAILURE, f"the result has no {part.file_name}"
+        device = png_text(claimed).get(DEVICE_KEY, "")
+        if plan.device == "gpu" and not device.startswith(GPU_DEVICES):
+            plan.release(subtask_id)
+            plan.save(task_dir.root)
+            return (
+                VerifyResult.FAILURE,
+                f"the task asked for a GPU; the part says it was rendered on {device!r}",
+            )
         scratch = task_dir.root / VERIFY_DIR / subtask_id
         verdict = await verify_part(plan, part, claimed, task_dir.subtask_inputs / plan.scene, scratch)
         plan = Plan.load(task_dir.root)  # other verifications may have finished meanwhile
@@ -97,10 +111,11 @@ class BlenderRequestor(RequestorAppHandler):
         target = task_dir.root / PARTS_DIR / part.file_name
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(claimed, target)
-        part.state = PartState.DONE
+        part.state, part.device = PartState.DONE, device
         plan.save(task_dir.root)
         await asyncio.to_thread(self._merge_if_complete, plan, task_dir, part.frame)
-        return VerifyResult.SUCCESS, f"crop SSIM {verdict.ssim:.4f}, PSNR {verdict.psnr:.1f} dB"
+        scores = f"crop SSIM {verdict.ssim:.4f}, PSNR {verdict.psnr:.1f} dB"
+        return VerifyResult.SUCCESS, f"rendered on {device or 'an unnamed device'}; {scores}"
 
     @staticmethod
     def _merge_if_complete(plan: Plan, task_dir: RequestorTaskDir, frame: int) -> None:
@@ -108,7 +123,9 @@ class BlenderRequestor(RequestorAppHandler):
         if any(part.state is not PartState.DONE for part in parts):
             return
         pieces = [(part.region, load_png(task_dir.root / PARTS_DIR / part.file_name)) for part in parts]
-        save_png(merge(plan.width, plan.height, pieces), task_dir.task_outputs / frame_file(frame))
+        devices = ", ".join(sorted({part.device or "unnamed" for part in parts}))
+        frame_path = task_dir.task_outputs / frame_file(frame)
+        save_png(merge(plan.width, plan.height, pieces), frame_path, {DEVICE_KEY: devices})
 
     async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
         plan = Plan.load(task_dir.root)

@@ -111,8 +111,10 @@ async def verify_part(plan: Plan, part: Part, claimed_path: Path, scene: Path, s
     rng = random.SystemRandom()
     crops = [structured_crop(region, claimed, rng), crop_box(region, rng)]
     regions = tuple((crop, scratch / f"crop{i}.png") for i, crop in enumerate(crops))
-    job = RenderJob(scene, part.frame, (plan.width, plan.height), plan.samples, plan.seed, regions)
-    references = await render(job)
+    job = RenderJob(
+        scene, part.frame, (plan.width, plan.height), plan.samples, plan.seed, regions, "auto", plan.denoise
+    )
+    references = (await render(job)).outputs
     verdicts = [
         compare(claimed, load_png(reference), region, crop)
         for crop, reference in zip(crops, references, strict=True)

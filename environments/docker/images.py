@@ -3,19 +3,24 @@
     taskapi/base         Debian bookworm minbase + python3 + pip, from `debootstrap` and `docker import`
     taskapi/sdk          FROM base: grpclib, protobuf, protos/ and apps/sdk/ (images/sdk/Dockerfile)
     taskapi/tutorialapp  FROM sdk: apps/tutorialapp/, entrypoint `python3 -m apps.tutorialapp`
-    taskapi/blenderapp   FROM sdk: Debian's blender, numpy, Pillow, apps/blenderapp/
+    taskapi/blenderapp   FROM sdk: Blender 4.5 LTS as a Python module (PyPI's `bpy`), numpy, Pillow, the
+                         X11/GL libraries bpy links against, apps/blenderapp/
 
 Each image gets a content tag (`c-<hash>` of its recipe, its parent's tag and every file it copies), so a
 second build with unchanged inputs only looks the tag up; the app images are also tagged with their
 release tag (`0.1.0`), which is what descriptors name. Run `python -m environments.docker.images build`
 (scripts/setup_docker does, after making sure an engine answers).
+
+Wheels an image installs are downloaded on the host with `pip download` for the images' Python (CPython 3.11
+on Debian bookworm, x86_64 glibc 2.36) and kept in a cache outside the repository (`$TASKAPI_CACHE`, default
+~/.cache/taskapi, under image-wheels/<image>-<hash of its requirements.txt>), so a rebuild after a code change
+downloads nothing (bpy alone is 373 MB), and the image build itself needs no registry.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -25,6 +30,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "images"
@@ -34,6 +40,10 @@ BASE_SUITE = "bookworm"
 BASE_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-pip", "ca-certificates")
 BASE_RECIPE = f"debootstrap --variant=minbase --include={','.join(BASE_PACKAGES)} {BASE_SUITE} {BASE_MIRROR}"
+IMAGE_PYTHON = "3.11"
+IMAGE_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+"""The wheels' target, bookworm's x86_64 with glibc 2.36: pip matches only the platform tags it is given."""
+COMPLETE_MARKER = ".complete"
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,9 @@ class ImageRecipe:
     release_tag: str | None = None
     wheels: bool = False
     """Download the wheels of images/<name>/requirements.txt on the host into the context's wheels/."""
+    wheel_dependencies: bool = True
+    """Also download what the requirements depend on; False when requirements.txt lists every wheel to
+    install (bpy declares build and download tools as dependencies that rendering does not use)."""
 
     @property
     def dockerfile(self) -> Path:
@@ -63,7 +76,15 @@ RECIPES: dict[str, ImageRecipe] = {
     for recipe in (
         ImageRecipe("sdk", "taskapi/sdk", "base", ("protos", "apps/__init__.py", "apps/sdk"), wheels=True),
         ImageRecipe("tutorialapp", "taskapi/tutorialapp", "sdk", ("apps/tutorialapp",), "0.1.0"),
-        ImageRecipe("blenderapp", "taskapi/blenderapp", "sdk", ("apps/blenderapp",), "0.1.0"),
+        ImageRecipe(
+            "blenderapp",
+            "taskapi/blenderapp",
+            "sdk",
+            ("apps/blenderapp",),
+            "0.1.0",
+            wheels=True,
+            wheel_dependencies=False,
+        ),
     )
 }
 
@@ -122,10 +143,12 @@ def release_name(name: str) -> str:
     return f"{recipe.repository}:{recipe.release_tag or content_tag(name)}"
 
 
-def _docker(*args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def _docker(
+    *args: str, stdin: IO[bytes] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
     # The classic builder: it needs no buildx plugin and talks to any engine version.
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    return subprocess.run(["docker", *args], input=stdin, capture_output=True, check=check, env=env)
+    return subprocess.run(["docker", *args], stdin=stdin, capture_output=True, check=check, env=env)
 
 
 def image_exists(reference: str) -> bool:
@@ -178,25 +201,58 @@ def build_base() -> str:
     return reference
 
 
-def _download_wheels(requirements: Path, into: Path) -> None:
-    """The wheels of `requirements` for this Python (the images' Debian Python is the same 3.11)."""
-    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(into)]
-    result = subprocess.run([*command, "-r", str(requirements)], capture_output=True, text=True, check=False)
+def cache_root() -> Path:
+    """Where downloads for images are kept between builds: $TASKAPI_CACHE or ~/.cache/taskapi."""
+    return Path(os.environ.get("TASKAPI_CACHE") or Path.home() / ".cache" / "taskapi")
+
+
+def wheel_cache(recipe: ImageRecipe) -> Path:
+    """The wheels of `recipe`'s requirements.txt, downloaded once per version of that file and kept.
+
+    A folder holds a complete download only once it has its marker, so an interrupted download is redone."""
+    requirements = recipe.requirements.read_bytes()
+    folder = cache_root() / "image-wheels" / f"{recipe.name}-{_hash([requirements])}"
+    if (folder / COMPLETE_MARKER).is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    _log(f"downloading the wheels of {recipe.requirements.relative_to(REPO_ROOT)} into {folder}")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--only-binary=:all:",
+        "--python-version",
+        IMAGE_PYTHON,
+        *(option for platform in IMAGE_PLATFORMS for option in ("--platform", platform)),
+        "-d",
+        str(folder),
+        "-r",
+        str(recipe.requirements),
+    ]
+    if not recipe.wheel_dependencies:
+        command.append("--no-deps")
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"downloading the wheels of {requirements} failed:\n{result.stderr}")
+        raise RuntimeError(f"downloading the wheels of {recipe.requirements} failed:\n{result.stderr}")
+    (folder / COMPLETE_MARKER).touch()
+    _log(f"downloaded them in {time.monotonic() - began:.0f} s")
+    return folder
 
 
-def _context(recipe: ImageRecipe) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+def _context(recipe: ImageRecipe, into: IO[bytes]) -> None:
+    """Write `recipe`'s build context, a tar, to `into` (a file: bpy's wheel alone is 373 MB)."""
+    with tarfile.open(fileobj=into, mode="w", format=tarfile.GNU_FORMAT) as tar:
         tar.add(recipe.dockerfile, arcname="Dockerfile")
         for relative in context_files(recipe.files):
             tar.add(REPO_ROOT / relative, arcname=str(relative))
         if recipe.wheels:
-            with tempfile.TemporaryDirectory(prefix="taskapi-wheels-") as wheels:
-                _download_wheels(recipe.requirements, Path(wheels))
-                tar.add(wheels, arcname="wheels")
-    return buffer.getvalue()
+            wheels = wheel_cache(recipe)
+            for wheel in sorted(wheels.glob("*.whl")):
+                tar.add(wheel, arcname=f"wheels/{wheel.name}")
+    into.seek(0)
 
 
 def build(name: str) -> str:
@@ -209,17 +265,19 @@ def build(name: str) -> str:
     if not image_exists(reference):
         began = time.monotonic()
         _log(f"building {reference} from {parent}")
-        result = _docker(
-            "build",
-            "-q",
-            "--build-arg",
-            f"BASE={parent}",
-            "-t",
-            reference,
-            "-",
-            stdin=_context(recipe),
-            check=False,
-        )
+        with tempfile.TemporaryFile(prefix="taskapi-context-") as context:
+            _context(recipe, context)
+            result = _docker(
+                "build",
+                "-q",
+                "--build-arg",
+                f"BASE={parent}",
+                "-t",
+                reference,
+                "-",
+                stdin=context,
+                check=False,
+            )
         if result.returncode != 0:
             raise RuntimeError(f"docker build of {name} failed:\n{result.stderr.decode(errors='replace')}")
         _log(f"built {reference} in {time.monotonic() - began:.0f} s")

@@ -43,11 +43,16 @@ def test_task_parameters_are_checked_and_planned() -> None:
     plan = new_plan({"frames": 2, "resolution": "160x120", "parts": 3, "samples": 8}, "scene.py", 100)
     assert [(part.frame, part.index) for part in plan.parts] == [(f, i) for f in (1, 2) for i in range(3)]
     assert plan.parts[2].region == Box(0, 80, 160, 120)
+    assert (plan.device, plan.denoise) == ("cpu", False)
+    gpu = new_plan({"device": "gpu", "denoise": True}, "scene.py", 100)
+    assert (gpu.device, gpu.denoise) == ("gpu", True)
     cases: list[tuple[dict[str, object], str]] = [
         ({"resolution": "big"}, "resolution"),
         ({"parts": 0}, "'parts'"),
         ({"samples": True}, "'samples'"),
         ({"colour": 1}, "unknown task parameters"),
+        ({"device": "tpu"}, "'device' must be one of \\['cpu', 'gpu'\\], got 'tpu'"),
+        ({"denoise": "yes"}, "'denoise' must be true or false, got 'yes'"),
     ]
     for bad, message in cases:
         with pytest.raises(InvalidArgument, match=message):

@@ -2,8 +2,8 @@
 
 A checkered floor, three spheres (diffuse, glossy, glass), a cube, an area light, a sun and a camera that
 orbits the scene from frame to frame: enough light paths for Cycles noise and reflections to make
-verification meaningful, and a different picture in every frame. Run inside Blender
-(`blender -b --factory-startup --python render script`); the render script calls `build()`.
+verification meaningful, and a different picture in every frame. Run by the render worker
+(`blender_job.py`, with Blender's `bpy` module loaded), which calls `build()`.
 """
 
 from typing import Any
@@ -26,7 +26,7 @@ def _material(
     shader.inputs["Base Color"].default_value = (*color, 1.0)
     shader.inputs["Roughness"].default_value = roughness
     shader.inputs["Metallic"].default_value = metallic
-    shader.inputs["Transmission"].default_value = transmission
+    shader.inputs["Transmission Weight"].default_value = transmission
     return material
 
 
