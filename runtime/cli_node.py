@@ -25,6 +25,7 @@ from apps.sdk.wire_limits import BoundedChannel
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
+from runtime.cli_checks import environment_ready
 from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
 from runtime.cli_envs import environment_ids
 from runtime.cli_inputs import input_files, task_options, with_params_file
@@ -335,6 +336,8 @@ def provider_join(
     """Dial the requestor at ADDRESS and compute subtasks until interrupted."""
     _logging()
     host, port = parse_address(address)
+    for env_id in envs:
+        environment_ready(env_id)
     try:
         runners = runners_for(list(envs))
     except ValueError as exc:

@@ -68,6 +68,16 @@ def test_a_docker_env_without_an_engine_says_how_to_start_one(env_id: str, tmp_p
     assert "refused the task" not in text
 
 
+def test_provider_join_on_docker_without_an_engine_fails_before_dialling(tmp_path: Path) -> None:
+    no_engine = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    args = ["provider", "join", "127.0.0.1:9", "--token", "t", "--env", "docker_cpu"]
+    result = taskapi(*args, "--data-dir", str(tmp_path / "p"), env=no_engine)
+    assert result.exit_code == 1
+    text = plain(result)
+    assert "environment 'docker_cpu' is not usable here" in text and "scripts/setup_docker" in text
+    assert "joining" not in text
+
+
 def test_an_unknown_app_names_the_known_ones() -> None:
     result = taskapi("run", "no-such-app")
     assert result.exit_code == 2
