@@ -14,7 +14,8 @@ from wasmtime import component as wc
 
 from environments.wasm.errors import WasmError
 
-PRIMITIVES = (wc.Bool, wc.S8, wc.S16, wc.S32, wc.S64, wc.U8, wc.U16, wc.U32, wc.U64, wc.Char, wc.String)
+INTEGERS = (wc.S8, wc.S16, wc.S32, wc.S64, wc.U8, wc.U16, wc.U32, wc.U64)
+PRIMITIVES = (wc.Bool, *INTEGERS, wc.Char, wc.String)
 FLOATS = (wc.F32, wc.F64)
 
 
@@ -28,7 +29,14 @@ def lower(ty: Any, value: Any, where: str = "argument") -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueMismatch(f"{where} must be a number, got {value!r}")
         return float(value)
-    if isinstance(ty, PRIMITIVES):
+    if isinstance(ty, INTEGERS):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueMismatch(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(ty, wc.Bool | wc.String | wc.Char):
+        expected = bool if isinstance(ty, wc.Bool) else str
+        if not isinstance(value, expected):
+            raise ValueMismatch(f"{where} must be a {expected.__name__}, got {value!r}")
         return value
     if isinstance(ty, wc.RecordType):
         if not isinstance(value, dict):

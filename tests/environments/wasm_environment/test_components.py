@@ -9,22 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from apps.sdk import InvalidArgument, ProviderTaskDir, RequestorTaskDir, VerifyResult
+from apps.sdk import AppError, InvalidArgument, ProviderTaskDir, RequestorTaskDir, VerifyResult
 from apps.tutorialapp import pow
-from environments.wasm import WasmConfig, WasmEnvironment
+from environments.wasm import ModuleRejected, WasmConfig, WasmEnvironment, WasmError
 from environments.wasm.app_adapter import (
+    ERRORS,
     WASM_STATE_DIR,
     WasmApp,
     WasmModule,
     WasmProviderApp,
     WasmRequestorApp,
 )
+from environments.wasm.component import ComponentRun
+from environments.wasm.component_adapter import contract_reply, interface_name
 from runtime.appmanager.loading import file_sha256 as sha256_file
 from runtime.cli import main
 from runtime.node.journal import Entry, Journal, connect
@@ -183,3 +187,74 @@ def journal_entries(data_dir: Path) -> list[Entry]:
         return Journal(db, create=False).entries()
     finally:
         db.close()
+
+
+GOOD_COMPUTE = {"task-id": "t1", "subtask-id": "s1", "subtask-params-json": "{}"}
+
+
+@pytest.mark.parametrize(
+    ("interface", "function", "args", "error", "message"),
+    [
+        (
+            "provider",
+            "compute",
+            ({"task-id": "t1", "subtask-params-json": "{}"},),
+            WasmError,
+            "lacks the record field(s) subtask-id",
+        ),
+        (
+            "provider",
+            "compute",
+            ({**GOOD_COMPUTE, "task-id": 7},),
+            WasmError,
+            "request.task-id must be a str, got 7",
+        ),
+        ("provider", "compute", (["t1"],), WasmError, "must be an object (a record)"),
+        ("provider", "compute", (), WasmError, "compute takes 1 argument(s), the run gave 0"),
+        ("provider", "nope", (), ModuleRejected, "exports no function nope"),
+        ("nobody", "compute", (), ModuleRejected, "exports no interface taskapi:app/nobody@0.1.0"),
+    ],
+    ids=["missing-field", "wrong-type", "not-a-record", "argument-count", "no-function", "no-interface"],
+)
+def test_a_bad_call_is_refused_naming_what_is_wrong(
+    env: WasmEnvironment,
+    app: WasmApp,
+    interface: str,
+    function: str,
+    args: tuple[object, ...],
+    error: type[Exception],
+    message: str,
+) -> None:
+    run = ComponentRun(
+        module=app.module.path,
+        sha256=app.module.sha256,
+        interface=interface_name(interface),
+        function=function,
+        args=args,
+    )
+    with pytest.raises(error, match=re.escape(message)):
+        asyncio.run(env.run(run))
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["invalid-argument", "not-found", "already-exists", "failed-precondition", "unavailable", "internal"],
+)
+def test_every_wit_error_case_reaches_the_caller_with_its_status(case: str) -> None:
+    reply = json.loads(contract_reply("verify", json.dumps({"err": {"tag": case, "value": "why"}}).encode()))
+    code = reply["error"]["code"]
+    assert code == case.upper().replace("-", "_") and ERRORS[code].status.name == code
+    assert reply["error"]["message"] == "why"
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (b"not json", "is not valid JSON"),
+        (b'{"ok": 1, "err": 2}', "is not a WIT result"),
+        (b"[1]", "is not a WIT result"),
+    ],
+)
+def test_a_reply_that_is_not_a_result_is_an_app_error(returned: bytes, message: str) -> None:
+    with pytest.raises(AppError, match=message):
+        contract_reply("verify", returned)
