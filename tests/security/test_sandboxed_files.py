@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +57,14 @@ def _socket(root: Path, host: Path) -> None:
     server.close()
 
 
+def _zero_device(root: Path, host: Path) -> None:
+    """A character device like /dev/zero: read, it never ends (a host hashing it would hang)."""
+    try:
+        os.mknod(root / "result.txt", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("making a device node needs CAP_MKNOD")
+
+
 def _chain(root: Path, host: Path) -> None:
     (root / "hop").symlink_to(host / "passwd")
     (root / "result.txt").symlink_to("hop")
@@ -92,6 +101,7 @@ HOSTILE: dict[str, tuple[Layout, str]] = {
     "link to a file inside the folder": (_link_inside, "symbolic link"),
     "fifo": (_fifo, "a FIFO"),
     "unix socket": (_socket, "a socket"),
+    "character device": (_zero_device, "a character device"),
     "folder": (lambda root, host: (root / "result.txt").mkdir(), "a folder"),
 }
 
