@@ -66,7 +66,7 @@ class Reexecutor:
         try:
             task_dir = ProviderTaskDir(scratch / check_id("task id", entry.task_id))
             task_dir.prepare()
-            await asyncio.to_thread(_stage_inputs, entry, task_dir.subtask_inputs)
+            await asyncio.to_thread(stage_inputs, entry, task_dir.subtask_inputs)
             assignment = npb.Assignment(
                 task_id=entry.task_id,
                 subtask_id=entry.subtask_id,
@@ -98,7 +98,7 @@ def _checked_module(entry: Entry) -> Path:
     return module
 
 
-def _stage_inputs(entry: Entry, target: Path) -> None:
+def stage_inputs(entry: Entry, target: Path) -> None:
     """Copy the subtask's inputs into `target`, each checked against its recorded digest.
 
     The inputs lie in the task's subtask_inputs, which the app's guest may write: each is opened without

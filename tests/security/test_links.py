@@ -27,6 +27,10 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+from apps.sdk.sandboxed_files import UnsafePath
+from runtime.node.journal import Entry, Input
+from runtime.node.reexecute import Unverifiable, stage_inputs
+from runtime.node.resources import ResourceRegistry
 from tests.environments.wasm_environment.guests import HELPERS, WASI_IMPORTS, wat_string
 from tests.node.cluster import Cluster, Provider, Requestor
 
@@ -284,3 +288,55 @@ def test_wasi_makes_no_hard_link_to_a_host_file_and_no_absolute_symlink(tmp_path
     assert [path.name for path in output.iterdir()] == []
     assert symlink(b"../secret") == 0, "relative links that climb out are made: the host must refuse them"
     assert os.readlink(output / "made") == "../secret"
+
+
+# Links swapped in after the node looked: the requestor serves and re-executes from a folder its app's guest
+# may write at any time, so a resource that was a regular file when registered may be a link later.
+
+
+def swap_for_link(path: Path, secret: Path) -> None:
+    path.unlink()
+    path.symlink_to(deep(secret))
+
+
+def test_a_resource_swapped_for_a_link_after_registration_is_not_served(tmp_path: Path) -> None:
+    inputs, secret = tmp_path / "subtask_inputs", tmp_path / "secret"
+    inputs.mkdir()
+    secret.write_bytes(SECRET)
+    (inputs / "res.bin").write_bytes(b"resource")
+    registry = ResourceRegistry()
+    digest, size = registry.register(inputs, "res.bin")
+    assert size == len(b"resource")
+    swap_for_link(inputs / "res.bin", secret)
+    with pytest.raises(UnsafePath, match=r"refused res\.bin: it is a symbolic link"):
+        registry.open(digest)
+
+
+def test_an_input_swapped_for_a_link_is_not_staged_for_re_execution(tmp_path: Path) -> None:
+    inputs, staged, secret = tmp_path / "subtask_inputs", tmp_path / "staged", tmp_path / "secret"
+    inputs.mkdir()
+    staged.mkdir()
+    secret.write_bytes(SECRET)
+    (inputs / "res.bin").write_bytes(b"resource")
+    entry = Entry(
+        subtask_id="s1",
+        task_id="t1",
+        provider_id="p",
+        app_id="a",
+        app_name="app",
+        env_id="wasm",
+        module_sha256="0" * 64,
+        module_path="",
+        inputs=(Input("res.bin", hashlib.sha256(b"resource").hexdigest()),),
+        inputs_dir=str(inputs),
+        params_json="{}",
+        seed="t1/s1",
+        assigned_ms=0,
+    )
+    stage_inputs(entry, staged)
+    assert (staged / "res.bin").read_bytes() == b"resource"
+    (staged / "res.bin").unlink()
+    swap_for_link(inputs / "res.bin", secret)
+    with pytest.raises(Unverifiable, match=r"refused res\.bin: it is a symbolic link"):
+        stage_inputs(entry, staged)
+    assert list(staged.iterdir()) == []
