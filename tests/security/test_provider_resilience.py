@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import json
 import os
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +38,9 @@ from apps.sdk.process import HOST, free_port
 from apps.sdk.wire_limits import MAX_MESSAGE_BYTES
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorBase
-from tests.node.cluster import EXIT_GUARD_S, TASKAPI, NodeProcess, wait_until
+from tests.node.cluster import EXIT_GUARD_S, TASKAPI, Cluster, NodeProcess, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 TOKEN = "resilience-token"
 FAILURES = 4
@@ -296,3 +300,73 @@ def test_a_trusted_certificate_lets_the_provider_work(tmp_path: Path) -> None:
     ):
         wait_until(lambda: len(script.work_calls) > 1, "the provider asking for work over TLS")
         assert node.running
+
+
+BROKEN_APP = '''
+import sys
+
+from apps.sdk.handlers import Subtask
+from apps.sdk.server import main
+from apps.tutorialapp.provider import TutorialProvider
+from apps.tutorialapp.requestor import TutorialRequestor
+
+
+class BrokenRequestor(TutorialRequestor):
+    """Plans like tutorialapp, but every NextSubtask names a resource it cannot serve."""
+
+    async def next_subtask(self, task_dir, subtask_id, opaque_node_id):
+        return Subtask(params={{}}, resources=[{resource!r}])
+
+
+sys.exit(main(sys.argv[1:], requestor=BrokenRequestor, provider=TutorialProvider, prog="brokenapp"))
+'''
+
+BROKEN_RESOURCES = {"a bad resource name": "../../escape.bin", "a missing resource": "missing.bin"}
+
+
+@pytest.mark.parametrize("resource", BROKEN_RESOURCES.values(), ids=list(BROKEN_RESOURCES))
+def test_a_broken_requestor_app_does_not_reach_a_provider_that_never_whitelisted_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resource: str
+) -> None:
+    """Real processes: a requestor serving a broken added app and tutorialapp; a provider (shipped apps only)
+    asking for work gets tutorialapp's, and never an error from the broken app."""
+    modules = tmp_path / "modules" / "brokenapp"
+    modules.mkdir(parents=True)
+    (modules / "__init__.py").write_text("")
+    (modules / "__main__.py").write_text(BROKEN_APP.format(resource=resource))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(modules.parent), os.environ.get("PYTHONPATH", "")]))
+    cluster = Cluster(tmp_path / "cluster")
+    try:
+        requestor_data = tmp_path / "cluster" / "requestor"  # the requestor's app manager lives there
+        (requestor_data / "apps").mkdir(parents=True)
+        descriptor = json.loads((REPO / "apps" / "tutorialapp" / "descriptor.json").read_text())
+        descriptor.update(name="brokenapp", prerequisites={"module": "brokenapp"})
+        (requestor_data / "apps" / "brokenapp.json").write_text(json.dumps(descriptor))
+        enabled = subprocess.run(
+            [TASKAPI, "apps", "enable", "brokenapp"],
+            env={**os.environ, "TASKAPI_DATA_DIR": str(requestor_data)},
+            capture_output=True,
+            text=True,
+            timeout=EXIT_GUARD_S,
+        )
+        assert enabled.returncode == 0, enabled.stderr
+        requestor = cluster.requestor()
+        control = requestor.control()
+        params = {"input": "broken-app", "difficulty": 8, "subtasks": 2}
+        broken = control.submit("brokenapp", "local", params).value().task_id
+        honest = control.submit("tutorialapp", "local", params).value().task_id
+        control.close()
+        worker = cluster.provider("shipped-only", requestor)
+
+        status = requestor.wait_for_task(honest)
+
+        assert status.state == "finished", status
+        assert worker.running, worker.log_text()
+        log = worker.log_text()
+        assert "Traceback" not in log
+        assert "RequestWork failed" not in log, "the broken app's failure reached the provider"
+        assert requestor.store.task_state(broken) in ("active", "failed")
+        requestor.wait_for_log(f"task {broken}: NextSubtask named a bad resource")
+    finally:
+        cluster.close()
+        print(cluster.logs())
