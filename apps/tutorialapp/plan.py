@@ -1,9 +1,11 @@
 """The requestor's plan of a proof-of-work task: nonce ranges, who computes them, what they held.
 
-Range i covers nonces [i * range_size, (i + 1) * range_size). A round is `subtasks` consecutive
-ranges; the first round is open from the start, and a further round opens only when every open
-range was verified and none held a valid nonce. The answer is the nonce of the lowest range that
-held one, once every range below it is verified empty: so it is the smallest valid nonce >= 0,
+There are `subtasks` ranges (at most CreateTask's max_subtasks_count), so a task needs exactly that many
+successful subtasks, whatever its input. Range i covers nonces [i * range_size, (i + 1) * range_size),
+range_size = ceil(2**difficulty / subtasks), except the last, which is open-ended: [start, OPEN_END). A
+valid nonce turns up about once in 2**difficulty tries, so the open range holds one (its provider searches
+until it finds it), and an honest result for it always names one. The answer is the nonce of the lowest
+range that held one, once every range below it is verified empty: so it is the smallest valid nonce >= 0,
 whatever the split.
 """
 
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 PLAN_FILE = "tutorialapp-plan.json"
+OPEN_END = 2**62
+"""Where the last range ends: a bound no search reaches (and an exact JSON number everywhere)."""
 
 
 class RangeState(enum.StrEnum):
@@ -41,16 +45,20 @@ class Plan:
     difficulty: int
     subtasks: int
     range_size: int
-    open_rounds: int = 1
     ranges: list[NonceRange] = field(default_factory=list)
 
     @classmethod
     def new(cls, text: str, difficulty: int, subtasks: int) -> Plan:
         range_size = max(1, math.ceil(2**difficulty / subtasks))
-        return cls(text, difficulty, subtasks, range_size, 1, [NonceRange() for _ in range(subtasks)])
+        return cls(text, difficulty, subtasks, range_size, [NonceRange() for _ in range(subtasks)])
 
     def bounds(self, index: int) -> tuple[int, int]:
-        return index * self.range_size, (index + 1) * self.range_size
+        start = index * self.range_size
+        return start, OPEN_END if self.is_open(index) else start + self.range_size
+
+    def is_open(self, index: int) -> bool:
+        """Whether range `index` is the open-ended last one, which always holds a valid nonce."""
+        return index == self.subtasks - 1
 
     def answer(self) -> int | None:
         """The smallest valid nonce, once it is certain; else None."""
@@ -62,12 +70,9 @@ class Plan:
         return None
 
     def next_pending(self) -> int | None:
-        """Index of the lowest range worth computing now, opening a new round when the last came up empty."""
+        """Index of the lowest range worth computing now (none above a range known to hold a nonce)."""
         if self.answer() is not None:
             return None
-        if all(item.state is RangeState.DONE and item.nonce is None for item in self.ranges):
-            self.open_rounds += 1
-            self.ranges.extend(NonceRange() for _ in range(self.subtasks))
         lowest_hit = min(
             (
                 i

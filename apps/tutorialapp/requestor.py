@@ -58,6 +58,8 @@ def check_claim(plan: Plan, index: int, claim: Any, seed: str) -> str | None:
         return "result has no 'nonce' field (a nonce, or null for none in range)"
     nonce = claim["nonce"]
     checked_end = end
+    if nonce is None and plan.is_open(index):
+        return f"the open-ended range [{start}, ...) always holds a valid nonce; the result names none"
     if nonce is not None:
         if isinstance(nonce, bool) or not isinstance(nonce, int) or not start <= nonce < end:
             return f"claimed nonce {nonce!r} is not in [{start}, {end})"

@@ -121,6 +121,14 @@ def groups_for(session: Session, servers: ProviderServers, twin: determinism.Was
             ),
         ),
         Group(
+            "subtask_budget",
+            ("subtasks_within_max",),
+            few,
+            lambda checks, options, count: body_test(
+                task_properties.subtasks_within_max(session, checks), options, count
+            ),
+        ),
+        Group(
             "abort",
             ("abort_task_stops_work",),
             few,

@@ -72,6 +72,10 @@ PROPERTIES: tuple[Property, ...] = (
         "the task's task_outputs bytes do not depend on the order in which results arrive and are verified",
     ),
     Property(
+        "subtasks_within_max",
+        "a task run to its end with honest results needs at most max_subtasks_count successful subtasks",
+    ),
+    Property(
         "abort_task_stops_work",
         "after AbortTask nothing is pending, nothing is handed out or verified, and the task dir stops "
         "changing",

@@ -1,4 +1,5 @@
-"""Properties about whole tasks: arrival order, discards, AbortTask. Each is one Hypothesis example body.
+"""Properties about whole tasks: arrival order, discards, AbortTask, the subtask budget. Each is one
+Hypothesis example body.
 
 Arrival order and discards compare two runs of the same task (same task id, same parameters, subtask ids
 `s1, s2, ...` in the order handed out): the reference run on the mirror requestor, the other on the
@@ -175,6 +176,27 @@ def mutated_results(session: Session, checks: Checks) -> ExampleBody:
             )
         elif other.mutated:
             checks.exercised[owner] += 1  # every mutated result was refused
+
+    return body
+
+
+def subtasks_within_max(session: Session, checks: Checks) -> ExampleBody:
+    """subtasks_within_max: a task run to its end with honest results needs at most max_subtasks_count
+    successful subtasks (Golem's lifecycle helper asserts this), whatever the parameters and arrival order."""
+    owner = "subtasks_within_max"
+
+    def body(data: st.DataObject) -> None:
+        spec = data.draw(session.tasks, label="task")
+        max_subtasks = data.draw(st.integers(1, 6), label="max_subtasks_count")
+        driver = TaskDriver(session, checks, session.requestor_wire(), session.requestor.work_dir, owner)
+        run = driver.run(session.fresh_id("task"), max_subtasks, spec.params_json, drawn_schedule(data))
+        verified = [step for step in run.steps if step.startswith("verify ")]
+        checks.check(
+            owner,
+            len(verified) <= max_subtasks,
+            f"the task needed {len(verified)} successful subtasks with max_subtasks_count {max_subtasks} "
+            f"(parameters {spec.params_json}); steps: {' | '.join(run.steps)}",
+        )
 
     return body
 

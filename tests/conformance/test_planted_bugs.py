@@ -31,6 +31,7 @@ PLANTED_BUGS = {
     "lost_discard": ("discard_makes_work_pending", 100),
     "missing_resource": ("subtask_resources_exist", 30),
     "busy_after_abort": ("abort_task_stops_work", 50),
+    "over_budget": ("subtasks_within_max", 30),
 }
 
 

@@ -57,7 +57,7 @@ from hypothesis.stateful import (
 )
 
 from apps.tutorialapp import pow
-from apps.tutorialapp.plan import PLAN_FILE, Plan
+from apps.tutorialapp.plan import OPEN_END, PLAN_FILE, Plan
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
 
@@ -162,7 +162,8 @@ class TaskModel:
         self.ranges = [Range() for _ in range(self.subtasks)]
 
     def bounds(self, index: int) -> tuple[int, int]:
-        return index * self.range_size, (index + 1) * self.range_size
+        start = index * self.range_size
+        return start, OPEN_END if index == self.subtasks - 1 else start + self.range_size
 
     def hit(self, index: int) -> int | None:
         return truth(self.text, self.difficulty, *self.bounds(index))
@@ -176,11 +177,9 @@ class TaskModel:
         return None
 
     def next_pending(self) -> int | None:
-        """The lowest range worth computing; a new round opens when every range came up empty."""
+        """The lowest range worth computing (the last, open-ended range always holds a nonce)."""
         if self.answer() is not None:
             return None
-        if all(r.state == "done" and self.hit(i) is None for i, r in enumerate(self.ranges)):
-            self.ranges.extend(Range() for _ in range(self.subtasks))
         hits = [i for i, r in enumerate(self.ranges) if r.state == "done" and self.hit(i) is not None]
         lowest_hit = min(hits, default=len(self.ranges))
         return next((i for i in range(lowest_hit) if self.ranges[i].state == "pending"), None)

@@ -42,7 +42,7 @@ def expected_result(text: str, difficulty: int) -> bytes:
 
 
 def empty_first_round_input(difficulty: int) -> str:
-    """An input with no valid nonce in [0, 2**difficulty): its task needs a second round."""
+    """An input with no valid nonce in [0, 2**difficulty): only the open-ended last range finds one."""
     candidates: Iterator[str] = (f"rounds-{i}" for i in range(10_000))
     return next(t for t in candidates if pow.search(t, difficulty, 0, 2**difficulty) is None)
 
@@ -70,11 +70,15 @@ def test_result_is_byte_identical_to_the_python_app(
     assert Plan.load(task.task_dir).answer() == smallest_nonce(text, difficulty)
 
 
-def test_a_round_without_a_valid_nonce_opens_the_next(task: WasmTask) -> None:
+def test_no_valid_nonce_below_two_to_the_difficulty_still_takes_only_the_planned_subtasks(
+    task: WasmTask,
+) -> None:
+    """The open-ended last range finds the nonce: the task never needs more than max_subtasks_count."""
     text = empty_first_round_input(6)
-    task.create({"input": text, "difficulty": 6, "subtasks": 4})
+    task.create({"input": text, "difficulty": 6, "subtasks": 4}, 4)
     task.run_to_end()
-    assert Plan.load(task.task_dir).open_rounds >= 2
+    plan = Plan.load(task.task_dir)
+    assert len(plan.ranges) == 4 and plan.answer() == smallest_nonce(text, 6) >= 2**6
     assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result(text, 6)
 
 

@@ -42,6 +42,11 @@ int claim_check(const pow_plan *plan, size_t index, const json_value *claim, con
     const json_value *claimed = json_get(claim, "nonce");
     int64_t checked_end = end;
     *has_nonce = claimed && claimed->type != JSON_NULL;
+    if (!*has_nonce && plan_is_open(plan, index)) {
+        sbuf_printf(why, "the open-ended range [%lld, ...) always holds a valid nonce; the result names none",
+                    (long long)start);
+        return 0;
+    }
     if (*has_nonce) {
         if (!json_is_int(claimed) || claimed->u.integer < start || claimed->u.integer >= end) {
             sbuf_puts(why, "claimed nonce ");

@@ -6,13 +6,6 @@
 
 #include "util.h"
 
-static void add_round(pow_plan *plan) {
-    size_t before = plan->ranges.count, more = (size_t)plan->subtasks;
-    slots_grow(&plan->ranges, more);
-    plan->results = xrealloc(plan->results, plan->ranges.count * sizeof *plan->results);
-    memset(plan->results + before, 0, more * sizeof *plan->results);
-}
-
 void plan_new(pow_plan *plan, const char *input, size_t input_len, int64_t difficulty, int64_t subtasks) {
     memset(plan, 0, sizeof *plan);
     plan->input = xmemdup(input, input_len);
@@ -22,8 +15,8 @@ void plan_new(pow_plan *plan, const char *input, size_t input_len, int64_t diffi
     int64_t space = (int64_t)1 << difficulty; /* difficulty <= 40 */
     plan->range_size = (space + subtasks - 1) / subtasks;
     if (plan->range_size < 1) plan->range_size = 1;
-    plan->open_rounds = 1;
-    add_round(plan);
+    slots_grow(&plan->ranges, (size_t)subtasks);
+    plan->results = xcalloc((size_t)subtasks, sizeof *plan->results);
 }
 
 void plan_free(void *plan) {
@@ -67,8 +60,7 @@ int plan_decode(void *out, const json_value *root, sbuf *why) {
     }
     if (!load_int(root, "difficulty", 0, &plan->difficulty, why) ||
         !load_int(root, "subtasks", 1, &plan->subtasks, why) ||
-        !load_int(root, "range_size", 1, &plan->range_size, why) ||
-        !load_int(root, "open_rounds", 1, &plan->open_rounds, why))
+        !load_int(root, "range_size", 1, &plan->range_size, why))
         return 0;
     plan->input = xmemdup(input->u.string.data, input->u.string.len);
     plan->input_len = input->u.string.len;
@@ -94,8 +86,6 @@ void plan_encode(jsonw *w, const void *in) {
     jsonw_int(w, plan->subtasks);
     jsonw_key(w, "range_size");
     jsonw_int(w, plan->range_size);
-    jsonw_key(w, "open_rounds");
-    jsonw_int(w, plan->open_rounds);
     jsonw_key(w, "ranges");
     jsonw_array_begin(w);
     for (size_t i = 0; i < plan->ranges.count; i++) {
@@ -112,7 +102,11 @@ void plan_encode(jsonw *w, const void *in) {
 
 void plan_bounds(const pow_plan *plan, size_t index, int64_t *start, int64_t *end) {
     *start = (int64_t)index * plan->range_size;
-    *end = *start + plan->range_size;
+    *end = plan_is_open(plan, index) ? OPEN_END : *start + plan->range_size;
+}
+
+int plan_is_open(const pow_plan *plan, size_t index) {
+    return (int64_t)index == plan->subtasks - 1;
 }
 
 int plan_answer(const pow_plan *plan, int64_t *nonce) {
@@ -135,13 +129,6 @@ long plan_next_pending(void *plan) {
     pow_plan *p = plan;
     int64_t unused;
     if (plan_answer(p, &unused)) return -1;
-    int all_empty = 1;
-    for (size_t i = 0; i < p->ranges.count && all_empty; i++)
-        all_empty = p->ranges.items[i].state == SLOT_DONE && !p->results[i].has_nonce;
-    if (all_empty) {
-        p->open_rounds++;
-        add_round(p);
-    }
     size_t lowest_hit = p->ranges.count;
     for (size_t i = 0; i < p->ranges.count; i++) {
         if (is_hit(p, i)) {

@@ -21,7 +21,7 @@
 #define RESULT_MAX_BYTES (1u << 20)
 #define ANSWER_FILE "/task/task_outputs/" RESULT_FILE
 
-/* create_task: one round of `subtasks` ranges (at most max_subtasks). */
+/* create_task: `subtasks` ranges (at most max_subtasks), the last open-ended. */
 static int create_plan(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks) {
     static const char *const known[] = {"input", "difficulty", "subtasks", NULL};
     static const char *const kind = "task parameter";

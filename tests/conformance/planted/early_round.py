@@ -1,5 +1,6 @@
-"""Planted bug: once every range of a round is handed out, NextSubtask opens the next round early ("keep
-providers busy") and hands out a range of it, while HasPendingSubtasks rightly says there is no pending work.
+"""Planted bug: once no range is pending (all handed out, or the answer known), NextSubtask adds a range
+beyond the plan ("keep providers busy") and hands it out, while HasPendingSubtasks rightly says there is no
+pending work.
 
 Caught by: next_subtask_only_when_pending.
 """
@@ -18,10 +19,14 @@ class EagerRequestor(TutorialRequestor):
         self, task_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
     ) -> Subtask | None:
         plan = Plan.load(task_dir.root)
-        if plan.next_pending() is None and plan.answer() is None:
-            plan.open_rounds += 1  # the bug: a round nobody asked for, while the last is still out
-            plan.ranges.extend(NonceRange() for _ in range(plan.subtasks))
+        if plan.next_pending() is None:
+            plan.ranges.append(NonceRange())  # the bug: work nobody asked for
+            plan.assign(len(plan.ranges) - 1, subtask_id)
             plan.save(task_dir.root)
+            start, end = plan.bounds(len(plan.ranges) - 1)
+            return Subtask(
+                params={"input": plan.input, "difficulty": plan.difficulty, "start": start, "end": end}
+            )
         return await super().next_subtask(task_dir, subtask_id, opaque_node_id)
 
 
