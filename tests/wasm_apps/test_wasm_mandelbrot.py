@@ -57,7 +57,7 @@ def read_ppm(path: Path) -> tuple[int, int, bytes]:
 
 
 def render(task: WasmTask, params: JsonDict, max_subtasks: int = 100) -> Path:
-    assert task.create(params, max_subtasks) == {}
+    assert task.create(params, max_subtasks) == {"min_memory_mib": 64}  # descriptor.json says 64
     task.run_to_end()
     return task.task_dir / "task_outputs" / "image.png"
 

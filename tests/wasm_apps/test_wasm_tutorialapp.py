@@ -62,7 +62,7 @@ def test_result_is_byte_identical_to_the_python_app(
     task: WasmTask, text: str, difficulty: int, subtasks: int, max_subtasks: int
 ) -> None:
     params = {"input": text, "difficulty": difficulty, "subtasks": subtasks}
-    assert task.create(params, max_subtasks) == {}
+    assert task.create(params, max_subtasks) == {"min_memory_mib": 64}  # descriptor.json says 64
     assert Plan.load(task.task_dir) == parse_params(params, max_subtasks)
     task.run_to_end()
     result = task.task_dir / "task_outputs" / "result.json"

@@ -126,7 +126,10 @@ void requestor_create_task(guest_call *call) {
         return;
     }
     void *plan = xcalloc(1, requestor->size);
-    if (requestor->create(call, plan, params, max_subtasks)) save(call, plan);
+    if (requestor->create(call, plan, params, max_subtasks) && save(call, plan)) {
+        jsonw_key(call->reply, "min_memory_mib");
+        jsonw_int(call->reply, requestor->min_memory_mib);
+    }
     close_plan(call, plan);
 }
 

@@ -22,6 +22,7 @@ typedef struct {
     size_t max_bytes;  /* the largest plan file read */
     size_t size;       /* sizeof the app's plan struct, whose first member is its slot_table */
     const char *unit;  /* what a slot is called in messages: "tile", "range" */
+    int64_t min_memory_mib; /* what CreateTask says a provider needs: the descriptor's resources.min_memory_mib */
     /* create_task: checks the task parameters and fills a zeroed plan with at most `max_subtasks` slots
      * (>= 1); 0 after failing the call. The plan is then saved. */
     int (*create)(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks);

@@ -16,6 +16,7 @@
 #include "view.h"
 
 #define MAX_PARTS 1024
+#define MIN_MEMORY_MIB 64 /* descriptor.json resources.min_memory_mib (a test keeps them equal) */
 
 /* create_task: one tile per part, at most max_subtasks of them. */
 static int create_plan(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks) {
@@ -97,7 +98,7 @@ static int accept_tile(guest_call *call, void *plan, size_t index, const char *s
 const gwasm_app MANDELBROT = {
     .compute = op_compute,
     .benchmark = op_benchmark,
-    .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(mandel_plan), .unit = "tile",
+    .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(mandel_plan), .unit = "tile", .min_memory_mib = MIN_MEMORY_MIB,
              .create = create_plan, .decode = plan_decode, .encode = plan_encode, .free_plan = plan_free,
              .write_params = write_params, .accept = accept_tile, .forget = forget_tile},
 };

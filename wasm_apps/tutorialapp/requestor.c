@@ -20,6 +20,7 @@
 #define MAX_SUBTASKS 10000
 #define RESULT_MAX_BYTES (1u << 20)
 #define ANSWER_FILE "/task/task_outputs/" RESULT_FILE
+#define MIN_MEMORY_MIB 64 /* descriptor.json resources.min_memory_mib (a test keeps them equal) */
 
 /* create_task: `subtasks` ranges (at most max_subtasks), the last open-ended. */
 static int create_plan(guest_call *call, void *plan, const json_value *params, int64_t max_subtasks) {
@@ -117,7 +118,7 @@ static int accept_range(guest_call *call, void *plan, size_t index, const char *
 const gwasm_app TUTORIALAPP = {
     .compute = op_compute,
     .benchmark = op_benchmark,
-    .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(pow_plan), .unit = "range",
+    .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(pow_plan), .unit = "range", .min_memory_mib = MIN_MEMORY_MIB,
              .create = create_plan, .decode = plan_decode, .encode = plan_encode, .free_plan = plan_free,
              .next_pending = plan_next_pending, .clear = plan_clear, .write_params = write_params,
              .accept = accept_range, .discarded = write_answer},
