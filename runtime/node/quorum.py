@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.appmanager import Redundancy
+from runtime.node.states import SubtaskState
 from runtime.node.store import SubtaskRow
 
 
@@ -82,9 +83,9 @@ def decide(
     group whose first member it agrees with (agreement by equal digest is exact; by pixels it is close
     enough to be transitive in practice).
     """
-    if any(copy.state in ("wanted", "assigned") for copy in copies):
+    if any(copy.state in (SubtaskState.WANTED, SubtaskState.ASSIGNED) for copy in copies):
         return Decision(Outcome.WAIT)
-    delivered = [copy for copy in copies if copy.state == "delivered"]
+    delivered = [copy for copy in copies if copy.state is SubtaskState.DELIVERED]
     groups: list[list[SubtaskRow]] = []
     for copy in delivered:
         group = next((g for g in groups if agree(spec, g[0], copy, path)), None)

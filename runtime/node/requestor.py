@@ -36,7 +36,8 @@ from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.quorum import Decision, Outcome, decide
 from runtime.node.resources import ResourceRegistry
-from runtime.node.store import LIVE_SUBTASK_STATES, Store, SubtaskRow, TaskRow, now_ms
+from runtime.node.states import FAILURE_STATES, LIVE_SUBTASK_STATES, SubtaskState, TaskState
+from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.task_inputs import InputRefused, InputStaging, InputTooLarge
 from runtime.node.verification import Verification, VerificationConfig
 
@@ -139,13 +140,13 @@ class RequestorNode:
     async def start(self) -> None:
         """Resume every active task from the store, then start expiring leases."""
         self._resume_leases()
-        for row in self.store.tasks("active"):
+        for row in self.store.tasks(TaskState.ACTIVE):
             try:
                 await self._activate(row)
                 await self._reconcile(row.task_id)
             except (GRPCError, LookupError, OSError) as exc:
                 log.error("task %s cannot resume: %s", row.task_id, exc)
-                self.store.set_task_state(row.task_id, "failed", f"cannot resume: {exc}")
+                self.store.set_task_state(row.task_id, TaskState.FAILED, f"cannot resume: {exc}")
         self._reaper = asyncio.create_task(self._reap_forever())
 
     def _resume_leases(self) -> None:
@@ -156,7 +157,7 @@ class RequestorNode:
         """
         deadline_ms = now_ms() + self.config.lease_ms
         with self.store.transaction():
-            for subtask in self.store.subtasks(states=("assigned",)):
+            for subtask in self.store.subtasks(states=(SubtaskState.ASSIGNED,)):
                 self.store.renew_leases(subtask.provider_id, [subtask.subtask_id], deadline_ms)
                 offer = self.store.provider_offer(subtask.provider_id)
                 if offer is not None:
@@ -179,7 +180,7 @@ class RequestorNode:
         if app.module is not None:
             digest, size = self.resources.register(app.module.parent, app.module.name)
             active.module = npb.Resource(name=app.module.name, sha256=digest, size=size)
-        for subtask in self.store.subtasks(task_id=row.task_id, states=("assigned",)):
+        for subtask in self.store.subtasks(task_id=row.task_id, states=(SubtaskState.ASSIGNED,)):
             for resource in subtask.resources:
                 self.resources.restore(task_dir.subtask_inputs, resource["name"], resource["sha256"])
         self._active[row.task_id] = active
@@ -188,11 +189,13 @@ class RequestorNode:
     async def _reconcile(self, task_id: str) -> None:
         """After a restart: abandon requests the app may or may not have answered; re-verify deliveries."""
         active = self._active[task_id]
-        for subtask in self.store.subtasks(task_id=task_id, states=("requested",)):
+        for subtask in self.store.subtasks(task_id=task_id, states=(SubtaskState.REQUESTED,)):
             await self._abandon_request(active, subtask.subtask_id, "requestor restarted mid-request")
-        for subtask in self.store.subtasks(task_id=task_id, states=("delivered",)):
+        for subtask in self.store.subtasks(task_id=task_id, states=(SubtaskState.DELIVERED,)):
             current = self.store.subtask(subtask.subtask_id)
-            if current is not None and current.state == "delivered":  # not settled by its quorum meanwhile
+            if (
+                current is not None and current.state is SubtaskState.DELIVERED
+            ):  # not settled by its quorum meanwhile
                 await self._judge(active, current)
         await self._maybe_finish(active)
 
@@ -201,7 +204,7 @@ class RequestorNode:
         there (which makes it pending again) and keep the request on record as abandoned."""
         with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
             await active.client.abort_subtask(active.row.task_id, subtask_id)
-        self.store.set_subtask_state(subtask_id, "abandoned", reason)
+        self.store.set_subtask_state(subtask_id, SubtaskState.ABANDONED, reason)
 
     # control API
 
@@ -234,7 +237,9 @@ class RequestorNode:
         with _input_errors():
             inputs = self.inputs.check(input_ids)
         task_id = f"{app_name}-{uuid.uuid4().hex[:12]}"
-        row = TaskRow(task_id, app_name, app.app_id, app.env_id, params, max_subtasks, "active", "", {})
+        row = TaskRow(
+            task_id, app_name, app.app_id, app.env_id, params, max_subtasks, TaskState.ACTIVE, "", {}
+        )
         self.store.add_task(row)
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(task_id)
         task_dir.prepare()
@@ -244,7 +249,7 @@ class RequestorNode:
             client = await self._apps.client(app)
             created = await client.create_task(task_id, max_subtasks, params)
         except GRPCError as exc:
-            self.store.set_task_state(task_id, "failed", exc.message or "")
+            self.store.set_task_state(task_id, TaskState.FAILED, exc.message or "")
             raise NodeError(exc.status, f"app {app_name} refused the task: {exc.message}") from exc
         self.store.set_task_prerequisites(task_id, app.env_id, created.prerequisites)
         self.store.set_task_min_memory(task_id, int(created.min_memory_mib))
@@ -286,7 +291,7 @@ class RequestorNode:
         )
 
     async def abort_task(
-        self, task_id: str, reason: str = "aborted by the requestor", state: str = "aborted"
+        self, task_id: str, reason: str = "aborted by the requestor", state: TaskState = TaskState.ABORTED
     ) -> None:
         """Stop a task: the app aborts it; live subtasks are cancelled (providers learn it by heartbeat)."""
         row = self.store.task(task_id)
@@ -298,13 +303,14 @@ class RequestorNode:
                 await active.client.abort_task(task_id)
         with self.store.transaction():
             for subtask in self.store.subtasks(task_id=task_id, states=LIVE_SUBTASK_STATES):
-                self.store.set_subtask_state(subtask.subtask_id, "aborted", reason)
-            if row.state == "active":
+                self.store.set_subtask_state(subtask.subtask_id, SubtaskState.ABORTED, reason)
+            current = self.store.task(task_id)  # `row` may be stale: the app was called meanwhile
+            if current is not None and current.state is TaskState.ACTIVE:
                 self.store.set_task_state(task_id, state, reason)
         self._notify()
 
     async def _fail_task(self, task_id: str, reason: str) -> None:
-        await self.abort_task(task_id, reason, state="failed")
+        await self.abort_task(task_id, reason, state=TaskState.FAILED)
 
     def _outputs_dir(self, task_id: str) -> Path:
         return self.data_dir / "outputs" / task_id
@@ -407,7 +413,11 @@ class RequestorNode:
             resources = self._subtask_resources(active, subtask.resources)
         except (ValueError, OSError) as exc:
             await self._release(
-                active, subtask_id, "failed", f"NextSubtask named a bad resource: {exc}", blame=False
+                active,
+                subtask_id,
+                SubtaskState.FAILED,
+                f"NextSubtask named a bad resource: {exc}",
+                blame=False,
             )
             await self._app_error(active, f"NextSubtask named a bad resource: {exc}")
             return None
@@ -441,7 +451,7 @@ class RequestorNode:
         log.warning("task %s: %s (%d in a row)", task_id, message, active.app_errors)
         if active.app_errors >= self.config.max_app_errors and self._active.get(task_id) is active:
             reason = f"the app failed {active.app_errors} NextSubtask calls in a row; last: {message}"
-            await self.abort_task(task_id, reason, state="failed")
+            await self.abort_task(task_id, reason, state=TaskState.FAILED)
 
     def _want_replica(self, active: ActiveTask, primary_id: str) -> None:
         """One more copy of a primary for another provider, under an id of the same shape (quorum.py)."""
@@ -452,7 +462,7 @@ class RequestorNode:
 
     def _next_replica(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
         """A wanted replica of this task for a provider holding no live copy of the same subtask."""
-        for replica in self.store.subtasks(task_id=active.row.task_id, states=("wanted",)):
+        for replica in self.store.subtasks(task_id=active.row.task_id, states=(SubtaskState.WANTED,)):
             assert replica.replica_of is not None
             holders = {
                 c.provider_id for c in self.store.copies(replica.replica_of) if c.state in LIVE_SUBTASK_STATES
@@ -476,7 +486,7 @@ class RequestorNode:
         deadline_ms: int,
     ) -> npb.Assignment:
         self.verification.assigned(active, subtask_id, provider_id, params_json, resources)
-        SUBTASKS.labels("assigned").inc()
+        SUBTASKS.labels(SubtaskState.ASSIGNED).inc()
         return npb.Assignment(
             task_id=active.row.task_id,
             subtask_id=subtask_id,
@@ -572,7 +582,9 @@ class RequestorNode:
                 )
                 return await self._refuse_result(active, subtask_id, problem)
             current = self.store.subtask(subtask_id)
-            if current is None or current.state != "assigned":  # taken back while the bytes arrived
+            if (
+                current is None or current.state is not SubtaskState.ASSIGNED
+            ):  # taken back while the bytes arrived
                 state = current.state if current is not None else "gone"
                 raise NodeError(
                     Status.FAILED_PRECONDITION, f"subtask {subtask_id!r} is {state}, not assigned"
@@ -638,8 +650,8 @@ class RequestorNode:
         if decision.outcome is Outcome.NO_QUORUM:
             reason = f"no {spec.quorum} of its {len(copies)} results agree"
             for copy in copies[1:]:
-                self._judge_copy(active, copy, "failed", "inconclusive", reason)
-            await self._release(active, primary_id, "failed", reason)
+                self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", reason)
+            await self._release(active, primary_id, SubtaskState.FAILED, reason)
             return dict.fromkeys(by_id, ("rejected", reason))
         return await self._agreed(active, primary_id, by_id, decision)
 
@@ -656,7 +668,7 @@ class RequestorNode:
         accepted = verdict == "accepted"
         verdicts: dict[str, tuple[str, str]] = {}
         for replica in replicas:
-            state = "accepted" if accepted else "rejected"
+            state = SubtaskState.ACCEPTED if accepted else SubtaskState.REJECTED
             self._judge_copy(active, replica, state, state, reason)
             verdicts[replica.subtask_id] = (verdict, reason)
         for copy_id in decision.forged:
@@ -664,11 +676,11 @@ class RequestorNode:
             if accepted:
                 outvoted = f"outvoted: its result disagrees with {len(decision.agreeing)} agreeing results"
                 active.refused_by.add(copy.provider_id)
-                self._judge_copy(active, copy, "rejected", "forged", outvoted)
+                self._judge_copy(active, copy, SubtaskState.REJECTED, "forged", outvoted)
                 verdicts[copy_id] = ("rejected", outvoted)
             else:
                 unsettled = "outvoted by results the app then rejected: not blamed"
-                self._judge_copy(active, copy, "failed", "inconclusive", unsettled)
+                self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", unsettled)
                 verdicts[copy_id] = ("rejected", unsettled)
         verdicts.setdefault(primary_id, (verdict, reason))
         await self._maybe_finish(active)
@@ -690,11 +702,11 @@ class RequestorNode:
         except GRPCError as exc:
             result, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
         if result is VerifyResult.INCONCLUSIVE:
-            await self._release(active, primary_id, "failed", reason)
+            await self._release(active, primary_id, SubtaskState.FAILED, reason)
         return ("accepted" if result is VerifyResult.SUCCESS else "rejected"), reason
 
     def _judge_copy(
-        self, active: ActiveTask, copy: SubtaskRow, state: str, verdict: str, reason: str
+        self, active: ActiveTask, copy: SubtaskRow, state: SubtaskState, verdict: str, reason: str
     ) -> None:
         """Settle one copy outside the app's Verify (the app knows only the primary)."""
         self.store.set_subtask_state(copy.subtask_id, state, reason)
@@ -708,7 +720,7 @@ class RequestorNode:
             raise NodeError(
                 Status.NOT_FOUND, f"subtask {subtask_id!r} is not assigned to provider {provider_id!r}"
             )
-        if subtask.state != "assigned":
+        if subtask.state is not SubtaskState.ASSIGNED:
             raise NodeError(
                 Status.FAILED_PRECONDITION, f"subtask {subtask_id!r} is {subtask.state}, not assigned"
             )
@@ -719,7 +731,7 @@ class RequestorNode:
 
     async def _refuse_result(self, active: ActiveTask, subtask_id: str, reason: str) -> npb.SubmitReply:
         log.warning("subtask %s: result refused: %s", subtask_id, reason)
-        await self._release(active, subtask_id, "failed", reason)
+        await self._release(active, subtask_id, SubtaskState.FAILED, reason)
         return npb.SubmitReply(verdict="rejected", reason=reason)
 
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
@@ -732,8 +744,8 @@ class RequestorNode:
         verdict, reason = await self.verification.ladder(active, subtask_id, verdict, reason, self._offers)
         VERIFICATIONS.labels(verdict.name.lower()).inc()
         if verdict is VerifyResult.SUCCESS:
-            self.store.set_subtask_state(subtask_id, "accepted")
-            SUBTASKS.labels("accepted").inc()
+            self.store.set_subtask_state(subtask_id, SubtaskState.ACCEPTED)
+            SUBTASKS.labels(SubtaskState.ACCEPTED).inc()
             subtask = self.store.subtask(subtask_id)
             FUEL.inc(subtask.fuel if subtask else 0)
             log.info("subtask %s accepted", subtask_id)
@@ -741,8 +753,8 @@ class RequestorNode:
             self._notify()
             return "accepted", ""
         if verdict is VerifyResult.FAILURE:
-            self.store.set_subtask_state(subtask_id, "rejected", reason)
-            SUBTASKS.labels("rejected").inc()
+            self.store.set_subtask_state(subtask_id, SubtaskState.REJECTED, reason)
+            SUBTASKS.labels(SubtaskState.REJECTED).inc()
             log.warning("subtask %s rejected by the app: %s", subtask_id, reason)
             # A provider caught with a wrong result gets no more of this task's subtasks: else a fast
             # cheater burns the task's failure budget in a blink and the task fails.
@@ -752,12 +764,14 @@ class RequestorNode:
             await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}", None)
             await self._maybe_finish(active)
         else:
-            await self._release(active, subtask_id, "failed", f"verification {verdict.name}: {reason}")
+            await self._release(
+                active, subtask_id, SubtaskState.FAILED, f"verification {verdict.name}: {reason}"
+            )
         self._notify()
         return "rejected", reason
 
     async def _release(
-        self, active: ActiveTask, subtask_id: str, state: str, reason: str, *, blame: bool = True
+        self, active: ActiveTask, subtask_id: str, state: SubtaskState, reason: str, *, blame: bool = True
     ) -> None:
         """Take a subtask back from its provider: the app returns its work to pending (a primary's live
         replicas are cancelled with it); a replica is wanted again from another provider. `blame`: the
@@ -775,7 +789,7 @@ class RequestorNode:
             for replica in self.store.copies(subtask_id)[1:]:
                 if replica.state in LIVE_SUBTASK_STATES:
                     self.store.set_subtask_state(
-                        replica.subtask_id, "aborted", f"its primary {state}: {reason}"
+                        replica.subtask_id, SubtaskState.ABORTED, f"its primary {state}: {reason}"
                     )
         SUBTASKS.labels(state).inc()
         blamed = row.provider_id if row is not None and blame else None
@@ -795,26 +809,30 @@ class RequestorNode:
                 log.warning("provider %s dropped from task %s: %s", provider_id, active.row.task_id, reason)
                 self.verification.trust.drop(provider_id, active.row.task_id, reason)
         counts = self.store.count_by_state(active.row.task_id)
-        failures = sum(counts.get(state, 0) for state in ("rejected", "failed", "expired"))
+        failures = sum(counts.get(state, 0) for state in FAILURE_STATES)
         if failures > self.config.max_failures:
             log.error("task %s failed: %d failures, last: %s", active.row.task_id, failures, message)
             reason = f"too many failures ({failures}); last: {message}"
-            await self.abort_task(active.row.task_id, reason, state="failed")
+            await self.abort_task(active.row.task_id, reason, state=TaskState.FAILED)
 
     async def report_failure(self, provider_id: str, subtask_id: str, reason: str) -> None:
         active, subtask_id = self._owned_subtask(provider_id, subtask_id)
         log.warning("provider %s failed subtask %s: %s", provider_id, subtask_id, reason)
         if reason.startswith("refused:"):
             active.refused_by.add(provider_id)
-        await self._release(active, subtask_id, "failed", f"provider {provider_id}: {reason}")
+        await self._release(active, subtask_id, SubtaskState.FAILED, f"provider {provider_id}: {reason}")
 
     async def leave(self, provider_id: str) -> None:
         """A provider leaves: its subtasks go back to pending at once, not at lease expiry."""
-        for subtask in self.store.subtasks(states=("assigned",)):
+        for subtask in self.store.subtasks(states=(SubtaskState.ASSIGNED,)):
             active = self._active.get(subtask.task_id)
-            if subtask.provider_id == provider_id and active is not None:
+            if subtask.provider_id == provider_id and active is not None and self._still_assigned(subtask):
                 await self._release(
-                    active, subtask.subtask_id, "expired", f"provider {provider_id} left", blame=False
+                    active,
+                    subtask.subtask_id,
+                    SubtaskState.EXPIRED,
+                    f"provider {provider_id} left",
+                    blame=False,
                 )
         self._offers.pop(provider_id, None)
 
@@ -838,9 +856,9 @@ class RequestorNode:
         except UnsafePath as exc:  # the app's guest put a link (or a FIFO...) among its outputs
             shutil.rmtree(outputs, ignore_errors=True)
             log.error("task %s failed: its outputs hold %s", task_id, exc)
-            await self.abort_task(task_id, f"task outputs refused: {exc}", state="failed")
+            await self.abort_task(task_id, f"task outputs refused: {exc}", state=TaskState.FAILED)
             return
-        self.store.set_task_state(task_id, "finished")
+        self.store.set_task_state(task_id, TaskState.FINISHED)
         self._active.pop(task_id, None)
         log.info("task %s finished; outputs in %s", task_id, outputs)
 
@@ -855,11 +873,16 @@ class RequestorNode:
     async def expire_leases(self) -> None:
         for subtask in self.store.expired(now_ms()):
             active = self._active.get(subtask.task_id)
-            if active is not None:
+            if active is not None and self._still_assigned(subtask):
                 log.warning(
                     "subtask %s: lease of provider %s expired", subtask.subtask_id, subtask.provider_id
                 )
-                await self._release(active, subtask.subtask_id, "expired", "lease expired")
+                await self._release(active, subtask.subtask_id, SubtaskState.EXPIRED, "lease expired")
+
+    def _still_assigned(self, subtask: SubtaskRow) -> bool:
+        """Whether a subtask listed before an await is still assigned (it may have been delivered since)."""
+        current = self.store.subtask(subtask.subtask_id)
+        return current is not None and current.state is SubtaskState.ASSIGNED
 
     def _notify(self) -> None:
         """Wake everyone waiting for a change (a fresh event serves the next round of waiters)."""
@@ -874,6 +897,6 @@ class RequestorNode:
         """Wait until the task is no longer active; return its final status."""
         while True:
             status = self.task_status(task_id)
-            if status.state != "active":
+            if status.state != TaskState.ACTIVE:
                 return status
             await self._wait_for_change(poll_s * 20)

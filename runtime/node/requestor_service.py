@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -19,7 +20,6 @@ from grpclib.health.service import Health
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
-from apps.sdk.process import free_port
 from apps.sdk.wire_limits import BoundedProtocol, BoundedServer, short_message
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
@@ -29,6 +29,7 @@ from runtime.node.market import ProviderOffer
 from runtime.node.metrics import BYTES
 from runtime.node.requestor import NodeError, RequestorNode
 from runtime.node.resources import read_chunks
+from runtime.node.states import IllegalTransition
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ TOKEN_REFUSED = "missing or wrong token"
 
 @contextmanager
 def _node_errors() -> Iterator[None]:
-    """Answer a node refusal with its gRPC status, and a malformed id with INVALID_ARGUMENT."""
+    """Answer a node refusal with its gRPC status, a state change that lost a race (the subtask or task
+    moved on meanwhile) with FAILED_PRECONDITION, and a malformed id with INVALID_ARGUMENT."""
     try:
         yield
     except NodeError as exc:
         raise GRPCError(exc.status, short_message(exc.message)) from exc
+    except IllegalTransition as exc:
+        raise GRPCError(Status.FAILED_PRECONDITION, short_message(str(exc))) from exc
     except ValueError as exc:
         raise GRPCError(Status.INVALID_ARGUMENT, short_message(str(exc))) from exc
 
@@ -316,6 +320,12 @@ async def serve_requestor(
     require_tokens(server, provider_token, control_token)
     require_signed_calls(server)
     listen(server, RecvRequest, _authenticated(server.guard))  # last: hears only calls the checks let pass
-    port = port or free_port(host)
     await server.start(host, port, ssl=tls)
-    return server, port
+    return server, port or _bound_port(server)
+
+
+def _bound_port(server: Server) -> int:
+    """The port a server started on port 0 listens on (the kernel chose it while binding: no race)."""
+    listening = server._server  # grpclib keeps the asyncio server it started here
+    assert isinstance(listening, asyncio.Server), "the server is not started"
+    return int(listening.sockets[0].getsockname()[1])

@@ -1,22 +1,15 @@
 """The requestor's SQLite store (WAL): tasks, subtasks and providers, written before every acknowledgement.
 
-Subtask states (the node's view; the app keeps its own in its work dir):
-  requested  - NextSubtask is being asked under this id (written first, so a crash can be reconciled)
-  assigned   - handed to a provider under a lease (deadline_ms)
-  delivered  - its result file is in subtask_outputs, Verify not yet answered
-  accepted   - Verify said SUCCESS
-  rejected   - Verify said FAILURE (the app returns the work to pending)
-  expired    - the lease ran out or the provider left; aborted on the app
-  failed     - the provider reported a failure; aborted on the app
-  abandoned  - a request interrupted by a crash, reconciled on restart
-  aborted    - the task was aborted
-  discarded  - accepted, then found forged by a re-execution audit; discarded on the app (verification.py)
-  wanted     - a replica (quorum.py) waiting for a provider; replicas have `replica_of` = their primary
+Task and subtask states (the node's view; the app keeps its own in its work dir) are the enums of
+states.py. Every state write is conditional on the transition table there: a write it forbids changes
+nothing and raises `IllegalTransition`, logged with the subtask's history (every state it was written
+in, kept in `subtask_history`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,7 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+from runtime.node.schema import Migration, columns, execute_ddl, migrate
+from runtime.node.states import (
+    SUBTASK_TRANSITIONS,
+    TASK_TRANSITIONS,
+    IllegalTransition,
+    SubtaskState,
+    TaskState,
+    sources,
+)
+
+log = logging.getLogger(__name__)
+
+FIRST_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
     app TEXT NOT NULL,
@@ -36,7 +41,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     state TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     prerequisites_json TEXT NOT NULL DEFAULT '{}',
-    min_memory_mib INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
     finished_ms INTEGER
 );
@@ -54,11 +58,9 @@ CREATE TABLE IF NOT EXISTS subtasks (
     cpu_ns INTEGER NOT NULL DEFAULT 0,
     fuel INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
-    updated_ms INTEGER NOT NULL,
-    replica_of TEXT
+    updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subtasks_by_task ON subtasks(task_id, state);
-CREATE INDEX IF NOT EXISTS subtasks_by_provider ON subtasks(provider_id, state);
 CREATE TABLE IF NOT EXISTS providers (
     provider_id TEXT PRIMARY KEY,
     offer_json TEXT NOT NULL,
@@ -66,7 +68,46 @@ CREATE TABLE IF NOT EXISTS providers (
 );
 """
 
-LIVE_SUBTASK_STATES = ("requested", "wanted", "assigned", "delivered")
+
+def _first_schema(db: sqlite3.Connection) -> None:
+    execute_ddl(db, FIRST_SCHEMA)
+
+
+# Stores written before schema versions existed are at version 0 whatever their shape, and may have had
+# the next two columns already: those steps check before adding.
+
+
+def _replicas(db: sqlite3.Connection) -> None:
+    if "replica_of" not in columns(db, "subtasks"):
+        db.execute("ALTER TABLE subtasks ADD COLUMN replica_of TEXT")
+
+
+def _memory_needs(db: sqlite3.Connection) -> None:
+    if "min_memory_mib" not in columns(db, "tasks"):
+        db.execute("ALTER TABLE tasks ADD COLUMN min_memory_mib INTEGER NOT NULL DEFAULT 0")
+
+
+def _history(db: sqlite3.Connection) -> None:
+    """Every state a subtask was written in (its current one, for the subtasks already there)."""
+    execute_ddl(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS subtasks_by_provider ON subtasks(provider_id, state);
+        CREATE TABLE subtask_history (
+            subtask_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX subtask_history_by_id ON subtask_history(subtask_id);
+        INSERT INTO subtask_history (subtask_id, state, reason, at_ms)
+            SELECT subtask_id, state, reason, updated_ms FROM subtasks ORDER BY rowid
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_first_schema, _replicas, _memory_needs, _history)
+"""The store's schema, version by version: `PRAGMA user_version` counts those a store has had."""
 
 
 def now_ms() -> int:
@@ -82,7 +123,7 @@ class TaskRow:
     env_id: str
     params: dict[str, Any]
     max_subtasks: int
-    state: str
+    state: TaskState
     reason: str
     prerequisites: dict[str, Any]
     created_ms: int = 0
@@ -101,7 +142,7 @@ class ProviderRow:
 class SubtaskRow:
     subtask_id: str
     task_id: str
-    state: str
+    state: SubtaskState
     provider_id: str
     params_json: str
     resources: list[dict[str, Any]]
@@ -126,13 +167,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(subtasks)")}
-        if "replica_of" not in columns:  # a store written before replicas existed
-            self._db.execute("ALTER TABLE subtasks ADD COLUMN replica_of TEXT")
-        task_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(tasks)")}
-        if "min_memory_mib" not in task_columns:  # a store written before memory needs were recorded
-            self._db.execute("ALTER TABLE tasks ADD COLUMN min_memory_mib INTEGER NOT NULL DEFAULT 0")
+        migrate(self._db, path, MIGRATIONS)
 
     def close(self) -> None:
         self._db.close()
@@ -167,12 +202,20 @@ class Store:
             ),
         )
 
-    def set_task_state(self, task_id: str, state: str, reason: str = "") -> None:
-        finished = None if state == "active" else now_ms()
-        self._db.execute(
-            "UPDATE tasks SET state = ?, reason = ?, finished_ms = ? WHERE task_id = ?",
-            (state, reason, finished, task_id),
+    def set_task_state(self, task_id: str, state: TaskState, reason: str = "") -> None:
+        """Move a task to `state`; IllegalTransition (nothing written) if its table forbids it."""
+        allowed = sources(TASK_TRANSITIONS, state)
+        cursor = self._db.execute(
+            f"UPDATE tasks SET state = ?, reason = ?, finished_ms = ? WHERE task_id = ?"
+            f" AND state IN ({','.join('?' * len(allowed))})",
+            (state, reason, now_ms(), task_id, *allowed),
         )
+        if not cursor.rowcount:
+            row = self.task(task_id)
+            current = None if row is None else row.state
+            error = IllegalTransition(f"task {task_id}", current, state, [] if current is None else [current])
+            log.error("refused: %s", error)
+            raise error
 
     def set_task_prerequisites(self, task_id: str, env_id: str, prerequisites: dict[str, Any]) -> None:
         self._db.execute(
@@ -203,39 +246,41 @@ class Store:
         """Record the intent to ask the app for a subtask under this id (before the app is asked)."""
         self._db.execute(
             "INSERT INTO subtasks (subtask_id, task_id, state, provider_id, updated_ms)"
-            " VALUES (?, ?, 'requested', ?, ?)",
-            (subtask_id, task_id, provider_id, now_ms()),
+            " VALUES (?, ?, ?, ?, ?)",
+            (subtask_id, task_id, SubtaskState.REQUESTED, provider_id, now_ms()),
         )
+        self._record(subtask_id, SubtaskState.REQUESTED)
 
     def assign_subtask(
         self, subtask_id: str, params_json: str, resources: list[dict[str, Any]], deadline_ms: int
     ) -> None:
-        self._db.execute(
-            "UPDATE subtasks SET state = 'assigned', params_json = ?, resources_json = ?, deadline_ms = ?,"
-            " updated_ms = ? WHERE subtask_id = ?",
-            (params_json, json.dumps(resources), deadline_ms, now_ms(), subtask_id),
+        self._transition(
+            subtask_id,
+            SubtaskState.ASSIGNED,
+            "params_json = ?, resources_json = ?, deadline_ms = ?",
+            (params_json, json.dumps(resources), deadline_ms),
         )
 
     def want_replica(self, replica_id: str, primary: SubtaskRow) -> None:
         """Record a replica of `primary` (same parameters and resources) waiting for a provider."""
         self._db.execute(
             "INSERT INTO subtasks (subtask_id, task_id, state, provider_id, params_json, resources_json,"
-            " updated_ms, replica_of) VALUES (?, ?, 'wanted', '', ?, ?, ?, ?)",
+            " updated_ms, replica_of) VALUES (?, ?, ?, '', ?, ?, ?, ?)",
             (
                 replica_id,
                 primary.task_id,
+                SubtaskState.WANTED,
                 primary.params_json,
                 json.dumps(primary.resources),
                 now_ms(),
                 primary.subtask_id,
             ),
         )
+        self._record(replica_id, SubtaskState.WANTED)
 
     def take_replica(self, replica_id: str, provider_id: str, deadline_ms: int) -> None:
-        self._db.execute(
-            "UPDATE subtasks SET state = 'assigned', provider_id = ?, deadline_ms = ?, updated_ms = ?"
-            " WHERE subtask_id = ? AND state = 'wanted'",
-            (provider_id, deadline_ms, now_ms(), replica_id),
+        self._transition(
+            replica_id, SubtaskState.ASSIGNED, "provider_id = ?, deadline_ms = ?", (provider_id, deadline_ms)
         )
 
     def copies(self, primary_id: str) -> list[SubtaskRow]:
@@ -246,21 +291,56 @@ class Store:
         ).fetchall()
         return [_subtask_row(row) for row in rows]
 
-    def set_subtask_state(self, subtask_id: str, state: str, reason: str = "") -> None:
-        self._db.execute(
-            "UPDATE subtasks SET state = ?, reason = ?, updated_ms = ? WHERE subtask_id = ?",
-            (state, reason, now_ms(), subtask_id),
+    def set_subtask_state(self, subtask_id: str, state: SubtaskState, reason: str = "") -> None:
+        """Move a subtask to `state`; IllegalTransition (nothing written) if the table forbids it."""
+        self._transition(subtask_id, state, "reason = ?", (reason,), reason)
+
+    def _transition(
+        self, subtask_id: str, state: SubtaskState, sets: str, values: tuple[Any, ...], reason: str = ""
+    ) -> None:
+        """One conditional UPDATE: the row changes only from a state that may become `state`."""
+        allowed = sources(SUBTASK_TRANSITIONS, state)
+        cursor = self._db.execute(
+            f"UPDATE subtasks SET state = ?, {sets}, updated_ms = ? WHERE subtask_id = ?"
+            f" AND state IN ({','.join('?' * len(allowed))})",
+            (state, *values, now_ms(), subtask_id, *allowed),
         )
+        if not cursor.rowcount:
+            row = self.subtask(subtask_id)
+            error = IllegalTransition(
+                f"subtask {subtask_id}", None if row is None else row.state, state, self.history(subtask_id)
+            )
+            log.error("refused: %s", error)
+            raise error
+        self._record(subtask_id, state, reason)
+
+    def _record(self, subtask_id: str, state: SubtaskState, reason: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO subtask_history (subtask_id, state, reason, at_ms) VALUES (?, ?, ?, ?)",
+            (subtask_id, state, reason, now_ms()),
+        )
+
+    def history(self, subtask_id: str) -> list[str]:
+        """Every state the subtask was written in, oldest first."""
+        rows = self._db.execute(
+            "SELECT state FROM subtask_history WHERE subtask_id = ? ORDER BY rowid", (subtask_id,)
+        ).fetchall()
+        return [row["state"] for row in rows]
 
     def forget_subtask(self, subtask_id: str) -> None:
         """Drop a request the app answered with "no subtask"."""
-        self._db.execute("DELETE FROM subtasks WHERE subtask_id = ? AND state = 'requested'", (subtask_id,))
+        cursor = self._db.execute(
+            "DELETE FROM subtasks WHERE subtask_id = ? AND state = ?", (subtask_id, SubtaskState.REQUESTED)
+        )
+        if cursor.rowcount:
+            self._db.execute("DELETE FROM subtask_history WHERE subtask_id = ?", (subtask_id,))
 
     def deliver_subtask(self, subtask_id: str, result_name: str, sha256: str, usage: dict[str, int]) -> None:
-        self._db.execute(
-            "UPDATE subtasks SET state = 'delivered', result_name = ?, result_sha256 = ?,"
-            " wall_ms = ?, cpu_ns = ?, fuel = ?, updated_ms = ? WHERE subtask_id = ?",
-            (result_name, sha256, usage["wall_ms"], usage["cpu_ns"], usage["fuel"], now_ms(), subtask_id),
+        self._transition(
+            subtask_id,
+            SubtaskState.DELIVERED,
+            "result_name = ?, result_sha256 = ?, wall_ms = ?, cpu_ns = ?, fuel = ?",
+            (result_name, sha256, usage["wall_ms"], usage["cpu_ns"], usage["fuel"]),
         )
 
     def renew_leases(self, provider_id: str, subtask_ids: list[str], deadline_ms: int) -> list[str]:
@@ -272,8 +352,8 @@ class Store:
         for subtask_id in subtask_ids:
             cursor = self._db.execute(
                 "UPDATE subtasks SET deadline_ms = ?"
-                " WHERE subtask_id = ? AND provider_id = ? AND state IN ('assigned', 'delivered')",
-                (deadline_ms, subtask_id, provider_id),
+                " WHERE subtask_id = ? AND provider_id = ? AND state IN (?, ?)",
+                (deadline_ms, subtask_id, provider_id, SubtaskState.ASSIGNED, SubtaskState.DELIVERED),
             )
             if cursor.rowcount:
                 held.append(subtask_id)
@@ -283,8 +363,8 @@ class Store:
         """How many subtasks the provider holds to compute: being requested for it or assigned to it
         (a delivered result is no longer computed, so it takes none of its capacity)."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM subtasks WHERE provider_id = ? AND state IN ('requested', 'assigned')",
-            (provider_id,),
+            "SELECT COUNT(*) FROM subtasks WHERE provider_id = ? AND state IN (?, ?)",
+            (provider_id, SubtaskState.REQUESTED, SubtaskState.ASSIGNED),
         ).fetchone()
         return int(row[0])
 
@@ -303,7 +383,7 @@ class Store:
 
     def expired(self, at_ms: int) -> list[SubtaskRow]:
         rows = self._db.execute(
-            "SELECT * FROM subtasks WHERE state = 'assigned' AND deadline_ms < ?", (at_ms,)
+            "SELECT * FROM subtasks WHERE state = ? AND deadline_ms < ?", (SubtaskState.ASSIGNED, at_ms)
         ).fetchall()
         return [_subtask_row(row) for row in rows]
 
@@ -316,8 +396,8 @@ class Store:
     def bills(self, task_id: str) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT provider_id, COUNT(*) AS n, SUM(fuel) AS fuel, SUM(cpu_ns) AS cpu_ns FROM subtasks"
-            " WHERE task_id = ? AND state = 'accepted' GROUP BY provider_id ORDER BY provider_id",
-            (task_id,),
+            " WHERE task_id = ? AND state = ? GROUP BY provider_id ORDER BY provider_id",
+            (task_id, SubtaskState.ACCEPTED),
         ).fetchall()
         return [dict(row) for row in rows]
 
@@ -336,8 +416,8 @@ class Store:
         """(epoch second, subtasks accepted in it) since `since_ms`, oldest first; quiet seconds absent."""
         rows = self._db.execute(
             "SELECT updated_ms / 1000 AS second, COUNT(*) AS n FROM subtasks"
-            " WHERE state = 'accepted' AND updated_ms >= ? GROUP BY second ORDER BY second",
-            (since_ms,),
+            " WHERE state = ? AND updated_ms >= ? GROUP BY second ORDER BY second",
+            (SubtaskState.ACCEPTED, since_ms),
         ).fetchall()
         return [(row["second"], row["n"]) for row in rows]
 
@@ -371,7 +451,7 @@ def _task_row(row: sqlite3.Row) -> TaskRow:
         row["env_id"],
         json.loads(row["params_json"]),
         row["max_subtasks"],
-        row["state"],
+        TaskState(row["state"]),
         row["reason"],
         json.loads(row["prerequisites_json"]),
         row["created_ms"],
@@ -384,7 +464,7 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
     return SubtaskRow(
         row["subtask_id"],
         row["task_id"],
-        row["state"],
+        SubtaskState(row["state"]),
         row["provider_id"],
         row["params_json"],
         json.loads(row["resources_json"]),

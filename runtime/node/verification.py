@@ -37,6 +37,7 @@ from runtime.node.journal import DB_NAME, Entry, Input, Journal, connect
 from runtime.node.market import ProviderOffer
 from runtime.node.reexecute import Reexecutor, Unverifiable, first_difference
 from runtime.node.resources import sha256_file
+from runtime.node.states import SubtaskState
 from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.trust import TrustPolicy, TrustStore, sample_rate
 
@@ -277,7 +278,9 @@ class Verification:
             log.warning("subtask %s of provider %s is forged: %s", entry.subtask_id, provider, problem)
             self.journal.judged(entry.subtask_id, "forged", problem)
             if was_accepted:
-                self.store.set_subtask_state(entry.subtask_id, "discarded", f"forged (audit): {problem}")
+                self.store.set_subtask_state(
+                    entry.subtask_id, SubtaskState.DISCARDED, f"forged (audit): {problem}"
+                )
         kept = [subtask_id for subtask_id in ids if subtask_id not in discarded]
         if kept:
             # The app still counts forged work as done: its outputs cannot be trusted.
@@ -305,7 +308,9 @@ class Verification:
                 )
                 self.trust.forged(provider_id, entry.task_id, problem, 1, 1)
                 self.journal.judged(entry.subtask_id, "forged", f"audit after the task ended: {problem}")
-                self.store.set_subtask_state(entry.subtask_id, "discarded", f"forged (audit): {problem}")
+                self.store.set_subtask_state(
+                    entry.subtask_id, SubtaskState.DISCARDED, f"forged (audit): {problem}"
+                )
         return found
 
     def _observe_speed(self, entry: Entry, delivered_ms: int, offer: ProviderOffer | None) -> None:

@@ -10,12 +10,24 @@ from click.testing import CliRunner
 
 from runtime.cli import main
 from runtime.cli_progress import COLUMNS, Tally
+from runtime.node.states import SubtaskState
 from runtime.node.store import SubtaskRow
 
 
 def row(subtask_id: str, state: str, *, copy_of: str | None = None, reason: str = "") -> SubtaskRow:
     return SubtaskRow(
-        subtask_id, "t", state, "prov-1", "{}", [], 0, None, 0, 0, replica_of=copy_of, reason=reason
+        subtask_id,
+        "t",
+        SubtaskState(state),
+        "prov-1",
+        "{}",
+        [],
+        0,
+        None,
+        0,
+        0,
+        replica_of=copy_of,
+        reason=reason,
     )
 
 

@@ -17,6 +17,7 @@ from runtime.appmanager import AppManager, Redundancy
 from runtime.node.journal import Entry
 from runtime.node.quorum import Outcome, agree, decide
 from runtime.node.requestor import RequestorConfig
+from runtime.node.states import SubtaskState
 from runtime.node.store import SubtaskRow
 from runtime.node.verification import VerificationConfig
 
@@ -90,7 +91,9 @@ def test_colluders_agreeing_on_a_forgery_are_rejected_and_the_honest_never_blame
 
 
 def row(subtask_id: str, state: str, sha: str | None = None) -> SubtaskRow:
-    return SubtaskRow(subtask_id, "t", state, "p", "{}", [], 0, "tile.ppm" if sha else None, 0, 0, sha)
+    return SubtaskRow(
+        subtask_id, "t", SubtaskState(state), "p", "{}", [], 0, "tile.ppm" if sha else None, 0, 0, sha
+    )
 
 
 def test_decide_waits_then_needs_a_referee_then_agrees_or_gives_up() -> None:
@@ -128,7 +131,7 @@ def test_pixels_agree_within_the_psnr_bound_and_never_across_sizes_or_garbage(tm
 
     def delivered(name: str) -> SubtaskRow:
         digest = hashlib.sha256((tmp_path / f"{name}.png").read_bytes()).hexdigest()
-        return SubtaskRow(name, "t", "delivered", "p", "{}", [], 0, "frame.png", 0, 0, digest)
+        return SubtaskRow(name, "t", SubtaskState.DELIVERED, "p", "{}", [], 0, "frame.png", 0, 0, digest)
 
     def path(copy: SubtaskRow) -> Path:
         return tmp_path / f"{copy.subtask_id}.png"
