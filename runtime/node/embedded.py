@@ -95,8 +95,9 @@ async def run_embedded(
 
 def unfinished_task(node: RequestorNode, app: str, env: str | None, params: dict[str, Any]) -> str | None:
     """The id of an active task of `app` (on `env`, if given) whose parameters include `params`, if any."""
-    for row in node.store.tasks("active"):
+    for row in node.store.tasks():
         same_env = env is None or row.env_id == env
-        if row.app == app and same_env and all(row.params.get(k) == v for k, v in params.items()):
+        same_params = all(row.params.get(k) == v for k, v in params.items())
+        if row.state == "active" and row.app == app and same_env and same_params:
             return row.task_id
     return None
