@@ -53,11 +53,24 @@ def stored_scores(data_dir: Path) -> dict[str, float]:
     return {str(k): float(v) for k, v in scores.items()} if isinstance(scores, dict) else {}
 
 
+def _details(info: EnvironmentInfo) -> str:
+    """The support check's findings; for docker_gpu also the GPUs found when something else is missing
+    (its check stops at the first missing piece, an engine that does not answer hides the GPUs found)."""
+    reason = info.support.reason
+    if info.env_id == "docker_gpu" and not info.support.supported:
+        from environments.docker.gpu import discover  # docker is optional: only where docker_gpu is listed
+
+        found = discover()
+        if found.gpus and found.describe() not in reason:
+            reason += f"; found {found.describe()}"
+    return reason
+
+
 def _row(info: EnvironmentInfo, score: float | None, measured: str) -> dict[str, Any]:
     return {
         "env": info.env_id,
         "supported": info.support.supported,
-        "details": info.support.reason,
+        "details": _details(info),
         "benchmark": score,
         "benchmark_source": measured if score is not None else None,
     }
