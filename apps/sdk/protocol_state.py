@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 from dataclasses import dataclass, field
 
+from apps.sdk.atomic_write import write_text_atomic
 from apps.sdk.errors import AlreadyExists, FailedPrecondition, NotFound
 from apps.sdk.handlers import VerifyResult
 from apps.sdk.workdir import RequestorTaskDir
@@ -70,9 +70,7 @@ class ProtocolState:
         return TaskRecord.from_json(self._path.read_text())
 
     def save(self, record: TaskRecord) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(record.to_json())
-        os.replace(tmp, self._path)
+        write_text_atomic(self._path, record.to_json())
 
     def require_new(self) -> None:
         if self.exists():

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from apps.sdk.backoff import Backoff
 from environments.base import Runtime, UsageCounters
+from environments.docker.engine import EngineUnavailable
 from environments.docker.spec import (
     DockerLimits,
     DockerRun,
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from environments.docker.environment import DockerEnvironment
 
 WAIT_POLL_S = 30
+ENGINE_LOST_S = 60.0
+"""How long a wait for a container's exit goes on while the engine does not answer."""
 LOG_TAIL_BYTES = 2000
 
 
@@ -100,14 +105,29 @@ class DockerRuntime(Runtime):
         return self._complete()
 
     async def _wait_exit(self) -> None:
+        """Wait for the container to exit: the engine's wait, long-polled. While the engine does not
+        answer, the call is tried again with backoff (never in a tight loop); after ENGINE_LOST_S without
+        an answer, EngineUnavailable."""
         import requests
 
+        backoff = Backoff(max_s=5.0)
+        unanswered_since: float | None = None
         while True:
             try:
                 await self.engine.call(self.container.wait, timeout=WAIT_POLL_S)
                 return
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                continue
+            except requests.exceptions.ConnectionError as exc:
+                now = time.monotonic()
+                unanswered_since = unanswered_since or now
+                if now - unanswered_since > ENGINE_LOST_S:
+                    raise EngineUnavailable(
+                        f"the Docker engine stopped answering while container {self.container.short_id}"
+                        f" ran: {exc}"
+                    ) from exc
+                await asyncio.sleep(backoff.next_delay())
+            except requests.exceptions.ReadTimeout:  # still running: wait again
+                backoff.reset()
+                unanswered_since = None
 
     async def _complete(self) -> str | None:
         deadline = self.limits.wall_time_s

@@ -55,11 +55,8 @@ def module_path(descriptor: WasmDescriptor, descriptor_path: Path) -> Path:
 
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's bytes, as lowercase hex."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _check_module(descriptor: WasmDescriptor, path: Path) -> None:

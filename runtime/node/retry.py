@@ -2,20 +2,21 @@
 
 A node that talks to another one must outlive that peer's bugs and restarts: a failed call is logged and
 tried again after a delay that doubles with each consecutive failure (up to `max_s`), with jitter so many
-clients refused at once do not return at once. Only failures that no retry can mend end the caller:
-an authentication refusal, or a peer whose TLS certificate does not verify (`fatal_reason`).
+clients refused at once do not return at once (`Backoff`, apps/sdk/backoff.py). Only failures that no
+retry can mend end the caller: an authentication refusal, or a peer whose TLS certificate does not verify
+(`fatal_reason`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import ssl
-from dataclasses import dataclass, field
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+
+from apps.sdk.backoff import Backoff as Backoff  # the delay policy, shared with the environments
 
 AUTH_REFUSALS = frozenset({Status.UNAUTHENTICATED, Status.PERMISSION_DENIED})
 
@@ -37,27 +38,6 @@ def fatal_reason(error: BaseException) -> str | None:
     if certificate_error is not None:
         return f"TLS certificate check failed: {certificate_error.verify_message or certificate_error}"
     return None
-
-
-@dataclass
-class Backoff:
-    """Delays for consecutive failures: `first_s`, doubling up to `max_s`, each drawn from its upper half.
-
-    `reset()` after a success, so the next failure waits `first_s` again.
-    """
-
-    first_s: float = 0.5
-    max_s: float = 30.0
-    failures: int = 0
-    _random: random.Random = field(default_factory=random.Random, repr=False)
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.first_s * 2**self.failures)
-        self.failures += 1
-        return self._random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 async def sleep_unless_stopped(delay: float, stop: asyncio.Event) -> None:

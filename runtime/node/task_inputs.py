@@ -22,6 +22,7 @@ from grpclib.exceptions import StreamTerminatedError
 
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
+from runtime.node.resources import sha256_file
 
 MAX_NAME_CHARS = 1024
 MAX_PART_BYTES = 255
@@ -186,14 +187,6 @@ async def file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield block
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 Receive = Callable[[str, int, str, AsyncIterator[bytes]], Awaitable[str]]
 """Takes one input (name, size, sha256, bytes) and returns its input id: the node's, or a client's call."""
 
@@ -201,7 +194,7 @@ Receive = Callable[[str, int, str, AsyncIterator[bytes]], Awaitable[str]]
 async def send_inputs(receive: Receive, files: Sequence[tuple[str, Path]]) -> list[str]:
     """Send local files as task inputs; their input ids, in order."""
     return [
-        await receive(name, path.stat().st_size, file_sha256(path), file_chunks(path)) for name, path in files
+        await receive(name, path.stat().st_size, sha256_file(path), file_chunks(path)) for name, path in files
     ]
 
 
