@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from apps.blenderapp.regions import Box, split
 from apps.sdk import InvalidArgument, JsonDict
+from apps.sdk.atomic_write import write_text_atomic
 
 PLAN_FILE = "blenderapp-plan.json"
 MAX_PIXELS = 4096 * 4096
@@ -85,9 +85,7 @@ class Plan:
         return True
 
     def save(self, task_root: Path) -> None:
-        tmp = task_root / (PLAN_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, task_root / PLAN_FILE)
+        write_text_atomic(task_root / PLAN_FILE, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, task_root: Path) -> Plan:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import enum
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from apps.sdk.atomic_write import write_text_atomic
 
 PLAN_FILE = "tutorialapp-plan.json"
 OPEN_END = 2**62
@@ -98,9 +99,7 @@ class Plan:
         return True
 
     def save(self, task_root: Path) -> None:
-        tmp = task_root / (PLAN_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, task_root / PLAN_FILE)
+        write_text_atomic(task_root / PLAN_FILE, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, task_root: Path) -> Plan:
