@@ -22,8 +22,11 @@ from runtime.appmanager import (
     WasmDescriptor,
 )
 from runtime.appmanager.manager import DATA_DIR_ENV
+from runtime.cli_envs import environment_ids
 
-ENV_OPTION = click.option("--env", default=None, help="Only the build for this environment.")
+ENV_OPTION = click.option(
+    "--env", type=click.Choice(environment_ids()), default=None, help="Only the build for this environment."
+)
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
 

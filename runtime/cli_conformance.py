@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from runtime.appmanager import AppManager, AppNotAvailable
+from runtime.cli_envs import environment_ids
 from runtime.conformance.params import parse_examples, parse_pins
 from runtime.conformance.properties import PROPERTIES
 from runtime.conformance.report import print_summary
@@ -45,7 +46,12 @@ def _terminated_cleanly() -> Iterator[None]:
 
 @click.command("conformance")
 @click.argument("app")
-@click.option("--env", default=None, help="The build to test (default: the app's default environment).")
+@click.option(
+    "--env",
+    type=click.Choice(environment_ids()),
+    default=None,
+    help="The build to test (default: the app's default environment).",
+)
 @click.option(
     "--examples",
     default=200,

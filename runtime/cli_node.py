@@ -424,7 +424,12 @@ def _control_target(address: str, tls_ca: str | None, data_dir: Path, token: str
 
 @task.command("submit")
 @click.argument("app")
-@click.option("--env", default="", help="Environment (default: the app's default).")
+@click.option(
+    "--env",
+    type=click.Choice(environment_ids()),
+    default=None,
+    help="Environment (default: the app's default).",
+)
 @click.option(
     "--set",
     "settings",
@@ -447,7 +452,7 @@ def _control_target(address: str, tls_ca: str | None, data_dir: Path, token: str
 @data_dir_option
 def task_submit(
     app: str,
-    env: str,
+    env: str | None,
     settings: tuple[str, ...],
     params_file: Path | None,
     inputs: tuple[Path, ...],
@@ -467,7 +472,7 @@ def task_submit(
         input_ids = await send_inputs(upload_through(stub, metadata), files)
         request = npb.SubmitTaskRequest(
             app=app,
-            env_id=env,
+            env_id=env or "",
             task_params_json=json.dumps(params),
             max_subtasks=max_subtasks,
             input_ids=input_ids,

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.cli import main
+from runtime.cli_envs import environment_ids
 from runtime.cli_help import EXAMPLES, commands
 
 COMMANDS = sorted(commands(main))
@@ -27,6 +28,19 @@ def test_every_command_answers_h_with_described_options_and_an_example(path: str
     command = commands(main)[path]
     undescribed = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
     assert undescribed == []
+
+
+def test_every_env_option_is_a_choice_of_the_registry() -> None:
+    env_options = [
+        (path, option)
+        for path, command in commands(main).items()
+        for option in command.params
+        if isinstance(option, click.Option) and "--env" in option.opts
+    ]
+    assert {path for path, _ in env_options} >= {"run", "provider join", "task submit", "conformance"}
+    for path, option in env_options:
+        assert isinstance(option.type, click.Choice), path
+        assert list(option.type.choices) == environment_ids(), path
 
 
 def test_env_choices_come_from_the_registry() -> None:
