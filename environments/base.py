@@ -42,6 +42,22 @@ class Support:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What an environment's runs are like, declared by the environment so the node never tests its id."""
+
+    deterministic: bool
+    """A run gives the same bytes and usage for the same inputs: re-execution and replay can check it."""
+    metered: bool
+    """Usage is counted in fuel, a deterministic work meter (billed per fuel unit, not per CPU second)."""
+    gpu: bool = False
+    """Runs get the machine's GPUs."""
+    network: bool = False
+    """Runs may use a network (an internal one between the node and app servers, never the internet)."""
+    serves_apps: bool = False
+    """An app's requestor and provider servers run inside it."""
+
+
+@dataclass(frozen=True)
 class UsageCounters:
     """What a run consumed. `fuel` is the deterministic work meter of environments that have one."""
 
@@ -205,6 +221,7 @@ class Environment(abc.ABC, Generic[PayloadT, PrerequisitesT, ConfigT]):
     """A kind of sandbox payloads run in. Found by the registry through its `env_id`."""
 
     env_id: ClassVar[str]
+    declared_capabilities: ClassVar[Capabilities]
     prerequisites_type: ClassVar[type[Prerequisites]]
 
     def __init__(self, config: ConfigT) -> None:

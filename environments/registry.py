@@ -11,15 +11,20 @@ the reason, never as a crash.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from environments.base import Environment, Support
+from environments.base import Capabilities, Environment, Support
 
 ENTRY_POINT_GROUP = "taskapi.environments"
 
 EnvironmentClass = type[Environment[Any, Any, Any]]
+
+LOCAL = "local"
+"""An app's own provider server run on the host: no Environment class yet, so its capabilities are here."""
+LOCAL_CAPABILITIES = Capabilities(deterministic=False, metered=False, serves_apps=True)
 
 
 class UnknownEnvironment(LookupError):
@@ -35,18 +40,23 @@ class EnvironmentInfo:
     support: Support
 
 
-def _load(entry_point: metadata.EntryPoint) -> EnvironmentInfo:
+def _environment_class(entry_point: metadata.EntryPoint) -> EnvironmentClass | str:
+    """The Environment subclass an entry point names, or why it is not one."""
     try:
         loaded = entry_point.load()
     except Exception as exc:
-        reason = f"cannot load {entry_point.value}: {type(exc).__name__}: {exc}"
-        return EnvironmentInfo(entry_point.name, None, Support(False, reason))
+        return f"cannot load {entry_point.value}: {type(exc).__name__}: {exc}"
     if not (isinstance(loaded, type) and issubclass(loaded, Environment)):
-        reason = f"{entry_point.value} is not an Environment subclass"
-        return EnvironmentInfo(entry_point.name, None, Support(False, reason))
+        return f"{entry_point.value} is not an Environment subclass"
     if loaded.env_id != entry_point.name:
-        reason = f"{entry_point.value} declares env_id {loaded.env_id!r}, not {entry_point.name!r}"
-        return EnvironmentInfo(entry_point.name, None, Support(False, reason))
+        return f"{entry_point.value} declares env_id {loaded.env_id!r}, not {entry_point.name!r}"
+    return loaded
+
+
+def _load(entry_point: metadata.EntryPoint) -> EnvironmentInfo:
+    loaded = _environment_class(entry_point)
+    if isinstance(loaded, str):
+        return EnvironmentInfo(entry_point.name, None, Support(False, loaded))
     try:
         support = loaded.support()
     except Exception as exc:
@@ -71,3 +81,23 @@ def get_environment(env_id: str) -> EnvironmentClass:
     if info.environment is None or not info.support.supported:
         raise UnknownEnvironment(f"environment {env_id!r} is not usable here: {info.support.reason}")
     return info.environment
+
+
+def environment_class(env_id: str) -> EnvironmentClass:
+    """The class of installed environment `env_id`, whether or not this machine supports it (its
+    `prepare()` says why not); `UnknownEnvironment` for an id no installed environment has."""
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP, name=env_id):
+        loaded = _environment_class(entry_point)
+        if isinstance(loaded, str):
+            raise UnknownEnvironment(f"environment {env_id!r} cannot be loaded: {loaded}")
+        return loaded
+    raise UnknownEnvironment(f"unknown environment {env_id!r}")
+
+
+@functools.cache
+def capabilities(env_id: str) -> Capabilities:
+    """What runs in environment `env_id` are like, as its class declares them (`local`: as declared here);
+    `UnknownEnvironment` for an id no installed environment has."""
+    if env_id == LOCAL:
+        return LOCAL_CAPABILITIES
+    return environment_class(env_id).declared_capabilities

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from environments.registry import capabilities
 from runtime.appmanager.manager import default_data_dir
 from runtime.node.journal import Entry
 from runtime.node.reexecute import Reexecutor, Unverifiable
@@ -33,9 +34,9 @@ def replay_command(subtask_id: str, data_dir: Path, as_json: bool) -> None:
         raise click.UsageError(str(exc)) from exc
     except KeyError as exc:
         raise click.UsageError(f"subtask {subtask_id!r} is not in the journal of {data_dir}") from exc
-    if entry.env_id != "wasm":
+    if not capabilities(entry.env_id).deterministic:
         raise click.UsageError(
-            f"subtask {subtask_id} ran in {entry.env_id}; only wasm subtasks replay exactly"
+            f"subtask {subtask_id} ran in {entry.env_id}, which is not deterministic: no exact replay"
         )
     if entry.output_sha256 is None:
         raise click.ClickException(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from grpclib.client import Channel
 
 from apps.sdk.process import AppProcess, python_app_command
+from environments.registry import environment_class
 from runtime.appmanager import App, AppNotAvailable, DockerDescriptor, LocalDescriptor, WasmDescriptor
 
 if TYPE_CHECKING:
@@ -97,8 +98,7 @@ class DockerServing:
         from environments.docker import (  # docker is optional: imported only for docker builds
             DockerAppServer,
             DockerConfig,
-            DockerCpuEnvironment,
-            DockerGpuEnvironment,
+            DockerEnvironment,
         )
 
         prerequisites = self.descriptor.prerequisites
@@ -106,8 +106,8 @@ class DockerServing:
             repositories=frozenset({prerequisites.image}),
             digests=frozenset({prerequisites.digest} if prerequisites.digest else ()),
         )
-        kind = DockerGpuEnvironment if self.descriptor.environment == "docker_gpu" else DockerCpuEnvironment
-        environment = kind(config)
+        environment = environment_class(self.descriptor.environment)(config)
+        assert isinstance(environment, DockerEnvironment), f"{self.descriptor.environment} is not docker"
         await environment.prepare()
         self._environment = environment
 

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from environments.base import (
     BenchmarkResult,
+    Capabilities,
     EnvConfig,
     Environment,
     Prerequisites,
@@ -92,6 +93,7 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
     """Containers on a Docker engine; subclasses say whether and how they get GPUs."""
 
     env_id = "docker_cpu"
+    declared_capabilities = Capabilities(deterministic=False, metered=False, network=True, serves_apps=True)
     prerequisites_type = DockerPrerequisites
 
     def __init__(self, config: DockerConfig | None = None) -> None:

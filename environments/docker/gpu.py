@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from environments.base import Support
+from environments.base import Capabilities, Support
 from environments.docker.engine import engine_support
 from environments.docker.environment import DockerConfig, DockerEnvironment
 from environments.docker.spec import GpuPassthrough
@@ -209,6 +209,9 @@ class DockerGpuEnvironment(DockerEnvironment):
     """docker_gpu: containers with the machine's NVIDIA GPUs passed through."""
 
     env_id = "docker_gpu"
+    declared_capabilities = Capabilities(
+        deterministic=False, metered=False, gpu=True, network=True, serves_apps=True
+    )
 
     def __init__(self, config: DockerConfig | None = None, discovery: GpuDiscovery | None = None) -> None:
         super().__init__(config)

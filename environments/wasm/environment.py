@@ -22,6 +22,7 @@ from pydantic import Field
 
 from environments.base import (
     BenchmarkResult,
+    Capabilities,
     EnvConfig,
     Environment,
     Prerequisites,
@@ -94,6 +95,7 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
     """Runs WASI command modules in a pool of worker processes, one per core by default."""
 
     env_id = "wasm"
+    declared_capabilities = Capabilities(deterministic=True, metered=True)
     prerequisites_type = WasmPrerequisites
 
     def __init__(self, config: WasmConfig | None = None) -> None:

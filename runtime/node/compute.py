@@ -19,6 +19,7 @@ from environments.docker import (
     DockerPrerequisites,
     compute_subtask,
 )
+from environments.registry import LOCAL
 from environments.status import EnvStatus
 from environments.wasm.app_adapter import ComputeLimits, WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
@@ -59,7 +60,7 @@ class LocalRunner:
     wall time.
     """
 
-    env_id = "local"
+    env_id = LOCAL
     EXIT_GRACE_S = 10.0
 
     def __init__(self) -> None:
@@ -68,7 +69,7 @@ class LocalRunner:
     async def compute(
         self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
     ) -> ComputeOutcome:
-        app = AppManager().resolve(assignment.app_name, "local")
+        app = AppManager().resolve(assignment.app_name, self.env_id)
         params = _params(assignment.subtask_params_json)
         began = time.monotonic()
         if app.descriptor.provider_server == "reusable":
@@ -128,7 +129,7 @@ class WasmRunner:
     the subtask's lease is given back then (at the latest its compile time and the pool's grace later).
     """
 
-    env_id = "wasm"
+    env_id = WasmEnvironment.env_id
 
     def __init__(self, environment: WasmEnvironment | None = None) -> None:
         self._environment = environment or WasmEnvironment()
@@ -178,7 +179,7 @@ class DockerRunner:
     refuses images off its whitelist or missing here. The container is stopped at the assignment's deadline.
     """
 
-    env_id = "docker_cpu"
+    env_id = DockerCpuEnvironment.env_id
 
     def __init__(self, environment: DockerEnvironment | None = None) -> None:
         self._environment = environment or self._default_environment()
@@ -230,7 +231,7 @@ class DockerRunner:
 class DockerGpuRunner(DockerRunner):
     """Docker apps with the machine's GPUs passed through (docker_gpu)."""
 
-    env_id = "docker_gpu"
+    env_id = DockerGpuEnvironment.env_id
 
     def _default_environment(self) -> DockerEnvironment:
         return DockerGpuEnvironment()

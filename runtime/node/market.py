@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from environments.registry import capabilities
 from runtime.appmanager.descriptor import ENVIRONMENTS
 
 FUEL_UNIT = 1e9
@@ -99,7 +100,7 @@ class Balanced:
         return env_id in offer.envs
 
     def cost(self, offer: ProviderOffer, env_id: str, fuel: int, cpu_ns: int) -> float:
-        units = fuel / FUEL_UNIT if env_id == "wasm" else cpu_ns / CPU_NS_UNIT
+        units = fuel / FUEL_UNIT if capabilities(env_id).metered else cpu_ns / CPU_NS_UNIT
         return units * offer.price
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from apps.sdk.sandboxed_files import UnsafePath, open_file
 from apps.sdk.workdir import ProviderTaskDir, check_id
+from environments.registry import capabilities
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
@@ -91,8 +92,8 @@ class Reexecutor:
 
 def _checked_module(entry: Entry) -> Path:
     module = Path(entry.module_path)
-    if entry.env_id != "wasm" or not entry.module_sha256:
-        raise Unverifiable(f"subtask {entry.subtask_id} is not a wasm subtask ({entry.env_id})")
+    if not capabilities(entry.env_id).deterministic or not entry.module_sha256:
+        raise Unverifiable(f"subtask {entry.subtask_id} ran in {entry.env_id}, which is not deterministic")
     if not module.is_file() or sha256_file(module) != entry.module_sha256:
         raise Unverifiable(f"module {module} is missing or no longer has sha256 {entry.module_sha256}")
     return module

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from environments.registry import environment_class
 from runtime.appmanager import App, AppManager, DockerDescriptor, LocalDescriptor, WasmDescriptor
 from runtime.node.compute import ComputeRunner, DockerGpuRunner, DockerRunner, LocalRunner, WasmRunner
 from runtime.node.provider import Whitelist
@@ -13,10 +14,7 @@ if TYPE_CHECKING:
     from environments.docker import DockerEnvironment
 
 RUNNERS: dict[str, type] = {
-    "local": LocalRunner,
-    "wasm": WasmRunner,
-    "docker_cpu": DockerRunner,
-    "docker_gpu": DockerGpuRunner,
+    runner.env_id: runner for runner in (LocalRunner, WasmRunner, DockerRunner, DockerGpuRunner)
 }
 
 
@@ -31,7 +29,7 @@ def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner
     docker_builds = [app.descriptor for app in apps if isinstance(app.descriptor, DockerDescriptor)]
     runners: list[ComputeRunner] = []
     for env in envs:
-        if env in ("docker_cpu", "docker_gpu") and docker_builds:
+        if issubclass(RUNNERS[env], DockerRunner) and docker_builds:
             runners.append(RUNNERS[env](_docker_environment(env, docker_builds)))
         else:
             runners.append(RUNNERS[env]())
@@ -41,7 +39,7 @@ def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner
 def _docker_environment(env: str, builds: list[DockerDescriptor]) -> DockerEnvironment:
     """A docker environment admitting these builds' images (by repository, or digest if pinned) besides the
     project's own (its benchmark runs in one)."""
-    from environments.docker import DockerConfig, DockerCpuEnvironment, DockerGpuEnvironment
+    from environments.docker import DockerConfig, DockerEnvironment
     from environments.docker.environment import PROJECT_REPOSITORIES
 
     config = DockerConfig(
@@ -49,7 +47,9 @@ def _docker_environment(env: str, builds: list[DockerDescriptor]) -> DockerEnvir
         | frozenset(b.prerequisites.image for b in builds if b.prerequisites.digest is None),
         digests=frozenset(b.prerequisites.digest for b in builds if b.prerequisites.digest is not None),
     )
-    return DockerGpuEnvironment(config) if env == "docker_gpu" else DockerCpuEnvironment(config)
+    environment = environment_class(env)(config)
+    assert isinstance(environment, DockerEnvironment), f"{env} is not a docker environment"
+    return environment
 
 
 def whitelist_of(apps: Iterable[App]) -> Whitelist:

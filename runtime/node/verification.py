@@ -31,6 +31,7 @@ from apps.sdk.client import RequestorAppClient
 from apps.sdk.handlers import VerifyResult
 from apps.sdk.sandboxed_files import UnsafePath, file_digest
 from apps.sdk.workdir import RequestorTaskDir
+from environments.registry import capabilities
 from protos import node_pb2 as npb
 from runtime.node.app_servers import ResolvedApp
 from runtime.node.journal import DB_NAME, Entry, Input, Journal, connect
@@ -175,7 +176,7 @@ class Verification:
             self.trust.rejected(provider)
             self.trust.drop(provider, task.row.task_id, f"Verify failed: {reason}")
             self.journal.judged(subtask_id, "rejected", reason)
-            if entry.env_id == "wasm" and self.config.reexecute:
+            if capabilities(entry.env_id).deterministic and self.config.reexecute:
                 # A wrong result of a deterministic app is no accident: check the rest of its work.
                 await self.audit(provider)
         else:
@@ -231,7 +232,7 @@ class Verification:
     # the ladder's steps
 
     def _sampled(self, entry: Entry) -> bool:
-        if entry.env_id != "wasm" or not self.config.reexecute:
+        if not capabilities(entry.env_id).deterministic or not self.config.reexecute:
             return False
         rate = sample_rate(self.trust.get(entry.provider_id), self.config.policy)
         return rate >= 1.0 or self._rng(entry.provider_id).random() < rate
@@ -320,11 +321,12 @@ class Verification:
         whatever the provider says its wall time was, so fuel / time never overstates the provider's speed.
         """
         elapsed_ms = delivered_ms - entry.assigned_ms
-        if entry.env_id != "wasm" or offer is None or elapsed_ms < self.config.policy.speed_min_ms:
+        metered = capabilities(entry.env_id).metered
+        if not metered or offer is None or elapsed_ms < self.config.policy.speed_min_ms:
             return
         fuel = entry.fuel or 0
         observed = fuel / elapsed_ms / 1000  # Mfuel/s, the unit of the wasm benchmark score
-        claimed = offer.envs.get("wasm", 0.0)
+        claimed = offer.envs.get(entry.env_id, 0.0)
         if self.trust.speed(entry.provider_id, claimed, observed):
             log.warning(
                 "provider %s claims %.0f Mfuel/s but its subtasks show at most %.0f",
