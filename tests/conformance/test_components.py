@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from security.component_build import build_component, compile_cache_dir
+from security.component_build import COMPILE_LIMITS, build_component, compile_cache_dir
 
 from environments.wasm import WasmConfig, WasmEnvironment
 from environments.wasm.app_adapter import WasmModule
@@ -29,7 +29,7 @@ COMPONENT = ROOT / "apps" / "tutorialapp" / "wasm" / "tutorialapp.wasm"
 
 def component_target(name: str, path: Path) -> Target:
     module = WasmModule.load(path)
-    environment = WasmEnvironment(WasmConfig(cache_dir=compile_cache_dir()))
+    environment = WasmEnvironment(WasmConfig(cache_dir=compile_cache_dir(), compile=COMPILE_LIMITS))
     asyncio.run(environment.prepare())
     try:
         asyncio.run(environment.compile(module.path, module.sha256))

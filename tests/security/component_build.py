@@ -18,6 +18,8 @@ from pathlib import Path
 
 import grpclib
 
+from environments.wasm.runs import CompileLimits
+
 ROOT = Path(__file__).resolve().parents[2]
 WIT = ROOT / "protos" / "taskapi.wit"
 COMPONENTIZE = Path(sys.executable).parent / "componentize-py"
@@ -28,6 +30,11 @@ GRPCLIB_FILES = ("__init__.py", "const.py", "exceptions.py")
 def cache_dir() -> Path:
     default = Path.home() / ".cache" / "taskapi" / "test-components"
     return Path(os.environ.get("TASKAPI_TEST_COMPONENTS", default))
+
+
+COMPILE_LIMITS = CompileLimits(time_s=300)
+"""The tests' compile bound: a 20 MB component takes 10 s on two idle cores and over 60 s (the default
+bound) on a loaded CI machine; the bound itself is tested with modules (test_wasm_limits.py)."""
 
 
 def compile_cache_dir() -> Path:

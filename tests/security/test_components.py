@@ -23,7 +23,7 @@ from environments.wasm.component_adapter import interface_name
 from environments.wasm.deterministic import REALTIME_BASE_NS
 from environments.wasm.errors import ModuleRejected
 
-from .component_build import build_component, compile_cache_dir
+from .component_build import COMPILE_LIMITS, build_component, compile_cache_dir
 
 HOSTILE_SOURCE = Path(__file__).parent / "components" / "hostile.py"
 WASM_PAGE = 1 << 16
@@ -58,7 +58,9 @@ def write_component(folder: Path, name: str, wat: str) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[WasmEnvironment]:
-    environment = WasmEnvironment(WasmConfig(cache_dir=compile_cache_dir(), max_parallel=1))
+    environment = WasmEnvironment(
+        WasmConfig(cache_dir=compile_cache_dir(), max_parallel=1, compile=COMPILE_LIMITS)
+    )
     asyncio.run(environment.prepare())
     yield environment
     asyncio.run(environment.clean_up())

@@ -29,6 +29,7 @@ from environments.wasm.app_adapter import (
 )
 from environments.wasm.component import ComponentRun
 from environments.wasm.component_adapter import contract_reply, interface_name
+from environments.wasm.runs import CompileLimits
 from runtime.appmanager.loading import file_sha256 as sha256_file
 from runtime.cli import main
 from runtime.node.journal import Entry, Journal, connect
@@ -46,11 +47,13 @@ COMPILE_CACHE = (
 )
 """A compile cache kept between test runs (tests/security/component_build.py's): the component, 20 MB of
 CPython, compiles once per machine (10 s on two idle cores, 40 s and more under load)."""
+COMPILE_LIMITS = CompileLimits(time_s=300)
+"""More compile time than the default 60 s, which a loaded machine can exceed for this component."""
 
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[WasmEnvironment]:
-    environment = WasmEnvironment(WasmConfig(cache_dir=COMPILE_CACHE, max_parallel=1))
+    environment = WasmEnvironment(WasmConfig(cache_dir=COMPILE_CACHE, max_parallel=1, compile=COMPILE_LIMITS))
     asyncio.run(environment.prepare())
     yield environment
     asyncio.run(environment.clean_up())
