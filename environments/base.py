@@ -222,6 +222,8 @@ class Environment(abc.ABC, Generic[PayloadT, PrerequisitesT, ConfigT]):
 
     env_id: ClassVar[str]
     declared_capabilities: ClassVar[Capabilities]
+    setup_hint: ClassVar[str] = ""
+    """How to make a machine support this environment, shown when it cannot."""
     prerequisites_type: ClassVar[type[Prerequisites]]
 
     def __init__(self, config: ConfigT) -> None:

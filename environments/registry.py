@@ -23,7 +23,8 @@ ENTRY_POINT_GROUP = "taskapi.environments"
 EnvironmentClass = type[Environment[Any, Any, Any]]
 
 LOCAL = "local"
-"""An app's own provider server run on the host: no Environment class yet, so its capabilities are here."""
+"""Not a sandbox: Python apps as plain child processes, for app development only. It has no Environment
+class yet, so its id and capabilities are declared here."""
 LOCAL_CAPABILITIES = Capabilities(deterministic=False, metered=False, serves_apps=True)
 
 

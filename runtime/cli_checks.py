@@ -14,14 +14,7 @@ from pathlib import Path
 
 import click
 
-from environments.registry import UnknownEnvironment, get_environment
-
-HOW_TO_FIX = {
-    "docker_cpu": "start a Docker engine: `scripts/setup_docker` in a taskapi clone (installs and starts "
-    "one, as root), or `sudo dockerd &`; DOCKER_HOST names a remote one",
-    "docker_gpu": "docker_gpu needs an NVIDIA GPU and driver and a Docker engine (`scripts/setup_docker`)",
-    "wasm": "install taskapi's dependencies (`pip install taskapi` brings wasmtime)",
-}
+from environments.registry import LOCAL, UnknownEnvironment, environment_class, get_environment
 
 
 @contextlib.contextmanager
@@ -58,10 +51,12 @@ def environment_ready(env_id: str) -> None:
 
     `local` (plain child processes) always can.
     """
-    if env_id == "local":
+    if env_id == LOCAL:
         return
     try:
         get_environment(env_id)
     except UnknownEnvironment as exc:
-        fix = HOW_TO_FIX.get(env_id)
+        fix = ""
+        with contextlib.suppress(UnknownEnvironment):  # installed, but not usable here: it says how to fix
+            fix = environment_class(env_id).setup_hint
         raise click.ClickException(f"{exc}" + (f"; {fix}" if fix else "")) from None

@@ -18,12 +18,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from environments.registry import ENTRY_POINT_GROUP, EnvironmentInfo, list_environments
+from environments.registry import ENTRY_POINT_GROUP, LOCAL, EnvironmentInfo, list_environments
 from runtime.appmanager.manager import default_data_dir
 from runtime.node.runners import runners_for
-
-LOCAL = "local"
-"""Not an environment: Python apps as plain child processes, for app development only (no sandbox)."""
 
 BENCHMARKS_FILE = Path("provider") / "benchmarks.json"
 """Where in a data dir `taskapi provider join` keeps its benchmark scores (`ProviderNode.benchmarks`)."""
@@ -54,10 +51,12 @@ def stored_scores(data_dir: Path) -> dict[str, float]:
 
 
 def _details(info: EnvironmentInfo) -> str:
-    """The support check's findings; for docker_gpu also the GPUs found when something else is missing
-    (its check stops at the first missing piece, an engine that does not answer hides the GPUs found)."""
+    """The support check's findings; for an environment with GPUs (docker_gpu) also the GPUs found when
+    something else is missing (its check stops at the first missing piece, an engine that does not answer
+    hides the GPUs found)."""
     reason = info.support.reason
-    if info.env_id == "docker_gpu" and not info.support.supported:
+    gpus = info.environment is not None and info.environment.declared_capabilities.gpu
+    if gpus and not info.support.supported:
         from environments.docker.gpu import discover  # docker is optional: only where docker_gpu is listed
 
         found = discover()

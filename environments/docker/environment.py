@@ -94,6 +94,10 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
 
     env_id = "docker_cpu"
     declared_capabilities = Capabilities(deterministic=False, metered=False, network=True, serves_apps=True)
+    setup_hint = (
+        "start a Docker engine: `scripts/setup_docker` in a taskapi clone (installs and starts one, as root),"
+        " or `sudo dockerd &`; DOCKER_HOST names a remote one"
+    )
     prerequisites_type = DockerPrerequisites
 
     def __init__(self, config: DockerConfig | None = None) -> None:

@@ -212,6 +212,7 @@ class DockerGpuEnvironment(DockerEnvironment):
     declared_capabilities = Capabilities(
         deterministic=False, metered=False, gpu=True, network=True, serves_apps=True
     )
+    setup_hint = "docker_gpu needs an NVIDIA GPU and driver and a Docker engine (`scripts/setup_docker`)"
 
     def __init__(self, config: DockerConfig | None = None, discovery: GpuDiscovery | None = None) -> None:
         super().__init__(config)

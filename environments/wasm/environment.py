@@ -96,6 +96,7 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
 
     env_id = "wasm"
     declared_capabilities = Capabilities(deterministic=True, metered=True)
+    setup_hint = "install taskapi's dependencies (`pip install taskapi` brings wasmtime)"
     prerequisites_type = WasmPrerequisites
 
     def __init__(self, config: WasmConfig | None = None) -> None:

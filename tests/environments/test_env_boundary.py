@@ -21,8 +21,6 @@ NOT_YET_BEHIND_THE_REGISTRY = {
     "runtime/conformance/gate.py": "conformance gates per environment",
     "runtime/conformance/target.py": "conformance targets per environment",
     "runtime/conformance/requestor_machine.py": "the conformance machine's default environment",
-    "runtime/cli_checks.py": "`taskapi apps check` per environment",
-    "runtime/cli_envs.py": "`local` is listed beside the registry's environments",
     "runtime/cli_node.py": "default of `provider join --env` (CLI help text)",
     "apps/tutorialapp/requestor.py": "the app names the environment of its docker build",
     "apps/blenderapp/requestor.py": "the app names the environments of its docker builds",
