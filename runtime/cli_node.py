@@ -139,6 +139,13 @@ def requestor() -> None:
     type=click.IntRange(min=100),
     help="How long a provider holds a subtask without a heartbeat before it is handed out again.",
 )
+@click.option(
+    "--stranded-s",
+    default=RequestorConfig.stranded_s,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a task waits once every provider that came was dropped from it or refused it, then fails.",
+)
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
@@ -188,6 +195,7 @@ def requestor_serve(
     data_dir: Path,
     token: str | None,
     lease_ms: int,
+    stranded_s: float,
     metrics_port: int | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -230,7 +238,10 @@ def requestor_serve(
         node = RequestorNode(
             data_dir,
             RequestorConfig(
-                lease_ms=lease_ms, heartbeat_ms=max(50, lease_ms // 6), verification=verification
+                lease_ms=lease_ms,
+                heartbeat_ms=max(50, lease_ms // 6),
+                stranded_s=stranded_s,
+                verification=verification,
             ),
         )
         await node.start()

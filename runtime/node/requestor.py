@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -80,6 +81,9 @@ class RequestorConfig:
     """NextSubtask calls in a row a task's app may fail (an error status, or resources it named but did not
     write) before the task fails with the app's own message."""
     reap_interval_s: float = 0.5
+    stranded_s: float = 60.0
+    """How long a task may go with no live subtask while every joined provider was dropped from it or refused
+    its app (and at least one was) before it fails with that reason instead of waiting forever."""
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
 
@@ -95,6 +99,8 @@ class ActiveTask:
     failures_by_provider: Counter[str] = field(default_factory=Counter)
     app_errors: int = 0
     """NextSubtask failures in a row (see RequestorConfig.max_app_errors)."""
+    stranded_since: float | None = None
+    """time.monotonic() when no provider could take the task any more (see RequestorConfig.stranded_s)."""
 
     @property
     def redundancy(self) -> Redundancy | None:
@@ -867,6 +873,7 @@ class RequestorNode:
             await asyncio.sleep(self.config.reap_interval_s)
             try:
                 await self.expire_leases()
+                await self.fail_stranded_tasks()
             except Exception:
                 log.exception("lease reaper failed")
 
@@ -878,6 +885,36 @@ class RequestorNode:
                     "subtask %s: lease of provider %s expired", subtask.subtask_id, subtask.provider_id
                 )
                 await self._release(active, subtask.subtask_id, SubtaskState.EXPIRED, "lease expired")
+
+    async def fail_stranded_tasks(self) -> None:
+        """Fail each task that no provider could take for `stranded_s` (RequestorConfig.stranded_s)."""
+        now = time.monotonic()
+        for active in list(self._active.values()):
+            shut_out = self._shut_out(active)
+            if shut_out is None or not self._idle(active):
+                active.stranded_since = None
+            elif active.stranded_since is None:
+                active.stranded_since = now
+            elif now - active.stranded_since >= self.config.stranded_s:
+                reason = f"no provider can take its work for {self.config.stranded_s:g} s: {shut_out}"
+                log.error("task %s failed: %s", active.row.task_id, reason)
+                await self.abort_task(active.row.task_id, reason, state=TaskState.FAILED)
+
+    def _shut_out(self, active: ActiveTask) -> str | None:
+        """Who was shut out of the task, when no joined provider may take it and at least one was shut out
+        (dropped from it, blacklisted, or refused its app); None while someone still may."""
+        task_id = active.row.task_id
+        shut_out = {
+            provider_id
+            for provider_id in self._offers
+            if provider_id in active.refused_by or self.verification.excluded(provider_id, task_id)
+        }
+        if len(shut_out) < len(self._offers):
+            return None
+        shut_out |= self.verification.trust.dropped_from(task_id)
+        if not shut_out:
+            return None
+        return f"all {len(shut_out)} provider(s) that came were dropped from it or refused its app"
 
     def _still_assigned(self, subtask: SubtaskRow) -> bool:
         """Whether a subtask listed before an await is still assigned (it may have been delivered since)."""
