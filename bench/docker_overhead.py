@@ -7,11 +7,15 @@
 3. Blender: one frame in 4 parts over 2 providers (1 core each; the requestor verifies every part by
    re-rendering crops as parts arrive) against one whole-frame render on one provider with 2 cores.
    Wall ratio (goal <= 1.3x) and SSIM of the merged frame against the whole one (goal >= 0.99).
+4. Blender versions (`--compare-image IMAGE`, e.g. an older blenderapp image kept under another tag): the
+   same whole-frame CPU render of the sample scene (same resolution and samples, 2 cores, Blender already
+   loaded by a warm-up render) in that image and in the current one, and their ratio.
 
 Each variant runs `--repeats` times (Blender: `--blender-repeats`) and its fastest run counts. Needs
 scripts/setup_docker first.
 
     python bench/docker_overhead.py [--nonces N] [--repeats R] [--resolution WxH] [--samples S]
+                                    [--compare-image taskapi/blenderapp:blender-3.4]
 """
 
 from __future__ import annotations
@@ -211,6 +215,60 @@ async def blender_split_vs_whole(
     )
 
 
+RENDER_PROBE = """
+import asyncio, sys, time
+from pathlib import Path
+from apps.blenderapp import render as r
+from apps.blenderapp.regions import Box
+
+async def main(width, height, samples):
+    warm_up = r.RenderJob.one(r.SAMPLE_SCENE, 1, (32, 24), 1, 0, Box(0, 0, 32, 24), Path("/tmp/warm.png"))
+    await r.render(warm_up)
+    job = r.RenderJob.one(r.SAMPLE_SCENE, 1, (width, height), samples, 0, Box(0, 0, width, height),
+                          Path("/tmp/frame.png"))
+    began = time.perf_counter()
+    await r.render(job)
+    print(time.perf_counter() - began)
+
+asyncio.run(main(*map(int, sys.argv[1:])))
+"""
+
+
+async def cpu_render_seconds(image: str, resolution: str, samples: int) -> float:
+    """One whole-frame CPU render of the sample scene in a plain container of `image` on 2 cores, Blender
+    already loaded; the render's own seconds as the app's render() saw them."""
+    width, height = resolution.split("x")
+    command = ["docker", "run", "--rm", "--network", "none", "--cpus", "2", "--entrypoint", "python3"]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        image,
+        "-c",
+        RENDER_PROBE,
+        width,
+        height,
+        str(samples),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"render in {image} failed: {stderr.decode(errors='replace')[-1500:]}")
+    return float(stdout.decode().split()[-1])
+
+
+async def blender_versions(compare_image: str, resolution: str, samples: int, repeats: int) -> None:
+    images = {"older": compare_image, "current": release_name("blenderapp")}
+    best = dict.fromkeys(images, float("inf"))
+    for _ in range(repeats):  # taking turns, so a busy machine slows both alike
+        for role, image in images.items():
+            best[role] = min(best[role], await cpu_render_seconds(image, resolution, samples))
+    print(
+        f"blender CPU render {resolution} at {samples} samples, 2 cores: "
+        f"{images['older']} {best['older']:.1f} s, {images['current']} {best['current']:.1f} s: "
+        f"{best['current'] / best['older']:.2f}x"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,14 +279,21 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--blender-repeats", type=int, default=1)
     parser.add_argument("--skip-blender", action="store_true")
+    parser.add_argument("--skip-subtasks", action="store_true", help="only the Blender measurements")
+    parser.add_argument("--compare-image", help="an older blenderapp image to compare CPU renders with")
     args = parser.parse_args()
     env = DockerCpuEnvironment(DockerConfig(limits=DockerLimits(wall_time_s=1800)))
     await env.prepare()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-docker-") as scratch:
             root = Path(scratch)
-            await subtask_vs_plain(env, args.nonces, args.repeats, root / "pow")
-            await trivial_subtask_overhead(env, args.repeats, root / "trivial")
+            if not args.skip_subtasks:
+                await subtask_vs_plain(env, args.nonces, args.repeats, root / "pow")
+                await trivial_subtask_overhead(env, args.repeats, root / "trivial")
+            if args.compare_image:
+                await blender_versions(
+                    args.compare_image, args.resolution, args.samples, args.blender_repeats
+                )
             if not args.skip_blender:
                 await blender_split_vs_whole(
                     env, args.resolution, args.samples, args.blender_repeats, root / "blender"

@@ -32,7 +32,6 @@ GPU_BACKENDS = ("OPTIX", "CUDA")
 NO_GPU = "GPU requested but Cycles sees no CUDA/OptiX device"
 DENOISE_MARGIN = 16
 GPU_TILE_SIZE = 2048  # a GPU wants big tiles (many paths in flight); the whole of a part is one tile
-CPU_TILE_SIZE = 256
 
 
 class NoGpu(RuntimeError):
@@ -71,7 +70,6 @@ def choose_device(scene: Any, requested: str) -> str:
         if requested == "gpu":
             raise NoGpu(NO_GPU)
     scene.cycles.device = "CPU"
-    scene.cycles.tile_size = CPU_TILE_SIZE
     return "CPU"
 
 

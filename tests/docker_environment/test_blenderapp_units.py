@@ -12,8 +12,9 @@ import pytest
 from apps.blenderapp.imaging import load_png, merge, psnr, save_png, ssim
 from apps.blenderapp.plan import Plan, new_plan, parse_resolution
 from apps.blenderapp.regions import Box, split
-from apps.blenderapp.verification import CROP, compare, crop_box, load_claim, structured_crop
+from apps.blenderapp.verification import CROP, compare, crop_box, load_claim, structured_crop, thresholds
 from apps.sdk import InvalidArgument
+from runtime.appmanager.loading import load_descriptor
 
 
 def picture(height: int = 60, width: int = 80, seed: int = 1) -> np.ndarray:
@@ -108,3 +109,30 @@ def test_compare_accepts_the_truth_and_names_the_numbers_of_a_mismatch(tmp_path:
     save_png(frame[:, :70], tmp_path / "small.png")
     small = load_claim(tmp_path / "small.png", part)
     assert not isinstance(small, np.ndarray) and small.reason == "part is 70x60 pixels, its region is 80x60"
+
+
+def test_the_docker_gpu_build_asks_for_a_gpu_by_default() -> None:
+    root = Path(__file__).resolve().parents[2]
+    cpu = load_descriptor(root / "apps" / "blenderapp" / "descriptor.json")
+    gpu = load_descriptor(root / "images" / "blenderapp" / "descriptor.json")
+    assert (cpu.environment, cpu.resources.gpu, cpu.check_params({})["device"]) == (
+        "docker_cpu",
+        False,
+        "cpu",
+    )
+    assert (gpu.environment, gpu.resources.gpu, gpu.check_params({})["device"]) == ("docker_gpu", True, "gpu")
+    assert gpu.prerequisites == cpu.prerequisites  # one image for both
+    assert new_plan(gpu.check_params({}), "scene.py", 10).device == "gpu"
+
+
+def test_denoised_parts_are_held_to_their_own_tighter_thresholds() -> None:
+    frame = picture()
+    part, crop = Box(0, 0, 80, 60), Box(10, 10, 42, 42)
+    reference = frame[10:42, 10:42]
+    # A little brighter: the structure holds (SSIM), the values are off by about 33 dB.
+    slightly_off = np.clip(frame.astype(np.int64) + 6, 0, 255).astype(np.uint8)
+    assert 30 < psnr(slightly_off[10:42, 10:42], reference) < 36
+    assert compare(slightly_off, reference, part, crop).ok
+    refused = compare(slightly_off, reference, part, crop, denoised=True)
+    assert not refused.ok and f"(needs >= {thresholds(True)[1]})" in refused.reason
+    assert compare(frame, reference, part, crop, denoised=True).ok
