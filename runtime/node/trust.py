@@ -60,6 +60,11 @@ class TrustPolicy:
     speed_min_ms: int = 250
     """Subtasks that took less time (assignment to delivery) say nothing about speed: fixed overheads
     dominate them."""
+    speed_min_fuel: int = 1_000_000_000
+    """Subtasks that used less fuel say nothing about speed, however long they took: their time is the node's
+    fixed cost per subtask (round trips, instantiation, verification), not work, so judging them would flag an
+    honest provider of tiny subtasks. A bound in fuel, not in the claim, so no claim is too big to be judged;
+    1e9 fuel is 0.1-0.4 s of tutorialapp hashing here."""
     speed_min_samples: int = 3
     """Subtasks with enough fuel needed before a claim is judged."""
 

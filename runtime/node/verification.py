@@ -322,9 +322,10 @@ class Verification:
         """
         elapsed_ms = delivered_ms - entry.assigned_ms
         metered = capabilities(entry.env_id).metered
-        if not metered or offer is None or elapsed_ms < self.config.policy.speed_min_ms:
-            return
         fuel = entry.fuel or 0
+        policy = self.config.policy
+        if not metered or offer is None or elapsed_ms < policy.speed_min_ms or fuel < policy.speed_min_fuel:
+            return
         observed = fuel / elapsed_ms / 1000  # Mfuel/s, the unit of the wasm benchmark score
         claimed = offer.envs.get(entry.env_id, 0.0)
         if self.trust.speed(entry.provider_id, claimed, observed):
