@@ -26,7 +26,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), mode)
+            if hasattr(os, "fchmod"):  # WASI (an app built as a component) has no file modes
+                os.fchmod(out.fileno(), mode)
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -2,9 +2,8 @@
 
 A build takes 10-30 s, so the component is kept in `$TASKAPI_TEST_COMPONENTS` (default
 `~/.cache/taskapi/test-components`) under the sha256 of everything staged, the .wit, the world and the
-componentize-py version: later test runs reuse it. With `app_sources`, the repository files that
-scripts/build_components stages for tutorialapp (and grpclib's status enum) are staged too, so a planted
-variant can reuse tutorialapp's component module.
+componentize-py version: later test runs reuse it. With `app_sources`, what scripts/build_components
+stages for tutorialapp is staged too, so a planted variant can reuse tutorialapp's component module.
 """
 
 from __future__ import annotations
@@ -16,15 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import grpclib
-
 from environments.wasm.runs import CompileLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 WIT = ROOT / "protos" / "taskapi.wit"
 COMPONENTIZE = Path(sys.executable).parent / "componentize-py"
-GRPCLIB = Path(grpclib.__file__).parent
-GRPCLIB_FILES = ("__init__.py", "const.py", "exceptions.py")
 
 
 def cache_dir() -> Path:
@@ -51,9 +46,10 @@ def staged_files(source: Path, app_sources: bool) -> dict[str, Path]:
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.split()
-        files.update({name: ROOT / name for name in listed})
-        files.update({f"grpclib/{name}": GRPCLIB / name for name in GRPCLIB_FILES})
+        ).stdout.splitlines()
+        for line in listed:
+            origin, name = line.split("\t")
+            files[name] = ROOT / origin  # a relative origin is in the repository, an absolute one stays
     return files
 
 
