@@ -9,21 +9,30 @@ wasm environment). Two workloads, each with 1 then 2 providers, in the same run:
 
 Both use inputs whose first valid nonce lies near the end of the first round, so nearly every range is
 computed in full, whichever provider takes it. Rates run from the task's creation (timed apart: it
-includes starting the app server) to its end. The time split per subtask is measured cheaply in the
-node: scheduling (the requestor choosing and recording a subtask, the app's NextSubtask included),
-transfer (receiving, hashing and storing the result), compute (the provider's runner), verify (the app's
-Verify and any re-execution), and other: what is left of a provider slot's time per subtask (RequestWork
-and SubmitResult round trips, waiting for work). Prints numbers and ratios; asserts nothing.
+includes starting the app server) to its end. CPU-ms per subtask counts this process (requestor, providers,
+their wasm) and the app server processes, over the whole run (starting the app server included). The time
+split per subtask is measured cheaply in the node: scheduling (the requestor choosing and recording a
+subtask, the app's NextSubtask included), transfer (receiving, hashing and storing the result), compute
+(the provider's runner), verify (the app's Verify and any re-execution), and other: what is left of a
+provider slot's time per subtask (RequestWork and SubmitResult round trips, waiting for work).
+
+Then, in the same run: the cost of a task as it grows (2 providers, `--scaling-subtasks A B` trivial
+subtasks: wall and CPU per subtask of the bigger over the smaller; 1.0 is linear), and the peers on the
+same trivial work (the same nonce ranges, Python's hashing, unsandboxed, unverified): Dask's LocalCluster
+with 2 worker processes and Ray with 2 CPUs, each where it is installed (`pip install .[bench]`), as
+ratios to the node. Prints numbers and ratios; asserts nothing.
 
     python bench/node_throughput.py [--env wasm|local] [--trivial-subtasks N] [--cpu-subtasks K]
-                                    [--capacity C] [--no-reexecute]
+                                    [--capacity C] [--no-reexecute] [--scaling-subtasks A B]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import resource
 import secrets
 import tempfile
 import time
@@ -33,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.sdk.workdir import ProviderTaskDir
+from apps.tutorialapp import pow
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeOutcome, ComputeRunner
@@ -44,7 +54,8 @@ from runtime.node.verification import VerificationConfig
 
 HOST = "127.0.0.1"
 # First valid nonce 4032 of 4096 at difficulty 12: ranges [0, 4032) are all searched in full.
-TRIVIAL = {"input": "bench-trivial-148", "difficulty": 12}
+TRIVIAL_TEXT, TRIVIAL_DIFFICULTY = "bench-trivial-148", 12
+TRIVIAL = {"input": TRIVIAL_TEXT, "difficulty": TRIVIAL_DIFFICULTY}
 # First valid nonces near the end of the first round, so every range but the last is searched in full:
 # 15057705 of 2**24 (wasm: about half a second a range of 16) and 2063955 of 2**21 (Python, local).
 CPU_BOUND = {
@@ -134,10 +145,23 @@ class Run:
     created_s: float
     accepted: int
     split: Split
+    cpu_s: float
+    """CPU seconds of this process and of the app server processes over the run."""
 
     @property
     def rate(self) -> float:
         return self.accepted / self.wall_s
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU-ms per accepted subtask."""
+        return 1000 * self.cpu_s / max(1, self.accepted)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its ended children (the app servers, once stopped)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 async def run_task(
@@ -151,6 +175,7 @@ async def run_task(
 ) -> Run:
     """One task from submission to its end, with `providers` providers joined before it is submitted."""
     split = Split()
+    cpu_began = cpu_seconds()
     node = TimedRequestor(work / "requestor", config, app_manager=AppManager())
     node.split = split
     await node.start()
@@ -183,7 +208,8 @@ async def run_task(
         await node.stop()
     if status.state != "finished":
         raise SystemExit(f"{label}: task {status.state}: {status.reason}")
-    return Run(label, providers, wall_s, created_s, status.subtasks_by_state.get("accepted", 0), split)
+    accepted = status.subtasks_by_state.get("accepted", 0)
+    return Run(label, providers, wall_s, created_s, accepted, split, cpu_seconds() - cpu_began)
 
 
 def report(run: Run, capacity: int) -> None:
@@ -195,8 +221,57 @@ def report(run: Run, capacity: int) -> None:
     parts = ", ".join(f"{stage} {ms:.1f}" for stage, ms in per.items())
     print(
         f"  {run.label:<10} {run.providers} provider(s): {run.accepted:4d} subtasks in {run.wall_s:6.2f} s"
-        f" = {run.rate:6.1f}/s (+{run.created_s * 1000:.0f} ms creating the task) | ms per subtask: {parts}"
+        f" = {run.rate:6.1f}/s (+{run.created_s * 1000:.0f} ms creating the task), {run.cpu_ms:.1f} CPU-ms a"
+        f" subtask | ms per subtask: {parts}"
     )
+
+
+def trivial_ranges(subtasks: int) -> list[tuple[int, int]]:
+    """The nonce ranges of a trivial task of `subtasks` ranges, up to the answer (what the node computes)."""
+    size = max(1, math.ceil(2**TRIVIAL_DIFFICULTY / subtasks))
+    answer = pow.search(TRIVIAL_TEXT, TRIVIAL_DIFFICULTY, 0, 2**TRIVIAL_DIFFICULTY)
+    assert answer is not None
+    return [(start, start + size) for start in range(0, answer + 1, size)]
+
+
+def search_range(bounds: tuple[int, int]) -> int | None:
+    """One peer task: the trivial subtask's work, in Python."""
+    return pow.search(TRIVIAL_TEXT, TRIVIAL_DIFFICULTY, *bounds)
+
+
+def dask_rate(ranges: list[tuple[int, int]]) -> float | None:
+    """Tasks per second on Dask's LocalCluster, 2 worker processes of 1 thread (None: not installed)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        return None
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        client.gather(client.map(search_range, ranges[:8], pure=False))  # workers warm
+        began = time.perf_counter()
+        client.gather(client.map(search_range, ranges, pure=False))
+        return len(ranges) / (time.perf_counter() - began)
+
+
+def ray_rate(ranges: list[tuple[int, int]]) -> float | None:
+    """Tasks per second on Ray with 2 CPUs (None: not installed)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(search_range)
+        ray.get([remote.remote(bounds) for bounds in ranges[:8]])  # workers warm
+        began = time.perf_counter()
+        ray.get([remote.remote(bounds) for bounds in ranges])
+        return len(ranges) / (time.perf_counter() - began)
+    finally:
+        ray.shutdown()
 
 
 def main() -> None:
@@ -207,6 +282,14 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=1, help="subtasks each provider computes at once")
     parser.add_argument(
         "--no-reexecute", action="store_true", help="the app's Verify alone (no re-execution of wasm results)"
+    )
+    parser.add_argument(
+        "--scaling-subtasks",
+        type=int,
+        nargs=2,
+        default=(400, 1600),
+        metavar=("A", "B"),
+        help="trivial task sizes whose cost per subtask is compared",
     )
     args = parser.parse_args()
     config = RequestorConfig(verification=VerificationConfig(reexecute=not args.no_reexecute))
@@ -230,6 +313,32 @@ def main() -> None:
         ratio = runs[label, 2].rate / runs[label, 1].rate
         print(f"2 vs 1 providers, {label}: {ratio:.2f}x")
     print(f"(goal for CPU-bound: >= {GOALS['2 vs 1 providers, CPU-bound']}x)")
+    small, big = args.scaling_subtasks
+    scaling = {}
+    with tempfile.TemporaryDirectory(prefix="taskapi-bench-") as tmp:
+        for size in (small, big):
+            params = {**TRIVIAL, "subtasks": size}
+            run = asyncio.run(
+                run_task(args.env, params, 2, args.capacity, Path(tmp) / str(size), "scaling", config)
+            )
+            scaling[size] = run
+            report(run, args.capacity)
+    wall_ratio = scaling[small].rate / scaling[big].rate
+    cpu_ratio = scaling[big].cpu_ms / scaling[small].cpu_ms
+    print(
+        f"cost per subtask, {big} vs {small} subtasks: wall {wall_ratio:.2f}x, CPU {cpu_ratio:.2f}x"
+        " (linear: 1x)"
+    )
+    node = runs["trivial", 2]
+    ranges = trivial_ranges(args.trivial_subtasks)
+    for peer, rate in (
+        ("Dask LocalCluster, 2 processes", dask_rate(ranges)),
+        ("Ray, 2 CPUs", ray_rate(ranges)),
+    ):
+        if rate is None:
+            print(f"{peer}: not installed (pip install .[bench])")
+        else:
+            print(f"{peer}: {rate:.0f} tasks/s; the node (2 providers) is {node.rate / rate:.3f}x of it")
 
 
 if __name__ == "__main__":
