@@ -931,9 +931,12 @@ class RequestorNode:
             await asyncio.wait_for(self._changed.wait(), timeout_s)
 
     async def wait_for_task(self, task_id: str, poll_s: float = 0.05) -> npb.TaskStatus:
-        """Wait until the task is no longer active; return its final status."""
+        """Wait until the task is no longer active; return its final status.
+
+        Each change reads the task's state alone: the full status (bills, trust) is built once, at the end.
+        """
         while True:
-            status = self.task_status(task_id)
-            if status.state != TaskState.ACTIVE:
-                return status
+            row = self.store.task(task_id)
+            if row is None or row.state is not TaskState.ACTIVE:
+                return self.task_status(task_id)
             await self._wait_for_change(poll_s * 20)
