@@ -26,12 +26,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from verification.harness import measure_benchmark  # noqa: E402
-from verification.mix import CHEATERS, HONEST, INTERMITTENT, describe, run_mix  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from runtime.node.trust import TrustPolicy  # noqa: E402
+from tests.verification.harness import measure_benchmark  # noqa: E402
+from tests.verification.mix import CHEATERS, HONEST, INTERMITTENT, describe, run_mix  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:

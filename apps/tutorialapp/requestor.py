@@ -108,7 +108,7 @@ def verify(task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, s
         return VerifyResult.FAILURE, problem
     plan.ranges[index].state = RangeState.DONE
     plan.save(task_dir.root)
-    _write_answer(plan, task_dir)
+    write_answer(plan, task_dir)
     return VerifyResult.SUCCESS, ""
 
 
@@ -117,7 +117,7 @@ def discard_subtasks(task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list
     plan = Plan.load(task_dir.root)
     discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
     plan.save(task_dir.root)
-    _write_answer(plan, task_dir)
+    write_answer(plan, task_dir)
     return discarded
 
 
@@ -146,7 +146,7 @@ def _check_result(plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id
     return problem
 
 
-def _write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
+def write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
     """Write task_outputs/result.json once the answer is certain; remove it if a discard undid that."""
     path = task_dir.task_outputs / RESULT_FILE
     nonce = plan.answer()

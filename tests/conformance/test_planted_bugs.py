@@ -34,6 +34,10 @@ PLANTED_BUGS = {
     "over_budget": ("subtasks_within_max", 30),
 }
 
+# properties that a bug may also fail, legitimately: verify_anything accepts a claim of "no nonce" for
+# tutorialapp's open-ended last range, so such a task ends with every range done and no answer
+ALSO_CAUGHT = {"verify_anything": {"complete_task_has_result"}}
+
 
 def failed(report: Report) -> dict[str, str]:
     return {prop.name: prop.counterexample or "" for prop in report.properties if prop.status == "failed"}
@@ -53,7 +57,7 @@ def test_a_planted_bug_fails_its_property(app: str, tmp_path: Path) -> None:
     config = SuiteConfig(examples=examples, seed=SEED, only=frozenset({expected}), shutdown_bound_s=3)
     report = run_suite(planted_target(app), config, work_dir=tmp_path)
     check_caught(report, expected)
-    assert set(failed(report)) == {expected}
+    assert set(failed(report)) <= {expected} | ALSO_CAUGHT.get(app, set())
 
 
 def test_nondeterministic_wasm_output_fails_determinism(stamped_module: Path, tmp_path: Path) -> None:

@@ -4,18 +4,13 @@ docker_cpu environment whose whitelist holds the project's images, and the base 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from environments.docker import DockerConfig, DockerCpuEnvironment, DockerLimits
 from environments.docker.engine import engine_support
 from environments.docker.images import full_name, image_exists, release_name
-
-# The shared runtime lifecycle machine lives beside the other environments' tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "environments"))
 
 REPOSITORIES = frozenset({"taskapi/base", "taskapi/tutorialapp", "taskapi/blenderapp"})
 

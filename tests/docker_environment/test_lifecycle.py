@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-from lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 from environments.base import PrerequisitesRefused, Runtime
 from environments.docker import DockerCpuEnvironment, DockerPrerequisites, DockerRun
 from environments.status import RuntimeStatus
+from tests.environments.lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 from .conftest import make_environment, require_engine_and_images
 from .support import python, run_sync

@@ -7,7 +7,6 @@ from collections.abc import Awaitable
 
 import pytest
 from hypothesis import settings
-from lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 from environments.base import (
     BenchmarkResult,
@@ -27,6 +26,7 @@ from environments.status import (
     RuntimeStatus,
     StatusTracker,
 )
+from tests.environments.lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 
 class FakeRuntime(Runtime):

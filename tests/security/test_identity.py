@@ -25,7 +25,6 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from multidict import MultiDict
-from node.wire import Control, Loop, RawProvider, Reply, ResultFile, honest_result, named_key
 
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
@@ -44,6 +43,7 @@ from runtime.node.identity import (
 from runtime.node.market import MAX_CAPACITY
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import RequestorServer, bearer, serve_requestor
+from tests.node.wire import Control, Loop, RawProvider, Reply, ResultFile, honest_result, named_key
 
 HOST = "127.0.0.1"
 PROVIDER_TOKEN = "identity-provider-token"

@@ -29,7 +29,7 @@ from runtime.node.requestor_service import serve_requestor
 from runtime.node.runners import builtin_whitelist
 from runtime.node.trust import TrustPolicy
 from runtime.node.verification import VerificationConfig
-from verification.forger import ForgingRunner, forged_ids, write_benchmark
+from tests.verification.forger import ForgingRunner, forged_ids, write_benchmark
 
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ from typing import Any
 
 from runtime.node.journal import Entry
 from runtime.node.trust import TrustPolicy, sample_rate
-from verification.forger import ForgingRunner
-from verification.harness import Harness, config
+from tests.verification.forger import ForgingRunner
+from tests.verification.harness import Harness, config
 
 
 @dataclass(frozen=True)

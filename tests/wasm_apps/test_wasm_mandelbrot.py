@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wasm_harness import JsonDict, WasmTask
 
+from tests.wasm_apps.wasm_harness import JsonDict, WasmTask
 from wasm_apps import module_path
 from wasm_apps.run import ModuleRunner
 

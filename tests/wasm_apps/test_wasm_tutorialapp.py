@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wasm_harness import JsonDict, WasmTask
 
 from apps.sdk.errors import InvalidArgument
 from apps.tutorialapp import pow
 from apps.tutorialapp.plan import Plan, RangeState
 from apps.tutorialapp.requestor import check_claim, parse_params
+from tests.wasm_apps.wasm_harness import JsonDict, WasmTask
 from wasm_apps import module_path
 from wasm_apps.run import ModuleRunner
 

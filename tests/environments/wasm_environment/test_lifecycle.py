@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-from lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 from environments.base import Runtime
 from environments.status import RuntimeStatus
 from environments.wasm import WasmEnvironment, WasmLimits, WasmRun
+from tests.environments.lifecycle_machine import PayloadKind, RuntimeLifecycleMachine
 
 from . import guests
 from .support import GuestFactory, make_environment
