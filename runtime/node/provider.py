@@ -34,8 +34,6 @@ from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 0.5
-
 
 class Refused(Exception):
     """An assignment this provider will not run (off its whitelist); the message says why."""
@@ -143,8 +141,8 @@ class ProviderNode:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat_ms = 5000
         self.completed = 0
-        self.activity = ProviderActivity()
         self._downloads = Downloads()
+        self.activity = ProviderActivity()
 
     async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
         """Scores per environment, measured on first start and stored in the data dir."""
@@ -354,6 +352,7 @@ class ProviderNode:
             sha256=result.sha256,
             usage=usage,
         )
+        backoff = Backoff()
         while True:
             try:
                 reply = await self._send_result(stub, metadata, header, result)
@@ -368,7 +367,7 @@ class ProviderNode:
                 if now_ms() > assignment.deadline_ms + 60_000:
                     log.error("subtask %s: giving up on delivery: %s", assignment.subtask_id, exc)
                     return
-                await asyncio.sleep(RETRY_S)
+                await asyncio.sleep(backoff.next_delay())
 
     @staticmethod
     async def _send_result(
