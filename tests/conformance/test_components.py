@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from security.component_build import COMPILE_LIMITS, build_component, compile_cache_dir
 
 from environments.wasm import WasmConfig, WasmEnvironment
 from environments.wasm.app_adapter import WasmModule
@@ -20,6 +19,7 @@ from runtime.conformance.report import Report
 from runtime.conformance.runner import run_suite
 from runtime.conformance.session import SuiteConfig
 from runtime.conformance.target import Target, command_target
+from tests.security.component_build import COMPILE_LIMITS, build_component, compile_cache_dir
 
 from .support import PLANTED, ROOT, TUTORIAL_SCHEMA
 
