@@ -246,9 +246,7 @@ def dask_rate(ranges: list[tuple[int, int]]) -> float | None:
     except ImportError:
         return None
     with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
         client.gather(client.map(search_range, ranges[:8], pure=False))  # workers warm
