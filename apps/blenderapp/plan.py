@@ -132,7 +132,8 @@ def parse_resolution(value: Any) -> tuple[int, int]:
 
 
 def new_plan(params: JsonDict, scene_file: str, max_subtasks_count: int) -> Plan:
-    """Validate the task parameters (InvalidArgument names the bad one) and split every frame."""
+    """Validate the task parameters (InvalidArgument names the bad one) and split every frame: one part is
+    one subtask, so frames x parts may not exceed `max_subtasks_count`."""
     known = {"scene", "frames", "frame_start", "resolution", "samples", "parts", "seed", "device", "denoise"}
     unknown = set(params) - known
     if unknown:
@@ -150,8 +151,14 @@ def new_plan(params: JsonDict, scene_file: str, max_subtasks_count: int) -> Plan
         device=_device(params),
         denoise=_flag(params, "denoise"),
     )
-    if plan.frames * plan.parts_per_frame > 10_000:
+    subtasks = plan.frames * plan.parts_per_frame
+    if subtasks > 10_000:
         raise InvalidArgument("frames x parts must be at most 10000")
+    if subtasks > max_subtasks_count:
+        raise InvalidArgument(
+            f"{plan.frames} frames x {plan.parts_per_frame} parts = {subtasks} subtasks, "
+            f"more than max_subtasks_count {max_subtasks_count}"
+        )
     boxes = split(width, height, plan.parts_per_frame)
     plan.parts = [
         Part(frame, i, box.as_list()) for frame in plan.frame_numbers() for i, box in enumerate(boxes)

@@ -58,6 +58,11 @@ def test_task_parameters_are_checked_and_planned() -> None:
     for bad, message in cases:
         with pytest.raises(InvalidArgument, match=message):
             new_plan(bad, "scene.py", 100)
+    with pytest.raises(
+        InvalidArgument, match="2 frames x 3 parts = 6 subtasks, more than max_subtasks_count 5"
+    ):
+        new_plan({"frames": 2, "parts": 3}, "scene.py", 5)
+    assert len(new_plan({"frames": 2, "parts": 3}, "scene.py", 6).parts) == 6
     assert parse_resolution([64, 48]) == (64, 48)
 
 
