@@ -7,7 +7,10 @@ allowance; the other attacks use 8 connections from 127.0.0.1):
 
 - idle: 1100 TCP connections that never send a byte (1100 once exhausted 1024 descriptors);
 - unauthenticated: calls with a wrong token, back to back, on 8 connections;
-- long ids: GetTask with a 600 KB task id (once stalled every call for 27 s), back to back;
+- 600 KB ids: GetTask with a 600 KB task id (once stalled every call for 27 s), back to back; now over
+  GetTask's 64 KiB message limit, refused at the length prefix;
+- 60 KB ids: GetTask with a 60 KB task id, just under that limit: read, decoded, then refused
+  INVALID_ARGUMENT for its length, back to back;
 - oversize: 8 MiB messages, refused before their bodies are read, back to back;
 - headers only: 200 calls that send their headers and never a message (they hold a handler each).
 
@@ -41,7 +44,7 @@ from runtime.node.requestor_service import bearer
 HOST = "127.0.0.1"
 ATTACKER = "127.0.0.2"
 TASKAPI = str(Path(sys.executable).with_name("taskapi"))
-ATTACKS = ("idle", "unauthenticated", "long ids", "oversize", "headers only")
+ATTACKS = ("idle", "unauthenticated", "600 KB ids", "60 KB ids", "oversize", "headers only")
 
 
 async def attack(kind: str, port: int, token: str) -> None:
@@ -67,7 +70,8 @@ async def attack(kind: str, port: int, token: str) -> None:
         await asyncio.Event().wait()
     requests = {
         "unauthenticated": (npb.GetTaskRequest(task_id="t"), bearer("wrong-token")),
-        "long ids": (npb.GetTaskRequest(task_id="i" * 600_000), bearer(token)),
+        "600 KB ids": (npb.GetTaskRequest(task_id="i" * 600_000), bearer(token)),
+        "60 KB ids": (npb.GetTaskRequest(task_id="i" * 60_000), bearer(token)),
         "oversize": (npb.GetTaskRequest(task_id="o" * (8 * 1024 * 1024)), bearer(token)),
     }
     request, metadata = requests[kind]

@@ -3,7 +3,10 @@
 grpclib (0.4.9) has no maximum message size: a peer announcing a 300 MB message makes the receiver
 buffer all of it before decoding. Here every server (`BoundedServer`) and client (`BoundedChannel`)
 refuses a message longer than `MAX_MESSAGE_BYTES` as soon as its 5-byte length prefix is read, with
-RESOURCE_EXHAUSTED, before any of its body is taken off the connection.
+RESOURCE_EXHAUSTED, before any of its body is taken off the connection. A server may give some methods
+a smaller (or larger) limit for the requests it receives (`method_limits`, keyed by the call's path):
+decoding even a 4 MiB message of one id costs tens of milliseconds, which a flood of them takes from
+every other call.
 
 grpclib's HPACK encoding of a header takes time quadratic in its length, so an error message that
 echoes unbounded input (a 600 KB id) stalls every call on the server. `short_message` cuts error text
@@ -14,12 +17,13 @@ cuts any longer `grpc-message` it is about to send as a backstop.
 from __future__ import annotations
 
 from asyncio import BaseTransport
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import Connection, H2Protocol, Stream
+from grpclib.protocol import AbstractHandler, Connection, H2Protocol, Stream
 from grpclib.server import Server
 from grpclib.utils import Wrapper
 
@@ -83,31 +87,69 @@ class BoundedStream(Stream):
         await super().send_headers(bounded, end_stream)
 
 
-class BoundedProtocol(H2Protocol):
-    """grpclib's HTTP/2 protocol whose streams are `BoundedStream`s."""
+class _MethodLimits(AbstractHandler):
+    """Hands each request received to grpclib's `handler`, first bounding its stream by its method's limit.
 
-    def __init__(self, protocol: H2Protocol, max_message: int) -> None:
+    grpclib passes a request's headers (its `:path` among them) only to the handler's `accept`, before
+    any message of the request is read: the one moment a stream can learn which method it carries.
+    """
+
+    def __init__(self, handler: AbstractHandler, method_limits: Mapping[str, int]) -> None:
+        self.handler = handler
+        self.method_limits = method_limits
+
+    def accept(self, stream: Stream, headers: Any, release_stream: Callable[[], None]) -> None:
+        if isinstance(stream, BoundedStream):
+            path = dict(headers).get(":path", "")
+            stream.max_message = self.method_limits.get(path, stream.max_message)
+        self.handler.accept(stream, headers, release_stream)
+
+    def cancel(self, stream: Stream) -> None:
+        self.handler.cancel(stream)
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+class BoundedProtocol(H2Protocol):
+    """grpclib's HTTP/2 protocol whose streams are `BoundedStream`s: of `method_limits[path]` bytes for a
+    request received for a method listed there, of `max_message` bytes otherwise."""
+
+    def __init__(
+        self, protocol: H2Protocol, max_message: int, method_limits: Mapping[str, int] | None = None
+    ) -> None:
         super().__init__(protocol.handler, protocol.config, protocol.h2_config)
         self.max_message = max_message
+        self.method_limits = method_limits or {}
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
         # The one place grpclib makes streams, for requests received (server) and sent (client).
         self.connection.create_stream = self._create_stream  # type: ignore[method-assign]
+        if self.method_limits:
+            self.processor.handler = _MethodLimits(self.processor.handler, self.method_limits)
 
     def _create_stream(self, *, stream_id: int | None = None, wrapper: Wrapper | None = None) -> Stream:
         return BoundedStream(self.connection, self.max_message, stream_id=stream_id, wrapper=wrapper)
 
 
 class BoundedServer(Server):
-    """A grpclib server whose connections refuse messages over `max_message` bytes (RESOURCE_EXHAUSTED)."""
+    """A grpclib server whose connections refuse requests over their method's limit in `method_limits`,
+    or over `max_message` bytes for a method not listed there (RESOURCE_EXHAUSTED)."""
 
-    def __init__(self, handlers: list[Any], *, max_message: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        handlers: list[Any],
+        *,
+        max_message: int = MAX_MESSAGE_BYTES,
+        method_limits: Mapping[str, int] | None = None,
+    ) -> None:
         super().__init__(handlers)
         self.max_message = max_message
+        self.method_limits = method_limits or {}
 
     def _protocol_factory(self) -> H2Protocol:
-        return BoundedProtocol(super()._protocol_factory(), self.max_message)
+        return BoundedProtocol(super()._protocol_factory(), self.max_message, self.method_limits)
 
 
 class BoundedChannel(Channel):

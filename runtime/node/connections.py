@@ -72,7 +72,7 @@ class GuardedProtocol(BoundedProtocol):
     """A server connection that asks its guard to be admitted and tells it when data arrives."""
 
     def __init__(self, protocol: BoundedProtocol, guard: ConnectionGuard) -> None:
-        super().__init__(protocol, protocol.max_message)
+        super().__init__(protocol, protocol.max_message, protocol.method_limits)
         self.guard = guard
         self.opened = self.last_received = time.monotonic()
         self.authenticated = False

@@ -20,7 +20,7 @@ from grpclib.health.service import Health
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
-from apps.sdk.wire_limits import BoundedProtocol, BoundedServer, short_message
+from apps.sdk.wire_limits import MAX_MESSAGE_BYTES, BoundedProtocol, BoundedServer, short_message
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
 from runtime.node.connections import ConnectionGuard, ConnectionLimits, GuardedProtocol, within_stall_limit
@@ -33,6 +33,7 @@ from runtime.node.states import IllegalTransition
 
 log = logging.getLogger(__name__)
 
+REQUESTOR_PREFIX = "/taskapi.node.Requestor/"
 CONTROL_PREFIX = "/taskapi.node.Control/"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 TOKEN_REFUSED = "missing or wrong token"
@@ -219,6 +220,27 @@ async def _refuse_long_ids(event: RecvMessage) -> None:
             )
 
 
+SMALL_MESSAGE_BYTES = 64 * 1024
+"""The largest request of a call that carries only ids, an offer, a reason or task parameters."""
+
+REQUEST_LIMITS: dict[str, int] = {
+    REQUESTOR_PREFIX + "Join": SMALL_MESSAGE_BYTES,
+    REQUESTOR_PREFIX + "RequestWork": SMALL_MESSAGE_BYTES,
+    REQUESTOR_PREFIX + "Heartbeat": SMALL_MESSAGE_BYTES,
+    REQUESTOR_PREFIX + "FetchResource": SMALL_MESSAGE_BYTES,
+    REQUESTOR_PREFIX + "SubmitResult": MAX_MESSAGE_BYTES,  # a header, then parts of the result file
+    REQUESTOR_PREFIX + "ReportFailure": SMALL_MESSAGE_BYTES,
+    REQUESTOR_PREFIX + "Leave": SMALL_MESSAGE_BYTES,
+    CONTROL_PREFIX + "SubmitTask": SMALL_MESSAGE_BYTES,
+    CONTROL_PREFIX + "GetTask": SMALL_MESSAGE_BYTES,
+    CONTROL_PREFIX + "AbortTask": SMALL_MESSAGE_BYTES,
+    CONTROL_PREFIX + "UploadInput": MAX_MESSAGE_BYTES,  # a header, then parts of the input file
+}
+"""The largest message the requestor's server takes, per method; anything else (health checks, unknown
+methods) gets SMALL_MESSAGE_BYTES. Refused at the 5-byte length prefix: a flood of 600 KB ids, each
+decoded before its id could be refused, doubled the control API's latency."""
+
+
 def bearer(token: str) -> dict[str, str]:
     """The call metadata that authenticates with `token`."""
     return {"authorization": f"Bearer {token}"}
@@ -229,6 +251,7 @@ class RequestorServer(BoundedServer):
 
     Its connections are bounded by `limits` (count, per peer address, pre-auth and idle time; see
     runtime/node/connections.py); a call counts as authenticated once `guard.authenticated` hears of it.
+    Each request message is bounded by its method's entry in REQUEST_LIMITS.
 
     grpclib's `Server.close()` stops accepting connections and cancels running calls, but connections it
     already accepted keep taking new calls, which would reach a node that is stopping (or stopped) behind a
@@ -238,7 +261,7 @@ class RequestorServer(BoundedServer):
     """
 
     def __init__(self, handlers: list[Any], limits: ConnectionLimits | None = None) -> None:
-        super().__init__(handlers)
+        super().__init__(handlers, max_message=SMALL_MESSAGE_BYTES, method_limits=REQUEST_LIMITS)
         self.shutting_down = False
         self.guard = ConnectionGuard(limits or ConnectionLimits())
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
