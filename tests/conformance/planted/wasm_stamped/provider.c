@@ -1,7 +1,8 @@
 /* provider.c of the planted-bug wasm app (tests/conformance): tutorialapp's provider, except that every
- * result carries "computed_at", the modification time of the output folder, "for debugging". The
- * requestor ignores the field, so results still verify; but two runs of one subtask no longer give the
- * same bytes. Caught by: wasm_compute_deterministic.
+ * result carries "computed_in", the inode number of the output folder, "for debugging". The requestor
+ * ignores the field, so results still verify; but two runs of one subtask in fresh folders no longer give
+ * the same bytes. (Inode numbers are what the deterministic profile leaves real; it pins file times, so a
+ * stamp of the folder's mtime would be deterministic.) Caught by: wasm_compute_deterministic.
  */
 #include "tutorialapp.h"
 
@@ -75,9 +76,9 @@ void op_compute(guest_call *call) {
         jsonw_null(&w);
     }
     struct stat folder;
-    jsonw_key(&w, "computed_at"); /* the bug: a host timestamp in the result */
+    jsonw_key(&w, "computed_in"); /* the bug: a host file identity in the result */
     if (stat("/output", &folder) == 0)
-        jsonw_int(&w, (int64_t)folder.st_mtim.tv_sec * 1000000000 + (int64_t)folder.st_mtim.tv_nsec);
+        jsonw_int(&w, (int64_t)folder.st_ino);
     else
         jsonw_null(&w);
     jsonw_object_end(&w);
