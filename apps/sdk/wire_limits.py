@@ -4,9 +4,10 @@ grpclib (0.4.9) has no maximum message size: a peer announcing a 300 MB message 
 buffer all of it before decoding. Here every server (`BoundedServer`) and client (`BoundedChannel`)
 refuses a message longer than `MAX_MESSAGE_BYTES` as soon as its 5-byte length prefix is read, with
 RESOURCE_EXHAUSTED, before any of its body is taken off the connection. A server may give some methods
-a smaller (or larger) limit for the requests it receives (`method_limits`, keyed by the call's path):
-decoding even a 4 MiB message of one id costs tens of milliseconds, which a flood of them takes from
-every other call.
+a smaller (or larger) limit for the requests it receives (`method_limits`, keyed by the call's path).
+A server's HTTP/2 window of each stream is its message limit (plus the prefix, from 64 KiB up to grpclib's
+4 MiB): a peer cannot push more bytes of a request than one message of its method before the server has
+read the prefix; a flood of refused 600 KB messages cost every other call as much as reading them did.
 
 grpclib's HPACK encoding of a header takes time quadratic in its length, so an error message that
 echoes unbounded input (a 600 KB id) stalls every call on the server. `short_message` cuts error text
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.protocol import AbstractHandler, Connection, H2Protocol, Stream
@@ -30,6 +32,9 @@ from grpclib.utils import Wrapper
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_CHARS = 400
 _GRPC_MESSAGE = "grpc-message"
+_PREFIX_BYTES = 5
+_MIN_WINDOW = 2**16 - 1  # the least HTTP/2 (and grpclib) allows
+_MAX_WINDOW = Configuration().http2_stream_window_size  # grpclib's own, 4 MiB
 
 
 def short_message(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -37,6 +42,11 @@ def short_message(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters cut)"
+
+
+def _stream_window(max_message: int) -> int:
+    """The inbound HTTP/2 window of a stream whose messages are at most `max_message` bytes."""
+    return max(_MIN_WINDOW, min(max_message + _PREFIX_BYTES, _MAX_WINDOW))
 
 
 def _short_encoded(value: str) -> str:
@@ -80,6 +90,10 @@ class BoundedStream(Stream):
             )
         return await super().recv_data(size)
 
+    def grow_window(self, increment: int) -> None:
+        """Let the peer send `increment` more bytes on this stream (sent with the connection's next flush)."""
+        self._h2_connection.increment_flow_control_window(increment, stream_id=self.id)
+
     async def send_headers(self, headers: Any, end_stream: bool = False) -> None:
         bounded = [
             (name, _short_encoded(value) if name == _GRPC_MESSAGE else value) for name, value in headers
@@ -88,7 +102,8 @@ class BoundedStream(Stream):
 
 
 class _MethodLimits(AbstractHandler):
-    """Hands each request received to grpclib's `handler`, first bounding its stream by its method's limit.
+    """Hands each request received to grpclib's `handler`, first bounding its stream by its method's limit
+    (and growing the stream's window to it when it is above the server's default).
 
     grpclib passes a request's headers (its `:path` among them) only to the handler's `accept`, before
     any message of the request is read: the one moment a stream can learn which method it carries.
@@ -100,8 +115,11 @@ class _MethodLimits(AbstractHandler):
 
     def accept(self, stream: Stream, headers: Any, release_stream: Callable[[], None]) -> None:
         if isinstance(stream, BoundedStream):
-            path = dict(headers).get(":path", "")
-            stream.max_message = self.method_limits.get(path, stream.max_message)
+            limit = self.method_limits.get(dict(headers).get(":path", ""), stream.max_message)
+            grow = _stream_window(limit) - _stream_window(stream.max_message)
+            stream.max_message = limit
+            if grow > 0:
+                stream.grow_window(grow)
         self.handler.accept(stream, headers, release_stream)
 
     def cancel(self, stream: Stream) -> None:
@@ -135,7 +153,8 @@ class BoundedProtocol(H2Protocol):
 
 class BoundedServer(Server):
     """A grpclib server whose connections refuse requests over their method's limit in `method_limits`,
-    or over `max_message` bytes for a method not listed there (RESOURCE_EXHAUSTED)."""
+    or over `max_message` bytes for a method not listed there (RESOURCE_EXHAUSTED). A stream's window
+    starts at `max_message` bytes (from 64 KiB up to 4 MiB) and grows to its method's limit."""
 
     def __init__(
         self,
@@ -144,7 +163,7 @@ class BoundedServer(Server):
         max_message: int = MAX_MESSAGE_BYTES,
         method_limits: Mapping[str, int] | None = None,
     ) -> None:
-        super().__init__(handlers)
+        super().__init__(handlers, config=Configuration(http2_stream_window_size=_stream_window(max_message)))
         self.max_message = max_message
         self.method_limits = method_limits or {}
 

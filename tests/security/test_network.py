@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from google.protobuf.message import Message
 from grpclib.const import Status
@@ -235,6 +239,46 @@ def test_an_input_part_of_a_mebibyte_is_taken(target: Target) -> None:
     assert reply.status is Status.OK, reply
     uploaded = reply.value()
     assert uploaded is not None and uploaded.input_id
+    assert_healthy(target)
+
+
+def stream_windows(port: int, methods: list[str]) -> tuple[int, dict[str, int]]:
+    """The stream window the requestor's settings announce, and how much it grew each method's stream by.
+
+    Speaks HTTP/2 by hand (h2, grpclib's own): headers of one call per method, no token, no message."""
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    paths = {}
+    for method in methods:
+        stream_id = connection.get_next_available_stream_id()
+        paths[stream_id] = method
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", method), (":authority", HOST)]
+        connection.send_headers(
+            stream_id, [*headers, ("content-type", "application/grpc"), ("te", "trailers")]
+        )
+    window, grown = 0, dict.fromkeys(methods, 0)
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.sendall(connection.data_to_send())
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and (data := sock.recv(65536)):
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    setting = event.changed_settings.get(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE)
+                    window = setting.new_value if setting else window
+                elif isinstance(event, h2.events.WindowUpdated) and event.stream_id in paths:
+                    grown[paths[event.stream_id]] += event.delta
+            sock.sendall(connection.data_to_send())
+    return window, grown
+
+
+def test_a_peer_may_send_one_message_of_its_method_before_it_is_read(target: Target) -> None:
+    """A stream's window is its method's limit: a flood of big ids cannot push more than 64 KiB each."""
+    small, streamed = "/taskapi.node.Control/GetTask", "/taskapi.node.Requestor/SubmitResult"
+    window, grown = stream_windows(target.requestor.port, [small, streamed])
+
+    assert window == SMALL_MESSAGE_BYTES + 5
+    assert grown[small] == 0
+    assert window + grown[streamed] == REQUEST_LIMITS[streamed]  # 4 MiB: grpclib's own window
     assert_healthy(target)
 
 
