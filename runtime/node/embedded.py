@@ -51,6 +51,8 @@ async def run_embedded(
     # Its providers are this process: re-executing their results would check the machine against itself.
     config = config or RequestorConfig(verification=VerificationConfig(reexecute=False))
     node = RequestorNode(data_dir / "requestor", config, app_manager=AppManager())
+    # Looked up before start(): resuming may end the task at once (every subtask was already accepted).
+    resumed = unfinished_task(node, app, env, params)
     await node.start()
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
@@ -69,7 +71,7 @@ async def run_embedded(
         for index in range(providers)
     ]
     try:
-        task_id = unfinished_task(node, app, env, params) or await node.submit_task(
+        task_id = resumed or await node.submit_task(
             app, env, params, max_subtasks, await send_inputs(node.receive_input, inputs)
         )
         while True:

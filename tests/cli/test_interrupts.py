@@ -183,8 +183,9 @@ def test_run_on_docker_stops_its_containers_at_once(commands: Callable[[list[str
 def test_run_with_a_data_dir_resumes_its_task(
     commands: Callable[[list[str], str], Command], tmp_path: Path
 ) -> None:
-    # 16 ranges of 2^12 nonces a round on one provider: the first ones are accepted long before the end.
-    args = ["run", "tutorialapp", "--set", "input=resume", "--set", "difficulty=16", "--set", "subtasks=16"]
+    # 32 ranges of 2^15 nonces on one provider; this input's first valid nonce (1076813) lies in the last,
+    # open-ended range, so all 32 are needed: the first ones are accepted long before the end.
+    args = ["run", "tutorialapp", "--set", "input=resume-2", "--set", "difficulty=20", "--set", "subtasks=32"]
     args += ["--providers", "1", "--data-dir", "state", "--output", "out", "--json"]
     database = tmp_path / "state" / "requestor" / "requestor.sqlite"
     first = commands(args, "first")
@@ -192,6 +193,7 @@ def test_run_with_a_data_dir_resumes_its_task(
     took = first.interrupt(signal.SIGINT)
     assert first.process.returncode == 130 and took < STOP_WITHIN_S, first.stderr
     accepted_before = subtasks_in(database, "accepted")
+    assert accepted_before < 32, "every range was accepted before the interrupt: nothing left to resume"
     last = first.stderr.strip().splitlines()[-1]
     task_id = last.split("task ", 1)[1].split(":", 1)[0]
     assert "resume with the same command" in last
@@ -201,10 +203,10 @@ def test_run_with_a_data_dir_resumes_its_task(
     summary = json.loads(second.stdout_path.read_text().strip().splitlines()[-1])
     assert summary["task_id"] == task_id
     assert subtasks_in(database, "accepted") >= accepted_before
-    nonce = pow.search("resume", 16, 0, 2**20)
+    nonce = pow.search("resume-2", 20, 0, 2**21)
     assert nonce is not None
     written = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert written == {"nonce": nonce, "hash": pow.digest("resume", nonce).hex()}
+    assert written == {"nonce": nonce, "hash": pow.digest("resume-2", nonce).hex()}
 
 
 def _serve(commands: Callable[[list[str], str], Command], home: Path) -> tuple[Command, str]:
