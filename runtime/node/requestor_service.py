@@ -231,7 +231,8 @@ REQUEST_LIMITS: dict[str, int] = {
     REQUESTOR_PREFIX + "SubmitResult": MAX_MESSAGE_BYTES,  # a header, then parts of the result file
     REQUESTOR_PREFIX + "ReportFailure": SMALL_MESSAGE_BYTES,
     REQUESTOR_PREFIX + "Leave": SMALL_MESSAGE_BYTES,
-    CONTROL_PREFIX + "SubmitTask": SMALL_MESSAGE_BYTES,
+    # a task's parameters may be large (a --params file's values); only a control-token holder gets this far
+    CONTROL_PREFIX + "SubmitTask": MAX_MESSAGE_BYTES,
     CONTROL_PREFIX + "GetTask": SMALL_MESSAGE_BYTES,
     CONTROL_PREFIX + "AbortTask": SMALL_MESSAGE_BYTES,
     CONTROL_PREFIX + "UploadInput": MAX_MESSAGE_BYTES,  # a header, then parts of the input file

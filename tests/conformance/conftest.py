@@ -13,9 +13,11 @@ from .support import TESTS_DIR, build_stamped
 
 @pytest.fixture(autouse=True)
 def planted_apps_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """App servers run as `python -m conformance.planted.NAME`: the tests folder goes on PYTHONPATH."""
+    """App servers run as `python -m conformance.planted.NAME`: the tests folder goes on PYTHONPATH, and on
+    this process's path too, where the suite looks a planted app's package up to take its digest."""
     path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -75,11 +75,13 @@ def test_nondeterministic_wasm_output_fails_determinism(stamped_module: Path, tm
 
 
 @pytest.mark.slow
-def test_one_bug_fails_one_property_of_the_whole_suite(tmp_path: Path) -> None:
+def test_one_bug_fails_only_its_properties_of_the_whole_suite(tmp_path: Path) -> None:
     report = run_suite(
         planted_target("verify_anything"), SuiteConfig(examples=20, seed=SEED), work_dir=tmp_path
     )
-    assert set(failed(report)) == {"verify_rejects_mutated_result"}, report.model_dump_json(indent=1)
+    found = set(failed(report))
+    assert "verify_rejects_mutated_result" in found, report.model_dump_json(indent=1)
+    assert found <= {"verify_rejects_mutated_result"} | ALSO_CAUGHT["verify_anything"], found
     statuses = {prop.name: prop.status for prop in report.properties}
     assert statuses["wasm_compute_deterministic"] == "not_applicable"
     assert all(
