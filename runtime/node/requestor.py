@@ -109,6 +109,8 @@ class ActiveTask:
 
 HELD = ("held", "awaiting the other results of its quorum")
 """The reply to a result kept until its quorum is complete."""
+STOP_VERIFY_GRACE_S = 1.0
+"""How long stop() lets running verifications finish before it cancels them (within a 2 s stop)."""
 
 
 class RequestorNode:
@@ -174,6 +176,15 @@ class RequestorNode:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        # Verifications still running end before the app servers go: left running, they would fail against
+        # a closed app and mark good results failed. Each gets a moment to finish, so that the app's plan and
+        # the store agree on its verdict; one cancelled past that stays delivered, and start() verifies it
+        # again.
+        if self._verifying:
+            _, late = await asyncio.wait(list(self._verifying), timeout=STOP_VERIFY_GRACE_S)
+            for verification in late:
+                verification.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self._apps.close()
         await self.verification.close()
         self.store.close()
