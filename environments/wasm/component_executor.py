@@ -3,8 +3,9 @@
 A call gets a fresh store and instance: fuel budget, epoch deadline, store limits (linear memories,
 tables, instances: a component is several core instances, so the counts are larger than a module's and
 `memory_bytes` is shared equally by up to `COMPONENT_MEMORIES` memories), WASI preview 2 with exactly the
-run's argv, env, stdin and preopens (no network: wasmtime's WASI grants no socket address), the guest's
-stdout and stderr captured together as its log, and under the deterministic profile the shadowed clocks
+run's argv, env, stdin and preopens (no network: wasmtime's WASI grants no socket address), a module's
+output quota on the writable preopens (`quota.OutputWatch`), the guest's stdout and stderr
+captured together as its log, and under the deterministic profile the shadowed clocks
 and randomness of `component_host`. The export's return value comes back as JSON in `WasmResult.stdout`.
 """
 
@@ -25,7 +26,8 @@ from environments.wasm.component_values import lift, lower
 from environments.wasm.deterministic import DeterministicHost, HostLimitHit, HostSlot
 from environments.wasm.engine import EngineProfile, EngineSet, deadline_ticks
 from environments.wasm.errors import ModuleRejected, WasmError
-from environments.wasm.executor import Capture, Executor, _summary, trap_of
+from environments.wasm.executor import Capture, Executor, _advance_epoch, _summary, trap_of
+from environments.wasm.quota import OutputWatch
 from environments.wasm.runs import (
     CompileLimits,
     CompileRequest,
@@ -100,18 +102,24 @@ class ComponentExecutor:
             tables=COMPONENT_TABLES,
             memories=COMPONENT_MEMORIES,
         )
-        store.set_epoch_deadline(deadline_ticks(limits.wall_time_s))
+        ticks = deadline_ticks(limits.wall_time_s)
+        store.set_epoch_deadline(ticks)
+        writable = [preopen.host for preopen in run.preopens if preopen.writable]
+        watch = OutputWatch(writable, limits, lambda: _advance_epoch(engine, ticks + 1))
         seed = run.determinism.seed if run.determinism else None
         self._slot.host = None if seed is None else DeterministicHost(seed, limits.wall_time_s)
         try:
             wall_started, cpu_started = time.perf_counter(), time.thread_time_ns()
             instance = self._instantiate(profile, deterministic, store, component, run)
-            reply, exit_code, trap = self._call(store, instance, run, limits)
+            with watch.watching():
+                reply, exit_code, trap = self._call(store, instance, run, limits)
             wall_ms = (time.perf_counter() - wall_started) * 1000
             cpu_ns = time.thread_time_ns() - cpu_started
         finally:
             self._slot.host = None
-        if log.overflowed and trap is None:
+        if watch.overrun is not None:
+            trap = Trap(TrapKind.OUTPUT_LIMIT, watch.overrun)
+        elif log.overflowed and trap is None:
             trap = Trap(TrapKind.OUTPUT_LIMIT, f"the log exceeded its cap of {log.limit} bytes")
         return WasmResult(
             exit_code=exit_code,

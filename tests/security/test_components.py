@@ -165,6 +165,29 @@ def test_a_hostile_python_component_is_stopped(
     assert_healthy(env, tmp_path)
 
 
+OUTPUT_QUOTA = WasmLimits(wall_time_s=30, output_bytes=256 << 10, output_files=20)
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [
+        ("big-file", f"output limit of {256 << 10} bytes reached"),
+        ("many-files", "output file limit of 20 files reached"),
+    ],
+)
+def test_output_past_the_quota_stops_a_component(
+    env: WasmEnvironment, hostile: tuple[Path, str], tmp_path: Path, attack: str, message: str
+) -> None:
+    result, written = call_hostile(env, hostile, tmp_path, attack, limits=OUTPUT_QUOTA)
+    assert result.trap is not None and result.trap.kind is TrapKind.OUTPUT_LIMIT, result
+    assert message in result.trap.message
+    assert written is None
+    output = tmp_path / "output"
+    assert all(path.stat().st_size <= OUTPUT_QUOTA.output_bytes + 1 for path in output.iterdir())
+    assert sum(1 for _ in output.iterdir()) < 5000
+    assert_healthy(env, tmp_path)
+
+
 def test_clocks_are_virtual_and_repeatable(
     env: WasmEnvironment, hostile: tuple[Path, str], tmp_path: Path
 ) -> None:

@@ -47,6 +47,13 @@ def _observe(attack: str) -> dict[str, Any]:
         }
     if attack == "network":
         return {"connect": _attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=1))}
+    if attack == "big-file":
+        with open("/output/big.bin", "wb") as handle:
+            while True:
+                handle.write(bytes(1 << 16))
+    if attack == "many-files":
+        for index in range(1_000_000):
+            open(f"/output/file-{index}", "w").close()
     if attack == "environment":
         return {"environ": dict(os.environ)}
     raise ValueError(f"unknown attack {attack!r}")
