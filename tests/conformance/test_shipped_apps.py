@@ -19,6 +19,7 @@ from runtime.appmanager import AppManager, DockerDescriptor, WasmDescriptor
 from runtime.cli import main
 from runtime.conformance.gate import ConformanceGate, load_reports
 from runtime.conformance.report import Report
+from tests.conformance.support import ALSO_CAUGHT
 
 SEED = 1
 
@@ -80,7 +81,9 @@ def test_the_cli_names_the_failed_property_and_exits_1(tmp_path: Path) -> None:
     assert code == 1, output
     assert "verify_rejects_mutated_result" in output and "minimal failing example" in output
     report = Report.read(path)
-    assert [prop.name for prop in report.failed()] == ["verify_rejects_mutated_result"]
+    failed_names = {prop.name for prop in report.failed()}
+    assert "verify_rejects_mutated_result" in failed_names
+    assert failed_names <= {"verify_rejects_mutated_result"} | ALSO_CAUGHT["verify_anything"], failed_names
     assert report.reproduce.startswith(
         "taskapi conformance verify-anything --env local --examples 15 --seed 3"
     )
