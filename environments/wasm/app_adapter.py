@@ -10,8 +10,9 @@ non-zero is an INTERNAL `AppError` carrying the trap and stderr's tail.
 A component (protos/taskapi.wit) gets the same preopens, seeds and checks: `component_adapter` turns
 each operation into a call of its typed export and the typed result back into the same reply.
 
-On the provider side the task id is the name of the provider's task dir (the local lifecycle and the
-node both lay it out as `.../<task_id>`), since the SDK's `compute` does not pass it.
+On the provider side the task id is the name of the provider's task dir (the node lays it out as
+`.../<task_id>`), since the SDK's `compute` does not pass it. `WasmApp.run` is the one way an operation is
+run, for the node and for `python -m wasm_apps.run` (the guest tests' host) alike.
 """
 
 from __future__ import annotations
@@ -205,6 +206,12 @@ def provider_preopens(task_dir: ProviderTaskDir, subtask_id: str) -> tuple[Preop
     )
 
 
+def operation_seed(task_id: str, subtask_id: str | None = None) -> str:
+    """The deterministic profile's seed of an operation: `<task_id>/<subtask_id>` for a subtask's calls
+    (so `compute` and `verify` of one subtask see the same random stream), `<task_id>` for task-wide ones."""
+    return task_id if subtask_id is None else f"{task_id}/{subtask_id}"
+
+
 class WasmApp:
     """Invokes one module's operations in a wasm environment, which it prepares on first use."""
 
@@ -216,6 +223,27 @@ class WasmApp:
     @property
     def prerequisites(self) -> JsonDict:
         return {"module": self.module.path.name, "sha256": self.module.sha256}
+
+    async def run(
+        self,
+        operation: str,
+        request: JsonDict,
+        *,
+        seed: str,
+        preopens: tuple[Preopen, ...] = (),
+        limits: WasmLimits | None = None,
+    ) -> WasmResult:
+        """Run `operation` once (under `limits`, else the environment's) in the deterministic profile seeded
+        by `seed`, and return the run as it ended, failed or not. `WasmError` if it could not run at all."""
+        async with self._ready:
+            if self.environment.status() is not EnvStatus.ENABLED:
+                await self.environment.prepare()
+        run = dataclasses.replace(self._run(operation, request, preopens, Determinism(seed)), limits=limits)
+        return await self.environment.run(run)
+
+    def reply_of(self, operation: str, result: WasmResult) -> bytes:
+        """The contract's JSON reply in a successful run (a component's typed result translated)."""
+        return contract_reply(operation, result.stdout) if self.module.component else result.stdout
 
     async def invoke(
         self,
@@ -229,19 +257,14 @@ class WasmApp:
     ) -> tuple[ReplyT, WasmResult]:
         """Run `operation` (under `limits`, else the environment's); return its checked reply and the run
         (fuel, wall time, usage)."""
-        async with self._ready:
-            if self.environment.status() is not EnvStatus.ENABLED:
-                await self.environment.prepare()
-        run = dataclasses.replace(self._run(operation, request, preopens, Determinism(seed)), limits=limits)
         name = self.module.path.name
         try:
-            result = await self.environment.run(run)
+            result = await self.run(operation, request, seed=seed, preopens=preopens, limits=limits)
         except WasmError as exc:
             raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
         if not result.ok:
             raise AppError(f"wasm app {name} failed in {operation}: {result.describe_failure()}")
-        reply = contract_reply(operation, result.stdout) if self.module.component else result.stdout
-        return self._parse(operation, reply, reply_type), result
+        return self._parse(operation, self.reply_of(operation, result), reply_type), result
 
     def _run(
         self, operation: str, request: JsonDict, preopens: tuple[Preopen, ...], determinism: Determinism
@@ -311,9 +334,12 @@ class WasmRequestorApp(RequestorAppHandler):
         request: JsonDict = {"task_id": task_id, **fields}
         if subtask_id is not None:
             request["subtask_id"] = subtask_id
-        seed = task_id if subtask_id is None else f"{task_id}/{subtask_id}"
         reply, _ = await self.app.invoke(
-            operation, request, reply_type, seed=seed, preopens=requestor_preopens(task_dir)
+            operation,
+            request,
+            reply_type,
+            seed=operation_seed(task_id, subtask_id),
+            preopens=requestor_preopens(task_dir),
         )
         return reply
 
@@ -386,7 +412,7 @@ class WasmProviderApp(ProviderAppHandler):
             "compute",
             request,
             _Compute,
-            seed=f"{task_id}/{subtask_id}",
+            seed=operation_seed(task_id, subtask_id),
             preopens=provider_preopens(task_dir, subtask_id),
             limits=limits,
         )

@@ -5,26 +5,29 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.wasm_apps.wasm_harness import JsonDict, WasmTask
+from environments.wasm import WasmConfig
+from tests.wasm_apps.wasm_harness import JsonDict, WasmTask, compute
 from wasm_apps import module_path
-from wasm_apps.run import ModuleRunner
+from wasm_apps.run import ModuleHost
 
 VIEW = {"width": 61, "height": 37, "max_iter": 200, "center_x": -0.6, "center_y": 0.1, "zoom": 1.3}
 
 
 @pytest.fixture(scope="module")
-def runner() -> ModuleRunner:
-    return ModuleRunner(module_path("mandelbrot"))
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleHost]:
+    config = WasmConfig(cache_dir=tmp_path_factory.mktemp("wasm-cache") / "cache", max_parallel=1)
+    with ModuleHost(module_path("mandelbrot"), config) as host:
+        yield host
 
 
 @pytest.fixture
-def task(runner: ModuleRunner, tmp_path: Path) -> WasmTask:
-    return WasmTask(runner, tmp_path)
+def task(host: ModuleHost, tmp_path: Path) -> WasmTask:
+    return WasmTask(host, tmp_path)
 
 
 def read_png(path: Path) -> tuple[int, int, bytes]:
@@ -62,12 +65,12 @@ def render(task: WasmTask, params: JsonDict, max_subtasks: int = 100) -> Path:
     return task.task_dir / "task_outputs" / "image.png"
 
 
-def test_the_image_is_the_same_whatever_the_split(runner: ModuleRunner, tmp_path: Path) -> None:
+def test_the_image_is_the_same_whatever_the_split(host: ModuleHost, tmp_path: Path) -> None:
     images = []
     for parts, max_subtasks in [(1, 100), (3, 100), (7, 100), (37, 100), (12, 5)]:
-        task = WasmTask(runner, tmp_path / f"parts-{parts}-{max_subtasks}")
+        task = WasmTask(host, tmp_path / f"parts-{parts}-{max_subtasks}")
         image = render(task, {**VIEW, "parts": parts}, max_subtasks)
-        plan = json.loads((task.task_dir / "mandelbrot-plan.json").read_text())
+        plan = json.loads((task.state_dir / "mandelbrot-plan.json").read_text())
         assert len(plan["tiles"]) == min(parts, max_subtasks)
         images.append(image.read_bytes())
     assert all(image == images[0] for image in images)
@@ -79,7 +82,7 @@ def test_the_image_is_the_same_whatever_the_split(runner: ModuleRunner, tmp_path
 
 def test_the_image_is_the_tiles_stacked(task: WasmTask) -> None:
     image = render(task, {**VIEW, "parts": 3})
-    tiles = [read_ppm(task.task_dir / "mandelbrot-tiles" / f"{i}.ppm") for i in range(3)]
+    tiles = [read_ppm(task.state_dir / "mandelbrot-tiles" / f"{i}.ppm") for i in range(3)]
     assert [t[1] for t in tiles] == [12, 12, 13]
     assert read_png(image)[2] == b"".join(t[2] for t in tiles)
 
@@ -89,7 +92,7 @@ def test_a_wide_image_spans_several_deflate_blocks(task: WasmTask) -> None:
     image = render(task, {"width": 16_384, "height": 3, "parts": 3, "max_iter": 4})
     width, height, pixels = read_png(image)
     assert (width, height, len(pixels)) == (16_384, 3, 16_384 * 3 * 3)
-    tiles = [read_ppm(task.task_dir / "mandelbrot-tiles" / f"{i}.ppm")[2] for i in range(3)]
+    tiles = [read_ppm(task.state_dir / "mandelbrot-tiles" / f"{i}.ppm")[2] for i in range(3)]
     assert pixels == b"".join(tiles)
 
 
@@ -101,13 +104,12 @@ def test_the_set_is_black_and_the_outside_is_not(task: WasmTask) -> None:
     assert pixels[0:3] != b"\0\0\0"
 
 
-def test_the_same_tile_renders_to_the_same_bytes_and_fuel(runner: ModuleRunner, tmp_path: Path) -> None:
-    request = {"task_id": "t", "subtask_id": "s", "params": {**VIEW, "row_start": 3, "row_end": 20}}
-    runs = [
-        runner.run("compute", request, inputs=tmp_path / "in", output=tmp_path / f"o{i}") for i in range(2)
-    ]
-    assert runs[0].fuel == runs[1].fuel > 0
-    assert (tmp_path / "o0" / "tile.ppm").read_bytes() == (tmp_path / "o1" / "tile.ppm").read_bytes()
+def test_the_same_tile_renders_to_the_same_bytes_and_fuel(host: ModuleHost, tmp_path: Path) -> None:
+    params = {**VIEW, "row_start": 3, "row_end": 20}
+    runs = [compute(host, tmp_path / side / "t", "s", params) for side in ("a", "b")]
+    assert runs[0][0].fuel == runs[1][0].fuel > 0
+    assert runs[0][1] is not None and runs[1][1] is not None and runs[0][1].name == "tile.ppm"
+    assert runs[0][1].read_bytes() == runs[1][1].read_bytes()
 
 
 def noise(tile: bytearray, header: int) -> None:
@@ -159,7 +161,7 @@ def test_damaged_tiles_are_rejected_and_handed_out_again(task: WasmTask, damage:
     assert step is not None
     verdict = step[1]
     assert verdict["result"] == "FAILURE" and reason in verdict["reason"], verdict
-    plan = json.loads((task.task_dir / "mandelbrot-plan.json").read_text())
+    plan = json.loads((task.state_dir / "mandelbrot-plan.json").read_text())
     assert plan["tiles"][0] == {"state": "pending", "subtask_id": None}
     task.run_to_end()
     assert read_png(task.task_dir / "task_outputs" / "image.png")[:2] == (61, 37)
@@ -196,7 +198,7 @@ def test_a_tile_of_another_band_is_rejected(task: WasmTask) -> None:
 def test_discard_and_abort_return_tiles_and_drop_the_image(task: WasmTask) -> None:
     image = render(task, {**VIEW, "parts": 3})
     before = image.read_bytes()
-    plan = json.loads((task.task_dir / "mandelbrot-plan.json").read_text())
+    plan = json.loads((task.state_dir / "mandelbrot-plan.json").read_text())
     done = plan["tiles"][1]["subtask_id"]
     assert task.call("discard_subtasks", subtask_ids=[done, "nope"]) == {"discarded_subtask_ids": [done]}
     assert not image.exists()
@@ -235,12 +237,12 @@ def test_bad_parameters_are_refused_naming_them(task: WasmTask, params: JsonDict
     assert repr(named) in reply["error"]["message"], reply
 
 
-def test_compute_refuses_rows_outside_the_image(runner: ModuleRunner, tmp_path: Path) -> None:
+def test_compute_refuses_rows_outside_the_image(host: ModuleHost, tmp_path: Path) -> None:
     params = {**VIEW, "row_start": 30, "row_end": 38}
-    result = runner.run("compute", {"params": params}, inputs=tmp_path / "in", output=tmp_path / "out")
+    result, _ = compute(host, tmp_path / "t", "s", params)
     assert result.error is not None and "'row_end'" in result.error["message"]
 
 
-def test_benchmark(runner: ModuleRunner) -> None:
-    reply = runner.run("benchmark", {}).reply
+def test_benchmark(host: ModuleHost) -> None:
+    reply = host.run("benchmark", {}).reply
     assert reply is not None and reply["score"] > 0

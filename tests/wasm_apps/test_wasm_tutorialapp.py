@@ -12,19 +12,22 @@ from apps.sdk.errors import InvalidArgument
 from apps.tutorialapp import pow
 from apps.tutorialapp.plan import Plan, RangeState
 from apps.tutorialapp.requestor import check_claim, parse_params
-from tests.wasm_apps.wasm_harness import JsonDict, WasmTask
+from environments.wasm import WasmConfig
+from tests.wasm_apps.wasm_harness import JsonDict, WasmTask, compute
 from wasm_apps import module_path
-from wasm_apps.run import ModuleRunner
+from wasm_apps.run import ModuleHost
 
 
 @pytest.fixture(scope="module")
-def runner() -> ModuleRunner:
-    return ModuleRunner(module_path("tutorialapp"))
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleHost]:
+    config = WasmConfig(cache_dir=tmp_path_factory.mktemp("wasm-cache") / "cache", max_parallel=1)
+    with ModuleHost(module_path("tutorialapp"), config) as host:
+        yield host
 
 
 @pytest.fixture
-def task(runner: ModuleRunner, tmp_path: Path) -> WasmTask:
-    return WasmTask(runner, tmp_path)
+def task(host: ModuleHost, tmp_path: Path) -> WasmTask:
+    return WasmTask(host, tmp_path)
 
 
 def smallest_nonce(text: str, difficulty: int) -> int:
@@ -63,11 +66,11 @@ def test_result_is_byte_identical_to_the_python_app(
 ) -> None:
     params = {"input": text, "difficulty": difficulty, "subtasks": subtasks}
     assert task.create(params, max_subtasks) == {"min_memory_mib": 64}  # descriptor.json says 64
-    assert Plan.load(task.task_dir) == parse_params(params, max_subtasks)
+    assert Plan.load(task.state_dir) == parse_params(params, max_subtasks)
     task.run_to_end()
     result = task.task_dir / "task_outputs" / "result.json"
     assert result.read_bytes() == expected_result(text, difficulty)
-    assert Plan.load(task.task_dir).answer() == smallest_nonce(text, difficulty)
+    assert Plan.load(task.state_dir).answer() == smallest_nonce(text, difficulty)
 
 
 def test_no_valid_nonce_below_two_to_the_difficulty_still_takes_only_the_planned_subtasks(
@@ -77,7 +80,7 @@ def test_no_valid_nonce_below_two_to_the_difficulty_still_takes_only_the_planned
     text = empty_first_round_input(6)
     task.create({"input": text, "difficulty": 6, "subtasks": 4}, 4)
     task.run_to_end()
-    plan = Plan.load(task.task_dir)
+    plan = Plan.load(task.state_dir)
     assert len(plan.ranges) == 4 and plan.answer() == smallest_nonce(text, 6) >= 2**6
     assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result(text, 6)
 
@@ -93,13 +96,13 @@ def test_compute_writes_the_python_providers_result_file(task: WasmTask) -> None
     assert empty.read_bytes() == json.dumps({"start": 5, "end": 9, "nonce": None, "hash": None}).encode()
 
 
-def test_the_same_compute_gives_the_same_bytes_and_fuel(runner: ModuleRunner, tmp_path: Path) -> None:
+def test_the_same_compute_gives_the_same_bytes_and_fuel(host: ModuleHost, tmp_path: Path) -> None:
     params = {"input": "abc", "difficulty": 10, "start": 0, "end": 3000}
-    request = {"task_id": "t", "subtask_id": "s", "params": params}
-    outputs = [tmp_path / "out0", tmp_path / "out1"]
-    runs = [runner.run("compute", request, inputs=tmp_path / "in", output=out) for out in outputs]
-    assert runs[0].fuel == runs[1].fuel > 0
-    assert (outputs[0] / "result.json").read_bytes() == (outputs[1] / "result.json").read_bytes()
+    runs = [compute(host, tmp_path / side / "t", "s", params) for side in ("a", "b")]
+    assert runs[0][0].fuel == runs[1][0].fuel > 0
+    outputs = [output for _, output in runs]
+    assert outputs[0] is not None and outputs[1] is not None
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
 
 
 def two_nonce_input(difficulty: int) -> str:
@@ -112,26 +115,25 @@ def two_nonce_input(difficulty: int) -> str:
     raise AssertionError("no such input")
 
 
-def test_digests_match_hashlib_for_every_tail_length(runner: ModuleRunner, tmp_path: Path) -> None:
+def test_digests_match_hashlib_for_every_tail_length(host: ModuleHost, tmp_path: Path) -> None:
     """Difficulty 0 makes compute report sha256(text + str(start)): cover one- and two-block endings."""
-    dirs = {"inputs": tmp_path / "in", "output": tmp_path / "out"}
     for length, start in [(n, 10 ** (n % 19)) for n in range(0, 131)] + [(3, -(2**63)), (4, 2**63 - 2)]:
         text = "é" * (length // 2) + "x" * (length % 2)
         params = {"input": text, "difficulty": 0, "start": start, "end": start + 1}
-        reply = runner.run("compute", {"params": params}, **dirs).reply
-        assert reply == {"output": "result.json"}
-        claim = json.loads((tmp_path / "out" / "result.json").read_text())
+        result, output = compute(host, tmp_path / "t", "s", params)
+        assert result.reply == {"output": "result.json"} and output is not None
+        claim = json.loads(output.read_text())
         assert (claim["nonce"], claim["hash"]) == (start, pow.digest(text, start).hex()), (length, start)
 
 
 @pytest.mark.parametrize(("start", "end"), [(-300, 300), (95, 1_100), (99_990, 100_500)])
-def test_search_steps_digits_like_python(runner: ModuleRunner, tmp_path: Path, start: int, end: int) -> None:
+def test_search_steps_digits_like_python(host: ModuleHost, tmp_path: Path, start: int, end: int) -> None:
     """Negative nonces and carries into a new digit find the same nonce as the Python kernel."""
     for difficulty in (4, 7, 30):
         params = {"input": "carry", "difficulty": difficulty, "start": start, "end": end}
-        output = tmp_path / f"out-{difficulty}"
-        runner.run("compute", {"params": params}, inputs=tmp_path / "in", output=output)
-        claim = json.loads((output / "result.json").read_text())
+        _, output = compute(host, tmp_path / "t", f"s-{difficulty}", params)
+        assert output is not None
+        claim = json.loads(output.read_text())
         assert claim["nonce"] == pow.search("carry", difficulty, start, end)
 
 
@@ -176,7 +178,7 @@ def test_forged_results_are_rejected_and_the_range_is_handed_out_again(task: Was
     difficulty = 5
     text = two_nonce_input(difficulty)
     task.create({"input": text, "difficulty": difficulty, "subtasks": 1})
-    plan = Plan.load(task.task_dir)
+    plan = Plan.load(task.state_dir)
     start, end = plan.bounds(0)  # 32 nonces: every one is spot-checked
     for what, claim in forged_claims(text, difficulty, start, end).items():
         subtask_id, subtask = task.next_subtask()
@@ -193,7 +195,7 @@ def test_forged_results_are_rejected_and_the_range_is_handed_out_again(task: Was
             assert verdict["reason"].startswith("spot check found valid nonce"), what
         else:
             assert verdict["reason"] == python_reason, what
-        assert Plan.load(task.task_dir).ranges[0].state is RangeState.PENDING, what
+        assert Plan.load(task.state_dir).ranges[0].state is RangeState.PENDING, what
     assert not (task.task_dir / "task_outputs" / "result.json").exists()
     task.run_to_end()
     assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result(text, difficulty)
@@ -202,7 +204,7 @@ def test_forged_results_are_rejected_and_the_range_is_handed_out_again(task: Was
 def test_discard_of_the_answer_range_removes_the_result(task: WasmTask) -> None:
     task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
     task.run_to_end()
-    plan = Plan.load(task.task_dir)
+    plan = Plan.load(task.state_dir)
     answer_range = next(r for r in plan.ranges if r.nonce is not None)
     assert answer_range.subtask_id is not None
     reply = task.call("discard_subtasks", subtask_ids=[answer_range.subtask_id, "unknown"])
@@ -250,17 +252,16 @@ def test_bad_parameters_are_refused_naming_them(task: WasmTask, params: JsonDict
         assert reply["error"]["message"] == str(python.value)  # an int beyond int64 reads as a float in C
 
 
-def test_compute_refuses_bad_subtask_parameters(task: WasmTask, runner: ModuleRunner, tmp_path: Path) -> None:
-    dirs = {"inputs": tmp_path / "in", "output": tmp_path / "out"}
-    missing = runner.run("compute", {"params": {"input": "a", "difficulty": 1, "start": 0}}, **dirs)
+def test_compute_refuses_bad_subtask_parameters(host: ModuleHost, tmp_path: Path) -> None:
+    missing, _ = compute(host, tmp_path / "t", "s", {"input": "a", "difficulty": 1, "start": 0})
     assert missing.error == {"code": "INVALID_ARGUMENT", "message": "subtask parameter 'end' is missing"}
     reversed_range = {"input": "a", "difficulty": 1, "start": 9, "end": 2}
-    backwards = runner.run("compute", {"params": reversed_range}, **dirs)
+    backwards, _ = compute(host, tmp_path / "t", "s", reversed_range)
     assert backwards.error is not None and backwards.error["message"].startswith("bad subtask parameters")
 
 
-def test_benchmark_and_malformed_requests(runner: ModuleRunner, tmp_path: Path) -> None:
-    benchmark = runner.run("benchmark", {})
+def test_benchmark_and_malformed_requests(host: ModuleHost, tmp_path: Path) -> None:
+    benchmark = host.run("benchmark", {})
     assert benchmark.reply is not None and benchmark.reply["score"] > 0
-    unknown = runner.run("no_such_operation", {}, task_dir=tmp_path)
+    unknown = host.run("no_such_operation", {}, tmp_path / "t")
     assert unknown.exit_code != 0 and "unknown operation" in unknown.stderr

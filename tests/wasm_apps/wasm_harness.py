@@ -1,8 +1,11 @@
-"""Drives a gWASM app module through whole task lifecycles with wasmtime-py, without the node.
+"""Drives a gWASM app module through whole task lifecycles on the node's wasm host, operation by operation.
 
-The requestor side gets one task dir (mounted as /task); every compute gets its own provider dir
-(/inputs, /output), and its output file is copied into the task's subtask_outputs/<subtask_id>/ as the
-node would deliver it. Until the wasm environment's adapter is ready this is how the modules are tested.
+Every operation runs as the node runs it (`wasm_apps.run.ModuleHost`: the adapter's `WasmApp` on a
+`WasmEnvironment`, its limits, deterministic profile and preopens). The requestor side gets one task dir in
+the node's layout (the guest's `/task` is its `wasm_state/`); computes run in the provider's task dir of
+the same task (`/output` is `<subtask_id>/`), and their output file is copied into the task's
+subtask_outputs/<subtask_id>/ as the node delivers it. Driving the operations one by one (rather than
+through the node) lets a test forge or damage a delivered result and look at the app's own state.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wasm_apps.run import Invocation, ModuleRunner
+from environments.wasm.app_adapter import WASM_STATE_DIR
+from wasm_apps.run import Invocation, ModuleHost
 
 JsonDict = dict[str, Any]
 # Called with the delivered result file before verify: lets a test forge or damage it.
@@ -29,7 +33,7 @@ class ModuleFailed(AssertionError):
 class WasmTask:
     """One task of one app: the requestor's task dir and the provider dirs of its subtasks."""
 
-    runner: ModuleRunner
+    host: ModuleHost
     root: Path
     task_id: str = "task-1"
     verdicts: dict[str, JsonDict] = field(default_factory=dict)
@@ -37,11 +41,22 @@ class WasmTask:
 
     @property
     def task_dir(self) -> Path:
+        """The requestor's task dir."""
         return self.root / "requestor" / self.task_id
+
+    @property
+    def state_dir(self) -> Path:
+        """What the guest sees as /task: the app's own state (its plan file, ...)."""
+        return self.task_dir / WASM_STATE_DIR
+
+    @property
+    def provider_dir(self) -> Path:
+        """The provider's task dir, where every compute of this task runs."""
+        return self.root / "provider" / self.task_id
 
     def invoke(self, operation: str, request: JsonDict) -> Invocation:
         """Run a requestor-side operation and return what the module gave (exit code checked)."""
-        result = self.runner.run(operation, {"task_id": self.task_id, **request}, task_dir=self.task_dir)
+        result = self.host.run(operation, {"task_id": self.task_id, **request}, self.task_dir)
         if result.exit_code != 0 or result.reply is None:
             raise ModuleFailed(f"{operation} exited {result.exit_code}: {result.stderr}")
         return result
@@ -67,18 +82,13 @@ class WasmTask:
         return subtask_id, subtask
 
     def compute(self, subtask_id: str, params: JsonDict) -> Path:
-        """Run compute in a fresh provider dir; return the output file."""
-        provider = self.root / "provider" / subtask_id
-        result = self.runner.run(
-            "compute",
-            {"task_id": self.task_id, "subtask_id": subtask_id, "params": params},
-            inputs=provider / "inputs",
-            output=provider / "output",
-        )
+        """Run compute in the provider's task dir; return the output file."""
+        result, output = compute(self.host, self.provider_dir, subtask_id, params)
         if result.exit_code != 0 or result.reply is None:
             raise ModuleFailed(f"compute exited {result.exit_code}: {result.stderr}")
         assert "error" not in result.reply, result.reply
-        return provider / "output" / str(result.reply["output"])
+        assert output is not None
+        return output
 
     def deliver(self, subtask_id: str, output: Path) -> Path:
         """Copy a result file into subtask_outputs/<subtask_id>/ as the node does."""
@@ -111,3 +121,13 @@ class WasmTask:
             assert step is not None, "has_pending_subtasks said yes but next_subtask gave nothing"
             assert step[1] == {"result": "SUCCESS", "reason": ""}, step
         raise AssertionError(f"task not done after {max_steps} subtasks")
+
+
+def compute(
+    host: ModuleHost, task_dir: Path, subtask_id: str, params: JsonDict
+) -> tuple[Invocation, Path | None]:
+    """Run compute of `subtask_id` in the provider's `task_dir`; what it gave, and the file its reply named
+    (None when it named none)."""
+    result = host.run("compute", {"subtask_id": subtask_id, "params": params}, task_dir)
+    named = None if result.reply is None else result.reply.get("output")
+    return result, None if named is None else task_dir / subtask_id / str(named)
