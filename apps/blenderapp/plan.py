@@ -1,9 +1,10 @@
 """The requestor's plan of a render task: its parameters and every part (frame, box), kept in the task dir.
 
-Task parameters: `scene` ("sample", the shipped scene script, or the name of a .py scene script or .blend
-in task_inputs), `frames` (how many, from `frame_start`), `resolution` ("WIDTHxHEIGHT"), `samples`, `parts`
-(per frame), `seed`, `device` ("cpu", or "gpu": OptiX or CUDA, never the CPU instead), `denoise`
-(OpenImageDenoise on every part and verification crop).
+Task parameters: `scene` ("sample", the shipped scene script, or the path of a .py scene script or .blend
+in task_inputs, whose other files go along with it as its textures and libraries: see scene_files.py),
+`frames` (how many, from `frame_start`), `resolution` ("WIDTHxHEIGHT"), `samples`, `parts` (per frame),
+`seed`, `device` ("cpu", or "gpu": OptiX or CUDA, never the CPU instead), `denoise` (OpenImageDenoise on
+every part and verification crop).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Part:
 @dataclass
 class Plan:
     scene: str
-    """The scene's file name in subtask_inputs."""
+    """The scene's resource name in subtask_inputs."""
     frame_start: int
     frames: int
     width: int
@@ -64,6 +65,15 @@ class Plan:
     device: str
     denoise: bool
     parts: list[Part] = field(default_factory=list)
+    scene_path: str = ""
+    """Where the scene goes in the folder it is rendered from (its name in task_inputs); "" for `scene`."""
+    files: dict[str, str] = field(default_factory=dict)
+    """The scene's own files (textures, libraries): resource name in subtask_inputs -> path in its folder."""
+
+    @property
+    def scene_in_folder(self) -> str:
+        """The scene's path in the folder it is rendered from."""
+        return self.scene_path or self.scene
 
     def frame_numbers(self) -> range:
         return range(self.frame_start, self.frame_start + self.frames)

@@ -12,6 +12,7 @@ from apps.blenderapp.imaging import DEVICE_KEY, load_png, merge, png_text, save_
 from apps.blenderapp.plan import SCENE_NAME, PartState, Plan, new_plan
 from apps.blenderapp.regions import Box
 from apps.blenderapp.render import SAMPLE_SCENE, RenderJob, render
+from apps.blenderapp.scene_files import scene_path, share_inputs
 from apps.blenderapp.verification import verify_part
 from apps.sdk import (
     CreatedTask,
@@ -22,6 +23,7 @@ from apps.sdk import (
     Subtask,
     VerifyResult,
 )
+from apps.sdk.sandboxed_files import UnsafePath, copy_file
 
 ENV_IDS = {"cpu": "docker_cpu", "gpu": "docker_gpu"}
 GPU_DEVICES = ("OPTIX", "CUDA")
@@ -48,13 +50,20 @@ class BlenderRequestor(RequestorAppHandler):
         if not isinstance(scene, str):
             raise InvalidArgument(f"task parameter 'scene' must be a string, got {scene!r}")
         if scene == "sample":
-            source, scene_file = SAMPLE_SCENE, "scene.py"
-        elif SCENE_NAME.fullmatch(scene) and (task_dir.task_inputs / scene).is_file():
-            source, scene_file = task_dir.task_inputs / scene, "scene" + Path(scene).suffix
+            plan = new_plan(params, "scene.py", max_subtasks_count)
+            shutil.copyfile(SAMPLE_SCENE, task_dir.subtask_inputs / plan.scene)
         else:
-            raise InvalidArgument(f"scene {scene!r} is neither 'sample' nor a .py/.blend file in task_inputs")
-        plan = new_plan(params, scene_file, max_subtasks_count)
-        shutil.copyfile(source, task_dir.subtask_inputs / scene_file)
+            path = scene_path(scene)
+            if not (SCENE_NAME.fullmatch(path.name) and (task_dir.task_inputs / path).is_file()):
+                raise InvalidArgument(
+                    f"scene {scene!r} is neither 'sample' nor a .py/.blend file in task_inputs"
+                )
+            plan = new_plan(params, "scene" + path.suffix, max_subtasks_count)
+            try:
+                copy_file(task_dir.task_inputs, path, task_dir.subtask_inputs / plan.scene)
+            except UnsafePath as exc:
+                raise InvalidArgument(f"task input {exc}") from None
+            plan.scene_path, plan.files = path.as_posix(), share_inputs(task_dir, path)
         plan.save(task_dir.root)
         return CreatedTask(env_id=ENV_IDS[plan.device], prerequisites=IMAGE, min_memory_mib=MIN_MEMORY_MIB)
 
@@ -77,8 +86,10 @@ class BlenderRequestor(RequestorAppHandler):
             "denoise": plan.denoise,
             "box": part.box,
             "output": part.file_name,
+            "scene_path": plan.scene_in_folder,
+            "files": plan.files,
         }
-        return Subtask(params=params, resources=[plan.scene])
+        return Subtask(params=params, resources=[plan.scene, *plan.files])
 
     async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
         plan = Plan.load(task_dir.root)
@@ -99,7 +110,7 @@ class BlenderRequestor(RequestorAppHandler):
                 f"the task asked for a GPU; the part says it was rendered on {device!r}",
             )
         scratch = task_dir.root / VERIFY_DIR / subtask_id
-        verdict = await verify_part(plan, part, claimed, task_dir.subtask_inputs / plan.scene, scratch)
+        verdict = await verify_part(plan, part, claimed, task_dir.subtask_inputs, scratch)
         plan = Plan.load(task_dir.root)  # other verifications may have finished meanwhile
         part = plan.by_subtask(subtask_id)
         if part is None or part.state is not PartState.ASSIGNED:

@@ -31,8 +31,9 @@ samples, or not denoised at all, are refused more often than with the plain thre
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from apps.blenderapp.imaging import Pixels, load_png, psnr, ssim
 from apps.blenderapp.plan import Part, Plan
 from apps.blenderapp.regions import Box
 from apps.blenderapp.render import RenderJob, render
+from apps.blenderapp.scene_files import SCENE_FOLDER, place_scene
 
 CROP = 32
 CANDIDATES = 24
@@ -120,8 +122,10 @@ def load_claim(path: Path, part: Box) -> Pixels | Verdict:
     return pixels
 
 
-async def verify_part(plan: Plan, part: Part, claimed_path: Path, scene: Path, scratch: Path) -> Verdict:
-    """Re-render a structured and a uniform crop of `part` into `scratch` and compare them with the claim."""
+async def verify_part(plan: Plan, part: Part, claimed_path: Path, inputs: Path, scratch: Path) -> Verdict:
+    """Re-render a structured and a uniform crop of `part` into `scratch` (the scene and its files placed
+    there from `inputs`, the task's subtask_inputs, as a provider places them) and compare them with the
+    claim."""
     region = part.region
     claimed = load_claim(claimed_path, region)
     if isinstance(claimed, Verdict):
@@ -129,10 +133,15 @@ async def verify_part(plan: Plan, part: Part, claimed_path: Path, scene: Path, s
     rng = random.SystemRandom()
     crops = [structured_crop(region, claimed, rng), crop_box(region, rng)]
     regions = tuple((crop, scratch / f"crop{i}.png") for i, crop in enumerate(crops))
+    files = {resource: PurePosixPath(path) for resource, path in plan.files.items()}
+    scene = place_scene(inputs, plan.scene, PurePosixPath(plan.scene_in_folder), files, scratch)
     job = RenderJob(
         scene, part.frame, (plan.width, plan.height), plan.samples, plan.seed, regions, "auto", plan.denoise
     )
-    references = (await render(job)).outputs
+    try:
+        references = (await render(job)).outputs
+    finally:
+        shutil.rmtree(scratch / SCENE_FOLDER, ignore_errors=True)
     verdicts = [
         compare(claimed, load_png(reference), region, crop, plan.denoise)
         for crop, reference in zip(crops, references, strict=True)
