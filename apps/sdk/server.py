@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +36,11 @@ from protos.taskapi_grpc import ProviderAppBase, RequestorAppBase
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
+HOST_VARIABLE = "TASKAPI_APP_HOST"
+"""The address a server listens on when started without `--host`, where set (else DEFAULT_HOST). Our app
+images set it to 0.0.0.0: Golem starts an image as `IMAGE requestor PORT` and dials the container's
+address, so inside a container the server must listen on all interfaces; run on a host, it stays on
+loopback."""
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -361,7 +367,8 @@ def main(
     parser = argparse.ArgumentParser(prog=prog, description="Serve a task-api app over gRPC.")
     parser.add_argument("role", choices=["requestor", "provider"])
     parser.add_argument("port", type=int)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
+    default_host = os.environ.get(HOST_VARIABLE) or DEFAULT_HOST
+    parser.add_argument("--host", default=default_host, help="address to listen on (default %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=Path.cwd(), help="default: the current directory")
     parser.add_argument(
         "--persistent",
