@@ -18,6 +18,7 @@ import abc
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,23 @@ class Capabilities:
     """Runs may use a network (an internal one between the node and app servers, never the internet)."""
     serves_apps: bool = False
     """An app's requestor and provider servers run inside it."""
+    sandboxed: bool = True
+    """Runs are isolated from the host (false only for development environments: plain child processes)."""
+
+
+class PayloadKind(StrEnum):
+    """What an app build for an environment is, and so how the node ships, whitelists and serves it.
+
+    Several environments may run the same kind (a further wasm environment runs the builds of wasm
+    modules): the node handles each kind once and finds environments through the registry.
+    """
+
+    WASM_MODULE = "wasm_module"
+    """A WASI module file, fetched by providers by its sha256 and served through the wasm adapter."""
+    CONTAINER_IMAGE = "container_image"
+    """A container image (repository, tag, digest once known) whose entrypoint serves the app."""
+    PYTHON_PACKAGE = "python_package"
+    """A Python package (or a command) served as a plain child process."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +240,8 @@ class Environment(abc.ABC, Generic[PayloadT, PrerequisitesT, ConfigT]):
 
     env_id: ClassVar[str]
     declared_capabilities: ClassVar[Capabilities]
+    payload_kind: ClassVar[PayloadKind]
+    """What the builds of apps this environment runs are (an app descriptor's prerequisites follow it)."""
     setup_hint: ClassVar[str] = ""
     """How to make a machine support this environment, shown when it cannot."""
     prerequisites_type: ClassVar[type[Prerequisites]]

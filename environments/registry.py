@@ -5,27 +5,26 @@ A new environment is one package that declares, in its pyproject.toml,
     [project.entry-points."taskapi.environments"]
     myenv = "mypackage:MyEnvironment"
 
-and the node finds it with no change. An entry point that fails to load is listed as unsupported with
-the reason, never as a crash.
+and the node finds it with no change. The node never tests an environment's id: it asks what the class
+declares, its `Capabilities` (`capabilities(env_id)`: deterministic, metered, gpu, network, serves_apps,
+sandboxed) and what its app builds are (`payload_kind(env_id)`: a wasm module, a container image, a Python
+package), and picks a default by `preference`. An entry point that fails to load is listed as unsupported
+with the reason, never as a crash.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from environments.base import Capabilities, Environment, Support
+from environments.base import Capabilities, Environment, PayloadKind, Support
 
 ENTRY_POINT_GROUP = "taskapi.environments"
 
 EnvironmentClass = type[Environment[Any, Any, Any]]
-
-LOCAL = "local"
-"""Not a sandbox: Python apps as plain child processes, for app development only. It has no Environment
-class yet, so its id and capabilities are declared here."""
-LOCAL_CAPABILITIES = Capabilities(deterministic=False, metered=False, serves_apps=True)
 
 
 class UnknownEnvironment(LookupError):
@@ -95,10 +94,42 @@ def environment_class(env_id: str) -> EnvironmentClass:
     raise UnknownEnvironment(f"unknown environment {env_id!r}")
 
 
+def environment_ids() -> list[str]:
+    """The ids of the installed environments, sorted (their entry points' names; nothing is loaded)."""
+    return sorted({entry_point.name for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
 @functools.cache
 def capabilities(env_id: str) -> Capabilities:
-    """What runs in environment `env_id` are like, as its class declares them (`local`: as declared here);
-    `UnknownEnvironment` for an id no installed environment has."""
-    if env_id == LOCAL:
-        return LOCAL_CAPABILITIES
+    """What runs in environment `env_id` are like, as its class declares them; `UnknownEnvironment` for
+    an id no installed environment has."""
     return environment_class(env_id).declared_capabilities
+
+
+@functools.cache
+def payload_kind(env_id: str) -> PayloadKind:
+    """What app builds for environment `env_id` are, as its class declares it; `UnknownEnvironment` for an
+    id no installed environment has."""
+    return environment_class(env_id).payload_kind
+
+
+def preference(env_id: str) -> tuple[bool, bool, bool, bool, bool, str]:
+    """Sort key putting the environment to use by default first: sandboxed before not, then deterministic,
+    metered, without GPU (a GPU is scarce), then by id; one that cannot be loaded last."""
+    try:
+        declared = capabilities(env_id)
+    except UnknownEnvironment:
+        return (True, True, True, True, True, env_id)
+    return (
+        False,
+        not declared.sandboxed,
+        not declared.deterministic,
+        not declared.metered,
+        declared.gpu,
+        env_id,
+    )
+
+
+def by_preference(env_ids: Iterable[str]) -> list[str]:
+    """`env_ids` (installed ones), the one to use by default first (`preference`)."""
+    return sorted(env_ids, key=preference)

@@ -12,13 +12,14 @@ from typing import Any
 import click
 from rich.console import Console
 
+from environments.registry import environment_ids
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, AppNotAvailable
 from runtime.cli_apps import apps
 from runtime.cli_checks import environment_ready, writable_output
 from runtime.cli_conformance import conformance
 from runtime.cli_dashboard import dashboard_option, run_dashboard
-from runtime.cli_envs import environment_ids, envs
+from runtime.cli_envs import envs
 from runtime.cli_help import add_examples
 from runtime.cli_inputs import input_files, task_options, with_params_file
 from runtime.cli_interrupt import Interrupted, exit_interrupted, run_until_signalled

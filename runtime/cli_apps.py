@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from environments.registry import environment_ids
 from runtime.appmanager import (
     App,
     AppManager,
@@ -22,7 +23,6 @@ from runtime.appmanager import (
     WasmDescriptor,
 )
 from runtime.appmanager.manager import DATA_DIR_ENV
-from runtime.cli_envs import environment_ids
 
 ENV_OPTION = click.option(
     "--env", type=click.Choice(environment_ids()), default=None, help="Only the build for this environment."

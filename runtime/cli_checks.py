@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from environments.registry import LOCAL, UnknownEnvironment, environment_class, get_environment
+from environments.registry import UnknownEnvironment, environment_class, get_environment
 
 
 @contextlib.contextmanager
@@ -47,12 +47,7 @@ def _remove_empty(dirs: list[Path]) -> None:
 
 
 def environment_ready(env_id: str) -> None:
-    """`click.ClickException` saying why this machine cannot run `env_id` and how to fix it, if it cannot.
-
-    `local` (plain child processes) always can.
-    """
-    if env_id == LOCAL:
-        return
+    """`click.ClickException` saying why this machine cannot run `env_id` and how to fix it, if it cannot."""
     try:
         get_environment(env_id)
     except UnknownEnvironment as exc:

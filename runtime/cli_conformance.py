@@ -15,8 +15,8 @@ from types import FrameType
 import click
 from rich.console import Console
 
+from environments.registry import environment_ids
 from runtime.appmanager import AppManager, AppNotAvailable
-from runtime.cli_envs import environment_ids
 from runtime.conformance.params import parse_examples, parse_pins
 from runtime.conformance.properties import PROPERTIES
 from runtime.conformance.report import print_summary

@@ -9,8 +9,8 @@ its benchmark score, as `taskapi provider join` stored it in the data dir, or me
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from environments.registry import ENTRY_POINT_GROUP, LOCAL, EnvironmentInfo, list_environments
+from environments.registry import EnvironmentInfo, list_environments
 from runtime.appmanager.manager import default_data_dir
 from runtime.node.runners import runners_for
 
 BENCHMARKS_FILE = Path("provider") / "benchmarks.json"
 """Where in a data dir `taskapi provider join` keeps its benchmark scores (`ProviderNode.benchmarks`)."""
-
-
-def environment_ids() -> list[str]:
-    """Ids `--env` accepts: the registered environments (not loaded) and `local`."""
-    return sorted({entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)} | {LOCAL})
 
 
 async def measure(env_id: str) -> float:
@@ -65,10 +60,21 @@ def _details(info: EnvironmentInfo) -> str:
     return reason
 
 
+def _capabilities(info: EnvironmentInfo) -> list[str]:
+    """The capabilities its class declares true (`deterministic`, `metered`, `gpu`, ...; none if it did not
+    load), `unsandboxed` for one that is no sandbox."""
+    if info.environment is None:
+        return []
+    declared = dataclasses.asdict(info.environment.declared_capabilities)
+    sandboxed = declared.pop("sandboxed")
+    return [name for name, value in declared.items() if value] + ([] if sandboxed else ["unsandboxed"])
+
+
 def _row(info: EnvironmentInfo, score: float | None, measured: str) -> dict[str, Any]:
     return {
         "env": info.env_id,
         "supported": info.support.supported,
+        "capabilities": _capabilities(info),
         "details": _details(info),
         "benchmark": score,
         "benchmark_source": measured if score is not None else None,
@@ -114,15 +120,14 @@ def list_envs(benchmark: bool, data_dir: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    table = Table("env", "ok", "benchmark", "details", width=min(Console().width, 100))
+    table = Table("env", "ok", "benchmark", "capabilities", "details", width=min(Console().width, 110))
     table.columns[0].no_wrap = table.columns[1].no_wrap = table.columns[2].no_wrap = True
-    table.columns[3].overflow = "fold"
+    table.columns[3].overflow = table.columns[4].overflow = "fold"
     for row in rows:
         ok = "[green]yes[/]" if row["supported"] else "[red]no[/]"
         score = "-" if row["benchmark"] is None else f"{row['benchmark']:.1f}"
-        table.add_row(row["env"], ok, score, row["details"])
+        table.add_row(row["env"], ok, score, ", ".join(row["capabilities"]) or "-", row["details"])
     console = Console()
     console.print(table)
     if not benchmark and any(row["benchmark"] is None and row["supported"] for row in rows):
         console.print("benchmark -: not measured yet (`taskapi envs list --benchmark` measures now)")
-    console.print(f"`--env {LOCAL}` also runs Python apps as plain child processes (development only).")

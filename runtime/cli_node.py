@@ -22,12 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from apps.sdk.wire_limits import BoundedChannel
+from environments.registry import by_preference, environment_ids
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_checks import environment_ready
 from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
-from runtime.cli_envs import environment_ids
 from runtime.cli_inputs import input_files, task_options, with_params_file
 from runtime.cli_interrupt import Interrupted, cancel_on_signal, exit_interrupted
 from runtime.cli_settings import parse_settings
@@ -302,10 +302,11 @@ def provider() -> None:
     "--env",
     "envs",
     multiple=True,
-    default=("wasm",),
+    default=(by_preference(environment_ids())[0],),
     show_default=True,
     type=click.Choice(environment_ids()),
-    help="Environment to offer (repeatable; `taskapi envs list` says which this machine supports).",
+    help="Environment to offer (repeatable; `taskapi envs list` says which this machine supports). The "
+    "default is the installed environment first by preference: sandboxed, deterministic, metered.",
 )
 @click.option(
     "--capacity",

@@ -28,6 +28,7 @@ from environments.base import (
     Capabilities,
     EnvConfig,
     Environment,
+    PayloadKind,
     Prerequisites,
     PrerequisitesRefused,
     Support,
@@ -94,6 +95,7 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
 
     env_id = "docker_cpu"
     declared_capabilities = Capabilities(deterministic=False, metered=False, network=True, serves_apps=True)
+    payload_kind = PayloadKind.CONTAINER_IMAGE
     setup_hint = (
         "start a Docker engine: `scripts/setup_docker` in a taskapi clone (installs and starts one, as root),"
         " or `sudo dockerd &`; DOCKER_HOST names a remote one"

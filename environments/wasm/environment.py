@@ -25,6 +25,7 @@ from environments.base import (
     Capabilities,
     EnvConfig,
     Environment,
+    PayloadKind,
     Prerequisites,
     PrerequisitesRefused,
     Support,
@@ -96,6 +97,7 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
 
     env_id = "wasm"
     declared_capabilities = Capabilities(deterministic=True, metered=True)
+    payload_kind = PayloadKind.WASM_MODULE
     setup_hint = "install taskapi's dependencies (`pip install taskapi` brings wasmtime)"
     prerequisites_type = WasmPrerequisites
 

@@ -4,7 +4,6 @@ See `docs/apps.md` for the descriptor format and how builds are chosen.
 """
 
 from runtime.appmanager.descriptor import (
-    ENVIRONMENTS,
     Descriptor,
     DescriptorBase,
     DockerDescriptor,
@@ -15,6 +14,7 @@ from runtime.appmanager.descriptor import (
     ResourceNeeds,
     WasmDescriptor,
     WasmPrerequisites,
+    environments,
 )
 from runtime.appmanager.errors import (
     AppDisabled,
@@ -29,7 +29,6 @@ from runtime.appmanager.manager import App, AppManager, Inventory, default_data_
 from runtime.appmanager.params import ParamSpec, check_params
 
 __all__ = [
-    "ENVIRONMENTS",
     "App",
     "AppDisabled",
     "AppManager",
@@ -53,6 +52,7 @@ __all__ = [
     "canonical_json",
     "check_params",
     "default_data_dir",
+    "environments",
     "file_sha256",
     "load_descriptor",
     "parse_descriptor",

@@ -1,8 +1,10 @@
 """The app descriptor: what an app build is, what it needs, and how it is identified.
 
 One descriptor describes one build of an app in one environment; the builds of an app share its `name`.
-Which prerequisites a descriptor has depends on its `environment`, so the model is a union of one class per
-environment kind, told apart by that field. `docs/apps.md` documents the format.
+Which prerequisites a descriptor has depends on what builds its `environment` runs (its class's
+`payload_kind`, asked of `environments.registry`), so the model is a union of one class per payload kind:
+any installed environment that runs wasm modules takes a wasm module's descriptor, and so on.
+`docs/apps.md` documents the format.
 """
 
 from __future__ import annotations
@@ -10,13 +12,33 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
+from environments.base import PayloadKind
+from environments.registry import (
+    UnknownEnvironment,
+    by_preference,
+    capabilities,
+    environment_ids,
+    payload_kind,
+)
 from runtime.appmanager.params import ParamSpec, check_params
 
-ENVIRONMENTS = ("wasm", "docker_cpu", "docker_gpu", "local")
+
+def environments() -> list[str]:
+    """The installed environments' ids, the one a build is chosen in by default first."""
+    return by_preference(environment_ids())
 
 
 def _matching(pattern: str, what: str) -> AfterValidator:
@@ -129,6 +151,9 @@ class Redundancy(_Strict):
 class DescriptorBase(_Strict):
     """The fields every descriptor has, whatever its environment."""
 
+    payload_kind: ClassVar[PayloadKind]
+    """What the builds this class describes are; `environment` must be one that runs them."""
+
     name: Name
     version: Version
     description: str = Field(default="", max_length=500)
@@ -143,12 +168,27 @@ class DescriptorBase(_Strict):
     """`per_call` (Golem's convention): a provider app server serves one Compute and exits; `reusable`: the
     app accepts `--persistent` and one server may serve many Computes."""
 
+    @field_validator("environment")
+    @classmethod
+    def _runs_this_kind(cls, value: str) -> str:
+        try:
+            kind = payload_kind(value)
+        except UnknownEnvironment as exc:
+            raise ValueError(str(exc)) from exc
+        if kind is not cls.payload_kind:
+            raise ValueError(f"environment {value} runs {kind} builds, not {cls.payload_kind} ones")
+        return value
+
     @field_validator("resources")
     @classmethod
     def _gpu_needs_gpu_environment(cls, value: ResourceNeeds, info: ValidationInfo) -> ResourceNeeds:
         environment = info.data.get("environment")
-        if value.gpu and environment != "docker_gpu":
-            raise ValueError(f"gpu: true needs environment docker_gpu, not {environment}")
+        if value.gpu and environment is not None and not capabilities(environment).gpu:
+            with_gpus = [env for env in environments() if capabilities(env).gpu]
+            raise ValueError(
+                f"gpu: true needs an environment with GPUs ({', '.join(with_gpus) or 'none installed'}), "
+                f"not {environment}"
+            )
         return value
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,27 +197,43 @@ class DescriptorBase(_Strict):
 
 
 class WasmDescriptor(DescriptorBase):
-    """A gWASM build, served through the wasm environment's adapter (sandboxed)."""
+    """A gWASM build, served through the wasm adapter (sandboxed)."""
 
-    environment: Literal["wasm"]
+    payload_kind = PayloadKind.WASM_MODULE
     prerequisites: WasmPrerequisites
 
 
 class DockerDescriptor(DescriptorBase):
-    """A docker build (`docker_gpu` when it needs a GPU)."""
+    """A docker build (in an environment with GPUs when it needs one)."""
 
-    environment: Literal["docker_cpu", "docker_gpu"]
+    payload_kind = PayloadKind.CONTAINER_IMAGE
     prerequisites: DockerPrerequisites
 
 
 class LocalDescriptor(DescriptorBase):
     """A Python build run as a plain child process: for app development only, unsandboxed."""
 
-    environment: Literal["local"]
+    payload_kind = PayloadKind.PYTHON_PACKAGE
     prerequisites: LocalPrerequisites
 
 
+def descriptor_tag(data: Any) -> str | None:
+    """Which descriptor class decoded JSON (or a descriptor) is: the payload kind its `environment` runs;
+    None when the environment is missing or not installed (`loading.py` says which)."""
+    environment = data.get("environment") if isinstance(data, dict) else getattr(data, "environment", None)
+    if not isinstance(environment, str):
+        return None
+    try:
+        return payload_kind(environment).value
+    except UnknownEnvironment:
+        return None
+
+
 Descriptor: TypeAlias = Annotated[
-    WasmDescriptor | DockerDescriptor | LocalDescriptor, Field(discriminator="environment")
+    Annotated[WasmDescriptor, Tag(PayloadKind.WASM_MODULE.value)]
+    | Annotated[DockerDescriptor, Tag(PayloadKind.CONTAINER_IMAGE.value)]
+    | Annotated[LocalDescriptor, Tag(PayloadKind.PYTHON_PACKAGE.value)],
+    Discriminator(descriptor_tag),
 ]
-"""Any descriptor; `environment` decides which class (and so which prerequisites) it is."""
+"""Any descriptor; the payload kind of its `environment` decides which class (and so which prerequisites)
+it is."""

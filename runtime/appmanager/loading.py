@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from runtime.appmanager.descriptor import ENVIRONMENTS, Descriptor, WasmDescriptor
+from environments.base import PayloadKind
+from runtime.appmanager.descriptor import Descriptor, WasmDescriptor, environments
 from runtime.appmanager.errors import DescriptorError, FieldProblem
 
 _ADAPTER: TypeAdapter[Descriptor] = TypeAdapter(Descriptor)
@@ -86,13 +87,15 @@ def _problem(error: ErrorDetails) -> FieldProblem:
     """A pydantic error as a field path and a message a person can act on."""
     kind = error["type"]
     if kind in _TAG_ERRORS:
-        expected = ", ".join(ENVIRONMENTS)
-        if kind == "union_tag_not_found":
+        if not isinstance(error["input"], dict):
+            return FieldProblem("", f"the descriptor must be a JSON object, got {_short(error['input'])}")
+        expected = ", ".join(environments())
+        given = error["input"].get("environment")
+        if given is None:
             return FieldProblem("environment", f"required field is missing (one of {expected})")
-        tag = (error.get("ctx") or {}).get("tag")
-        return FieldProblem("environment", f"must be one of {expected}, got {tag!r}")
+        return FieldProblem("environment", f"must be one of {expected}, got {_short(given)}")
     loc = list(error["loc"])
-    if loc and loc[0] in ENVIRONMENTS:
+    if loc and loc[0] in set(PayloadKind):
         loc = loc[1:]
     field = ".".join(f"[{part}]" if isinstance(part, int) else part for part in loc if part != "[key]")
     if not field and kind == "model_attributes_type":

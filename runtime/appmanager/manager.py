@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.appmanager.descriptor import ENVIRONMENTS, Descriptor, WasmDescriptor
+from environments.registry import by_preference
+from runtime.appmanager.descriptor import Descriptor, WasmDescriptor, environments
 from runtime.appmanager.errors import (
     AppDisabled,
     AppNotAvailable,
@@ -135,8 +136,9 @@ class AppManager:
         builds = _match(inventory, name_or_id)
         if env is None:
             return builds
-        if env not in ENVIRONMENTS:
-            raise AppNotAvailable(f"unknown environment {env!r}; environments: {', '.join(ENVIRONMENTS)}")
+        known = environments()
+        if env not in known:
+            raise AppNotAvailable(f"unknown environment {env!r}; environments: {', '.join(known)}")
         chosen = [app for app in builds if app.environment == env]
         if not chosen:
             have = ", ".join(sorted({app.environment for app in builds}))
@@ -144,8 +146,9 @@ class AppManager:
         return chosen
 
     def resolve(self, name_or_id: str, env: str | None = None) -> App:
-        """The one enabled build to use: in `env`, or by default in the first of wasm, docker_cpu,
-        docker_gpu, local that has one. Raises AppDisabled, or AppNotAvailable when several qualify."""
+        """The one enabled build to use: in `env`, or by default in the environment first by
+        `environments.registry.preference` (sandboxed, deterministic, metered, no GPU) that has one.
+        Raises AppDisabled, or AppNotAvailable when several qualify."""
         builds = [app for app in self.find(name_or_id, env) if app.enabled]
         if not builds:
             where = f" for environment {env!r}" if env else ""
@@ -153,7 +156,7 @@ class AppManager:
                 f"app {name_or_id!r} is disabled{where}; enable it with `taskapi apps enable {name_or_id}`; "
                 f"known apps: {self.inventory().known()}"
             )
-        chosen_env = env or next(e for e in ENVIRONMENTS if any(a.environment == e for a in builds))
+        chosen_env = env or by_preference({app.environment for app in builds})[0]
         builds = [app for app in builds if app.environment == chosen_env]
         if len(builds) > 1:
             listed = "; ".join(f"{app.label()} at {app.path}" for app in builds)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from environments.base import PayloadKind
+from environments.registry import UnknownEnvironment, payload_kind
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, AppNotAvailable, LocalDescriptor
 from runtime.conformance.properties import PROPERTIES
@@ -49,14 +51,18 @@ def load_reports(paths: Iterable[Path]) -> list[Report]:
 
 
 def _local_digest(app_name: str) -> str | None:
-    """The package digest of this machine's local build of `app_name` (None when it has none)."""
+    """The package digest of this machine's one enabled Python-package build of `app_name` (None when it
+    has none, or several)."""
     try:
-        descriptor = AppManager().resolve(app_name, "local").descriptor
+        builds = AppManager().find(app_name)
     except AppNotAvailable:
         return None
-    if not isinstance(descriptor, LocalDescriptor):
+    packages = [
+        app.descriptor for app in builds if app.enabled and isinstance(app.descriptor, LocalDescriptor)
+    ]
+    if len(packages) != 1:
         return None
-    return package_digest(descriptor.prerequisites.module)
+    return package_digest(packages[0].prerequisites.module)
 
 
 def _docker_digest(assignment: npb.Assignment) -> str | None:
@@ -80,17 +86,19 @@ class ConformanceGate:
     _digests: dict[str, str | None] = field(default_factory=dict)
 
     def digest_of(self, assignment: npb.Assignment) -> str | None:
-        """What the provider would run, as a report's digest."""
-        if assignment.env_id == "wasm":
+        """What the provider would run, as a report's digest (told by what its environment's builds are)."""
+        try:
+            kind = payload_kind(assignment.env_id)
+        except UnknownEnvironment:
+            return None
+        if kind is PayloadKind.WASM_MODULE:
             return f"sha256:{assignment.app_module.sha256}" if assignment.app_module.sha256 else None
         key = f"{assignment.env_id}/{assignment.app_name}/{assignment.prerequisites_json}"
         if key not in self._digests:
-            if assignment.env_id == "local":
+            if kind is PayloadKind.PYTHON_PACKAGE:
                 self._digests[key] = self.local_digest(assignment.app_name)
-            elif assignment.env_id in ("docker_cpu", "docker_gpu"):
-                self._digests[key] = self.docker_digest(assignment)
             else:
-                self._digests[key] = None
+                self._digests[key] = self.docker_digest(assignment)
         return self._digests[key]
 
     def refusal(self, assignment: npb.Assignment) -> str | None:

@@ -22,6 +22,7 @@ from grpclib.const import Status
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
+from environments.registry import UnknownEnvironment, capabilities, environment_ids
 from runtime.conformance.model import (
     Delivery,
     RequestorModel,
@@ -45,8 +46,6 @@ from runtime.conformance.wire import (
     mismatch,
 )
 
-ENV_IDS = {"docker_cpu", "docker_gpu", "wasm"}
-
 PROTOCOL = "requestor_protocol"
 
 WorkKey = tuple[str, tuple[str, ...]]  # a subtask's parameters (JSON) and its resources' sha256
@@ -54,6 +53,19 @@ WorkKey = tuple[str, tuple[str, ...]]  # a subtask's parameters (JSON) and its r
 
 def _contents_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def sandboxed_environments() -> list[str]:
+    """The installed environments that are sandboxes: what an app's CreateTask may name as its env_id
+    (`local`, plain child processes for development, is none)."""
+    sandboxes = []
+    for env_id in environment_ids():
+        try:
+            if capabilities(env_id).sandboxed:
+                sandboxes.append(env_id)
+        except UnknownEnvironment:  # installed but not loadable: not one an app can run in here
+            continue
+    return sandboxes
 
 
 class RequestorMachine(RuleBasedStateMachine):
@@ -208,8 +220,10 @@ class RequestorMachine(RuleBasedStateMachine):
                 self.free_task_ids.append(task_id)
             return False
         created = reply.value()
+        sandboxes = sandboxed_environments()
         self.protocol(
-            created.env_id in ENV_IDS, f"CreateTask: env_id {created.env_id!r} is none of {sorted(ENV_IDS)}"
+            created.env_id in sandboxes,
+            f"CreateTask: env_id {created.env_id!r} is none of the sandboxes {sandboxes}",
         )
         self.protocol(
             json_object(created.prerequisites_json),

@@ -29,7 +29,7 @@ from runtime.conformance.properties import BY_NAME, PROPERTIES, Checks, Property
 from runtime.conformance.provider_machine import ProviderServers
 from runtime.conformance.report import AppInfo, GroupResult, PropertyResult, Report
 from runtime.conformance.session import Session, SuiteConfig
-from runtime.conformance.target import DIGEST_KINDS, Target
+from runtime.conformance.target import Target, digest_kind
 from runtime.conformance.wire import Hang, Loop
 
 MAX_COUNTEREXAMPLE_CHARS = 12_000
@@ -242,7 +242,7 @@ def run_suite(
             environment=target.environment,
             app_id=target.app_id,
             digest=target.digest,
-            digest_of=DIGEST_KINDS.get(target.environment, "command line"),
+            digest_of=digest_kind(target.environment),
         ),
         seed=config.seed,
         examples=config.examples,

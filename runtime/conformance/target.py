@@ -2,11 +2,12 @@
 
 `target_of(app)` turns an app manager build into a `Target`:
 
-- `local`: `python -m MODULE` as a child process; the digest is the sha256 of the package's files;
-- `wasm`: the module served by the wasm adapter (`python -m environments.wasm MODULE`); the digest is the
-  module's sha256 (checked against the descriptor when the build was loaded);
-- `docker_cpu` / `docker_gpu`: the image's entrypoint in a container (`runtime.serving.DockerServing`,
-  as the node runs it); the digest is the local image id.
+- a Python package (`local`): `python -m MODULE` as a child process; the digest is the sha256 of the
+  package's files;
+- a wasm module (`wasm`): served by the wasm adapter (`python -m environments.wasm MODULE`); the digest is
+  the module's sha256 (checked against the descriptor when the build was loaded);
+- a container image (`docker_cpu` / `docker_gpu`): the image's entrypoint in a container
+  (`runtime.serving.DockerServing`, as the node runs it); the digest is the local image id.
 
 `command_target` makes a target of any command that serves `requestor|provider PORT` (tests' planted-bug
 apps, apps not installed in the app manager).
@@ -21,15 +22,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from environments.base import PayloadKind
+from environments.local import LocalEnvironment
+from environments.registry import UnknownEnvironment, payload_kind
 from runtime.appmanager import App, DockerDescriptor, LocalDescriptor, ParamSpec, WasmDescriptor
 from runtime.serving import AppServing, CommandServing, DockerServing, serve_command
 
 DIGEST_KINDS = {
-    "local": "sha256 of the Python package's files",
-    "wasm": "sha256 of the wasm module",
-    "docker_cpu": "docker image id",
-    "docker_gpu": "docker image id",
+    PayloadKind.PYTHON_PACKAGE: "sha256 of the Python package's files",
+    PayloadKind.WASM_MODULE: "sha256 of the wasm module",
+    PayloadKind.CONTAINER_IMAGE: "docker image id",
 }
+"""What a target's digest is a hash of, by what its environment's builds are."""
+
+
+def digest_kind(environment: str) -> str:
+    """What the digest of a target in `environment` is a hash of ("command line" for an environment that
+    is not installed)."""
+    try:
+        return DIGEST_KINDS[payload_kind(environment)]
+    except UnknownEnvironment:
+        return "command line"
+
 
 _SKIPPED_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 
@@ -79,7 +93,7 @@ def command_target(
     command: list[str],
     *,
     parameters: Mapping[str, ParamSpec] | None = None,
-    environment: str = "local",
+    environment: str = LocalEnvironment.env_id,
     version: str = "0",
     app_id: str | None = None,
     digest: str | None = None,

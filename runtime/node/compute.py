@@ -14,12 +14,11 @@ from apps.sdk.workdir import ProviderTaskDir
 from environments.docker import (
     DockerCpuEnvironment,
     DockerEnvironment,
-    DockerGpuEnvironment,
     DockerLimits,
     DockerPrerequisites,
     compute_subtask,
 )
-from environments.registry import LOCAL
+from environments.local import LocalEnvironment
 from environments.status import EnvStatus
 from environments.wasm.app_adapter import ComputeLimits, WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
@@ -60,11 +59,17 @@ class LocalRunner:
     wall time.
     """
 
-    env_id = LOCAL
     EXIT_GRACE_S = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, environment: LocalEnvironment | None = None) -> None:
+        self._environment = environment or LocalEnvironment()
+        self.env_id = self._environment.env_id
         self._servers: dict[str, tuple[AppProcess, ProviderAppClient]] = {}
+
+    async def _enabled(self) -> LocalEnvironment:
+        if self._environment.status() is not EnvStatus.ENABLED:
+            await self._environment.prepare()
+        return self._environment
 
     async def compute(
         self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
@@ -84,7 +89,7 @@ class LocalRunner:
         self, key: str, command: list[str], task_dir: ProviderTaskDir
     ) -> ProviderAppClient:
         if key not in self._servers or not self._servers[key][0].running:
-            process = AppProcess(command, "provider", task_dir.root, persistent=True)
+            process = (await self._enabled()).app_server(command, "provider", task_dir.root, persistent=True)
             self._servers[key] = (process, ProviderAppClient(await process.start()))
         return self._servers[key][1]
 
@@ -95,7 +100,7 @@ class LocalRunner:
         assignment: npb.Assignment,
         params: dict[str, object],
     ) -> Path:
-        process = AppProcess(command, "provider", task_dir.root, persistent=False)
+        process = (await self._enabled()).app_server(command, "provider", task_dir.root, persistent=False)
         client = ProviderAppClient(await process.start())
         try:
             return await client.compute(assignment.task_id, assignment.subtask_id, params)
@@ -104,13 +109,16 @@ class LocalRunner:
             await process.wait(self.EXIT_GRACE_S)
 
     async def benchmark(self) -> float:
-        return 1.0
+        result = await (await self._enabled()).benchmark()
+        return float(result.score)
 
     async def close(self) -> None:
         for process, client in self._servers.values():
             client.close()
             await process.kill()
         self._servers.clear()
+        if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
+            await self._environment.clean_up()
 
 
 def _params(text: str) -> dict[str, object]:
@@ -129,10 +137,9 @@ class WasmRunner:
     the subtask's lease is given back then (at the latest its compile time and the pool's grace later).
     """
 
-    env_id = WasmEnvironment.env_id
-
     def __init__(self, environment: WasmEnvironment | None = None) -> None:
         self._environment = environment or WasmEnvironment()
+        self.env_id = self._environment.env_id
         self._apps: dict[str, WasmProviderApp] = {}
 
     def _app(self, module: Path, sha256: str) -> WasmProviderApp:
@@ -177,15 +184,12 @@ class DockerRunner:
 
     The image comes from the assignment's prerequisites (`{"image", "tag", "digest"?}`); the environment
     refuses images off its whitelist or missing here. The container is stopped at the assignment's deadline.
+    With a GPU environment (docker_gpu), the containers get the machine's GPUs.
     """
 
-    env_id = DockerCpuEnvironment.env_id
-
     def __init__(self, environment: DockerEnvironment | None = None) -> None:
-        self._environment = environment or self._default_environment()
-
-    def _default_environment(self) -> DockerEnvironment:
-        return DockerCpuEnvironment()
+        self._environment = environment or DockerCpuEnvironment()
+        self.env_id = self._environment.env_id
 
     async def _enabled(self) -> DockerEnvironment:
         if self._environment.status() is not EnvStatus.ENABLED:
@@ -226,12 +230,3 @@ class DockerRunner:
     async def close(self) -> None:
         if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
             await self._environment.clean_up()
-
-
-class DockerGpuRunner(DockerRunner):
-    """Docker apps with the machine's GPUs passed through (docker_gpu)."""
-
-    env_id = DockerGpuEnvironment.env_id
-
-    def _default_environment(self) -> DockerEnvironment:
-        return DockerGpuEnvironment()

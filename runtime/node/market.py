@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from environments.registry import capabilities
-from runtime.appmanager.descriptor import ENVIRONMENTS
+from environments.registry import capabilities, environment_ids
 
 FUEL_UNIT = 1e9
 CPU_NS_UNIT = 1e9
@@ -57,8 +56,9 @@ class ProviderOffer:
                 raise ValueError(
                     f"{field}.env_id is {len(env_id)} characters long (at most {MAX_ENV_ID_CHARS})"
                 )
-            if env_id not in ENVIRONMENTS:
-                raise ValueError(f"{field}.env_id {env_id!r} is unknown; known: {', '.join(ENVIRONMENTS)}")
+            known = environment_ids()
+            if env_id not in known:
+                raise ValueError(f"{field}.env_id {env_id!r} is unknown; known: {', '.join(known)}")
             if env_id in scores:
                 raise ValueError(f"{field}.env_id {env_id!r} is offered twice")
             if not math.isfinite(score) or score < 0:

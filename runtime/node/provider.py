@@ -15,13 +15,15 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, assert_never
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from apps.sdk.wire_limits import BoundedChannel
 from apps.sdk.workdir import ProviderTaskDir, check_id
+from environments.base import PayloadKind
+from environments.registry import UnknownEnvironment, payload_kind
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
 from runtime.node.activity import ProviderActivity
@@ -79,19 +81,25 @@ class Whitelist:
     docker_digests: set[str] = field(default_factory=set)
 
     def check(self, assignment: npb.Assignment) -> None:
-        if assignment.env_id == "wasm":
+        """`Refused` unless the build the assignment would run is whitelisted, told by what builds of its
+        environment are (`environments.registry.payload_kind`)."""
+        try:
+            kind = payload_kind(assignment.env_id)
+        except UnknownEnvironment as exc:
+            raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here") from exc
+        if kind is PayloadKind.WASM_MODULE:
             digest = assignment.app_module.sha256
             if digest not in self.wasm_modules:
                 raise Refused(
                     f"refused: wasm module sha256 {digest} of app {assignment.app_name} is not whitelisted"
                 )
-        elif assignment.env_id == "local":
+        elif kind is PayloadKind.PYTHON_PACKAGE:
             if assignment.app_name not in self.local_apps:
                 raise Refused(f"refused: local app {assignment.app_name!r} is not whitelisted")
-        elif assignment.env_id in ("docker_cpu", "docker_gpu"):
+        elif kind is PayloadKind.CONTAINER_IMAGE:
             self._check_docker(assignment)
         else:
-            raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here")
+            assert_never(kind)
 
     def _check_docker(self, assignment: npb.Assignment) -> None:
         try:

@@ -1,21 +1,24 @@
-"""Which compute runners and whitelist a provider starts with."""
+"""Which compute runners and whitelist a provider starts with.
+
+Environments are found through the registry (`environments.registry`); each gets the runner of its kind
+(a wasm, docker or local environment, whatever its id), so an installed environment of a known kind needs
+no change here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
-from environments.registry import environment_class
+from environments.base import Environment
+from environments.docker import DockerConfig, DockerEnvironment
+from environments.docker.environment import PROJECT_REPOSITORIES
+from environments.local import LocalEnvironment
+from environments.registry import environment_class, environment_ids
+from environments.wasm.environment import WasmEnvironment
 from runtime.appmanager import App, AppManager, DockerDescriptor, LocalDescriptor, WasmDescriptor
-from runtime.node.compute import ComputeRunner, DockerGpuRunner, DockerRunner, LocalRunner, WasmRunner
+from runtime.node.compute import ComputeRunner, DockerRunner, LocalRunner, WasmRunner
 from runtime.node.provider import Whitelist
-
-if TYPE_CHECKING:
-    from environments.docker import DockerEnvironment
-
-RUNNERS: dict[str, type] = {
-    runner.env_id: runner for runner in (LocalRunner, WasmRunner, DockerRunner, DockerGpuRunner)
-}
 
 
 def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner]:
@@ -23,33 +26,41 @@ def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner
 
     With `apps`, docker runners also admit the images of those apps' docker builds (added apps included).
     """
-    unknown = [env for env in envs if env not in RUNNERS]
+    known = environment_ids()
+    unknown = [env for env in envs if env not in known]
     if unknown:
-        raise ValueError(f"unknown environments {unknown}; this provider can run {sorted(RUNNERS)}")
+        raise ValueError(f"unknown environments {unknown}; this provider can run {known}")
     docker_builds = [app.descriptor for app in apps if isinstance(app.descriptor, DockerDescriptor)]
-    runners: list[ComputeRunner] = []
-    for env in envs:
-        if issubclass(RUNNERS[env], DockerRunner) and docker_builds:
-            runners.append(RUNNERS[env](_docker_environment(env, docker_builds)))
-        else:
-            runners.append(RUNNERS[env]())
-    return runners
+    return [runner_of(_environment(env, docker_builds)) for env in envs]
 
 
-def _docker_environment(env: str, builds: list[DockerDescriptor]) -> DockerEnvironment:
-    """A docker environment admitting these builds' images (by repository, or digest if pinned) besides the
-    project's own (its benchmark runs in one)."""
-    from environments.docker import DockerConfig, DockerEnvironment
-    from environments.docker.environment import PROJECT_REPOSITORIES
+def runner_of(environment: Environment[Any, Any, Any]) -> ComputeRunner:
+    """The runner that computes subtasks in `environment`; ValueError for a kind no runner knows."""
+    if isinstance(environment, WasmEnvironment):
+        return WasmRunner(environment)
+    if isinstance(environment, DockerEnvironment):
+        return DockerRunner(environment)
+    if isinstance(environment, LocalEnvironment):
+        return LocalRunner(environment)
+    raise ValueError(
+        f"environment {environment.env_id} ({type(environment).__name__}) is no wasm, docker or local "
+        "environment: this provider has no runner for it"
+    )
 
+
+def _environment(env: str, docker_builds: list[DockerDescriptor]) -> Environment[Any, Any, Any]:
+    """Environment `env` with its default config; a docker one admitting these builds' images (by
+    repository, or digest if pinned) besides the project's own (its benchmark runs in one)."""
+    environment_type = environment_class(env)
+    if not (docker_builds and issubclass(environment_type, DockerEnvironment)):
+        return environment_type(None)
+    pinned = [b.prerequisites.digest for b in docker_builds if b.prerequisites.digest is not None]
     config = DockerConfig(
         repositories=PROJECT_REPOSITORIES
-        | frozenset(b.prerequisites.image for b in builds if b.prerequisites.digest is None),
-        digests=frozenset(b.prerequisites.digest for b in builds if b.prerequisites.digest is not None),
+        | frozenset(b.prerequisites.image for b in docker_builds if b.prerequisites.digest is None),
+        digests=frozenset(pinned),
     )
-    environment = environment_class(env)(config)
-    assert isinstance(environment, DockerEnvironment), f"{env} is not a docker environment"
-    return environment
+    return environment_type(config)
 
 
 def whitelist_of(apps: Iterable[App]) -> Whitelist:

@@ -6,8 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from environments.registry import environment_ids
 from runtime.cli import main
-from runtime.cli_envs import environment_ids
 from runtime.cli_help import EXAMPLES, commands
 
 COMMANDS = sorted(commands(main))

@@ -2,8 +2,8 @@
 environment's declared capabilities (environments/registry.py `capabilities`) instead.
 
 The grep covers every Python file under runtime/ and apps/ (descriptor data, descriptor.json, is not
-Python). The modules below still name environment ids and are being moved behind the registry (issue 13,
-item 1); the list may only shrink: a module on it that no longer names an id fails the test too.
+Python). The modules below name environment ids for a reason of their own, not to test one; the list may
+only shrink: a module on it that no longer names an id fails the test too.
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ SEARCHED = ("runtime", "apps")
 ENV_ID_LITERAL = re.compile(r"""(["'])(wasm|docker_cpu|docker_gpu|local)\1""")
 
 NOT_YET_BEHIND_THE_REGISTRY = {
-    "runtime/node/provider.py": "builds the whitelist check per environment id",
-    "runtime/appmanager/descriptor.py": "the descriptor schema lists the environment ids",
-    "runtime/conformance/gate.py": "conformance gates per environment",
-    "runtime/conformance/target.py": "conformance targets per environment",
-    "runtime/conformance/requestor_machine.py": "the conformance machine's default environment",
-    "runtime/cli_node.py": "default of `provider join --env` (CLI help text)",
-    "apps/tutorialapp/requestor.py": "the app names the environment of its docker build",
-    "apps/blenderapp/requestor.py": "the app names the environments of its docker builds",
+    # An app's CreateTask reply names the environment its providers compute in (Golem's protocol): the
+    # app, not the node, says which of its builds a task is for.
+    "apps/tutorialapp/requestor.py": "the app names the environment of its docker build in CreateTask",
+    "apps/blenderapp/requestor.py": "the app names the environments of its docker builds in CreateTask",
 }
 
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from apps.sdk.process import free_port
 from apps.tutorialapp import pow
+from environments.registry import environment_ids
 from protos import node_pb2 as npb
-from runtime.node.runners import RUNNERS
 
 from .wire import Control, Loop, RawProvider
 
-# The environments providers can compute tutorialapp in; tests parametrised over them grow with RUNNERS.
-ENVS = [env for env in ("local", "wasm") if env in RUNNERS]
+# The environments providers can compute tutorialapp in, where installed.
+ENVS = [env for env in ("local", "wasm") if env in environment_ids()]
 
 TASKAPI = str(Path(sys.executable).with_name("taskapi"))
 HOST = "127.0.0.1"

@@ -1,0 +1,15 @@
+"""The local environment: Python apps as plain child processes, for app development only (no sandbox).
+
+Public API: `LocalEnvironment` (with `LocalConfig`, `LocalPrerequisites`), whose payloads are `LocalRun`s,
+each a `LocalRuntime`; `LocalEnvironment.app_server` serves an app's `requestor PORT` / `provider PORT`.
+"""
+
+from environments.local.environment import (
+    LocalConfig,
+    LocalEnvironment,
+    LocalPrerequisites,
+    LocalRun,
+    LocalRuntime,
+)
+
+__all__ = ["LocalConfig", "LocalEnvironment", "LocalPrerequisites", "LocalRun", "LocalRuntime"]
