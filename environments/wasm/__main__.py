@@ -4,8 +4,9 @@
     python -m environments.wasm [--sha256 HEX] MODULE.wasm provider PORT [--persistent] ...
 
 Everything after MODULE goes to the SDK's app entrypoint (`apps.sdk.server.main`), so a wasm app is
-served exactly like a Python app and `LocalLifecycle([python, -m, environments.wasm, MODULE], ...)`
-runs it end to end. The compile cache is `$TASKAPI_WASM_CACHE` (default `~/.cache/taskapi/wasm`).
+served exactly like a Python app: the node starts `python -m environments.wasm MODULE requestor PORT`
+(`runtime/serving.py`) as it starts any local app server. The compile cache is `$TASKAPI_WASM_CACHE`
+(default `~/.cache/taskapi/wasm`).
 """
 
 from __future__ import annotations

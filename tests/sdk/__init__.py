@@ -1,1 +1,1 @@
-"""Tests of the app SDK: error mapping, restarts, the local lifecycle helper."""
+"""Tests of the app SDK: error mapping, restarts, client deadlines, parent death, atomic writes, the host."""

@@ -1,21 +1,23 @@
-"""The shipped gWASM apps through the adapter: whole tasks end to end, and deterministic subtasks."""
+"""The shipped gWASM apps on the node: whole tasks on the embedded node, and deterministic subtasks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apps.sdk.lifecycle import LocalLifecycle
 from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from apps.tutorialapp import pow
 from environments.wasm import Determinism, WasmResult, WasmRun
 from environments.wasm.app_adapter import WasmApp, WasmModule, WasmRequestorApp, provider_preopens
+from protos import node_pb2 as npb
+from runtime.node.compute import WasmRunner
+from runtime.node.embedded import run_embedded
+from runtime.node.runners import builtin_whitelist
 from wasm_apps import module_path
 
 from .support import make_environment
@@ -24,6 +26,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "tutorialapp": {"input": "hello", "difficulty": 10, "subtasks": 3},
     "mandelbrot": {"width": 40, "height": 24, "parts": 3, "max_iter": 100},
 }
+HANG_GUARD_S = 180.0
 
 
 def smallest_nonce(text: str, difficulty: int) -> int:
@@ -33,28 +36,38 @@ def smallest_nonce(text: str, difficulty: int) -> int:
     return nonce
 
 
-@pytest.mark.parametrize("provider_mode", ["persistent", "per_call"])
-def test_tutorialapp_task_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider_mode: str
-) -> None:
+def run_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: str) -> npb.TaskStatus:
+    """One task of a shipped wasm app on the embedded node with two providers (a compile cache of its own)."""
     monkeypatch.setenv("TASKAPI_WASM_CACHE", str(tmp_path / "cache"))
-    command = [sys.executable, "-m", "environments.wasm", str(module_path("tutorialapp"))]
-    lifecycle = LocalLifecycle(command, tmp_path / "work", providers=2, provider_mode=provider_mode)
-    outcome = asyncio.run(lifecycle.run("pow-1", TASKS["tutorialapp"], max_subtasks=8))
-    assert outcome.env_id == "wasm"
-    result = json.loads((outcome.outputs_dir / "result.json").read_text())
+    embedded = run_embedded(
+        app,
+        "wasm",
+        TASKS[app],
+        data_dir=tmp_path / "node",
+        providers=2,
+        capacity=1,
+        runners=lambda: [WasmRunner()],
+        whitelist=builtin_whitelist(),
+        max_subtasks=8,
+    )
+    status = asyncio.run(asyncio.wait_for(embedded, HANG_GUARD_S))
+    assert status.state == "finished", status.reason
+    assert status.env_id == "wasm"
+    return status
+
+
+def test_tutorialapp_task_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    status = run_task(tmp_path, monkeypatch, "tutorialapp")
+    result = json.loads((Path(status.outputs_dir) / "result.json").read_text())
     nonce = smallest_nonce("hello", 10)
     assert result == {"nonce": nonce, "hash": pow.digest("hello", nonce).hex()}
 
 
 def test_mandelbrot_task_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TASKAPI_WASM_CACHE", str(tmp_path / "cache"))
-    command = [sys.executable, "-m", "environments.wasm", str(module_path("mandelbrot"))]
-    lifecycle = LocalLifecycle(command, tmp_path / "work", providers=2)
-    outcome = asyncio.run(lifecycle.run("fractal-1", TASKS["mandelbrot"], max_subtasks=8))
-    assert [path.name for path in outcome.outputs] == ["image.png"]
-    assert outcome.outputs[0].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert outcome.progress.verified == 3
+    status = run_task(tmp_path, monkeypatch, "mandelbrot")
+    assert list(status.outputs) == ["image.png"]
+    assert (Path(status.outputs_dir) / "image.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert dict(status.subtasks_by_state)["accepted"] == 3
 
 
 def compute_in_fresh_environment(root: Path, module: WasmModule, run: WasmRun) -> tuple[WasmResult, bytes]:
