@@ -1,0 +1,127 @@
+"""A further environment, installed as a plugin through the `taskapi.environments` entry point, runs
+tutorialapp end to end with no change to the node: `taskapi run` in a subprocess, real gRPC, real wasmtime.
+
+The plugin is a package in a temporary folder on PYTHONPATH beside a `NAME-0.dist-info/` (METADATA and
+entry_points.txt), which `importlib.metadata` finds as it finds pip-installed ones. Its environment runs
+wasm modules (a subclass of the wasm environment under its own id) and writes the sha256 of every module
+it runs to a log, so the test sees that the provider computed through it. The app's build for it is a
+copy of the shipped wasm tutorialapp descriptor naming the new environment, added with `taskapi apps add`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps.tutorialapp import pow
+
+ROOT = Path(__file__).resolve().parents[2]
+TASKAPI = str(Path(sys.executable).with_name("taskapi"))
+SHIPPED_WASM_BUILD = ROOT / "wasm_apps" / "tutorialapp"
+PLUGIN_ENV = "plugged_wasm"
+RUN_LOG_VARIABLE = "PLUGGED_WASM_RUN_LOG"
+HANG_GUARD_S = 300
+
+PLUGIN_SOURCE = f'''
+"""A wasm environment under another id that logs the sha256 of each module it runs."""
+
+import os
+
+from environments.base import Capabilities
+from environments.wasm import WasmEnvironment
+
+
+class PluggedWasmEnvironment(WasmEnvironment):
+    env_id = "{PLUGIN_ENV}"
+    declared_capabilities = Capabilities(deterministic=True, metered=True)
+
+    def submit(self, run):
+        with open(os.environ["{RUN_LOG_VARIABLE}"], "a") as log:
+            log.write(run.sha256 + "\\n")
+        return super().submit(run)
+'''
+
+
+@pytest.fixture
+def plugin_path(tmp_path: Path) -> Path:
+    """A folder holding the plugin package and its dist-info, as pip would install it."""
+    folder = tmp_path / "site"
+    (folder / "taskapi_plugged_wasm").mkdir(parents=True)
+    (folder / "taskapi_plugged_wasm" / "__init__.py").write_text(PLUGIN_SOURCE)
+    info = folder / "taskapi_plugged_wasm-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: taskapi-plugged-wasm\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        f"[taskapi.environments]\n{PLUGIN_ENV} = taskapi_plugged_wasm:PluggedWasmEnvironment\n"
+    )
+    return folder
+
+
+def taskapi(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TASKAPI, *args], env=environment, capture_output=True, text=True, timeout=HANG_GUARD_S, check=False
+    )
+
+
+def with_plugin(plugin_path: Path, run_log: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(plugin_path), RUN_LOG_VARIABLE: str(run_log)}
+
+
+def plugin_build(tmp_path: Path) -> Path:
+    """The shipped wasm tutorialapp build, its descriptor naming the plugin's environment."""
+    folder = tmp_path / "build"
+    folder.mkdir()
+    descriptor = json.loads((SHIPPED_WASM_BUILD / "descriptor.json").read_text())
+    descriptor["environment"] = PLUGIN_ENV
+    (folder / "descriptor.json").write_text(json.dumps(descriptor))
+    module = descriptor["prerequisites"]["module"]
+    shutil.copyfile(SHIPPED_WASM_BUILD / module, folder / module)
+    return folder
+
+
+def test_the_plugin_environment_is_listed_with_its_capabilities(plugin_path: Path, tmp_path: Path) -> None:
+    listed = taskapi(["envs", "list", "--json"], with_plugin(plugin_path, tmp_path / "runs.log"))
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["env"]: row for row in json.loads(listed.stdout)}
+    assert rows[PLUGIN_ENV]["supported"] is True
+    assert rows[PLUGIN_ENV]["capabilities"] == ["deterministic", "metered"]
+
+
+def test_tutorialapp_runs_end_to_end_in_a_plugin_environment(plugin_path: Path, tmp_path: Path) -> None:
+    run_log = tmp_path / "runs.log"
+    environment = with_plugin(plugin_path, run_log)
+    added = taskapi(["apps", "add", str(plugin_build(tmp_path)), "--enable"], environment)
+    assert added.returncode == 0, added.stdout + added.stderr
+
+    output = tmp_path / "out"
+    settings = ["--set", "input=plugged", "--set", "difficulty=10", "--set", "subtasks=4"]
+    ran = taskapi(
+        ["run", "tutorialapp", "--env", PLUGIN_ENV, *settings, "--output", str(output), "--json"], environment
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
+    summary = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert summary["env"] == PLUGIN_ENV and summary["subtasks"]["accepted"] >= 1
+    nonce = pow.search("plugged", 10, 0, 2**14)
+    assert nonce is not None
+    written = json.loads((output / "result.json").read_text())
+    assert written == {"nonce": nonce, "hash": pow.digest("plugged", nonce).hex()}
+    module_sha256 = json.loads((SHIPPED_WASM_BUILD / "descriptor.json").read_text())["prerequisites"][
+        "sha256"
+    ]
+    computed_here = run_log.read_text().split().count(module_sha256)
+    assert computed_here >= summary["subtasks"]["accepted"], run_log.read_text()
+
+
+def test_without_the_plugin_its_environment_is_unknown(tmp_path: Path) -> None:
+    ran = taskapi(
+        ["run", "tutorialapp", "--env", PLUGIN_ENV, "--set", "input=x", "--output", str(tmp_path / "out")],
+        {**os.environ},
+    )
+    assert ran.returncode == 2 and f"'{PLUGIN_ENV}' is not one of" in ran.stderr
