@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
+from apps.sdk.handlers import Subtask
 from apps.sdk.workdir import ProviderTaskDir, RequestorTaskDir
 from apps.tutorialapp import pow
-from environments.wasm import Determinism, WasmResult, WasmRun
-from environments.wasm.app_adapter import WasmApp, WasmModule, WasmRequestorApp, provider_preopens
+from environments.wasm import WasmConfig, WasmResult
+from environments.wasm.app_adapter import WasmApp, WasmModule, WasmRequestorApp
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
 from runtime.node.embedded import run_embedded
 from runtime.node.runners import builtin_whitelist
 from wasm_apps import module_path
+from wasm_apps.run import ModuleHost
 
 from .support import make_environment
 
@@ -70,16 +72,19 @@ def test_mandelbrot_task_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert dict(status.subtasks_by_state)["accepted"] == 3
 
 
-def compute_in_fresh_environment(root: Path, module: WasmModule, run: WasmRun) -> tuple[WasmResult, bytes]:
-    """Run a compute in a new environment (own worker and cache); its result and its output file."""
-    env = make_environment(root / "cache", max_parallel=1)
-    try:
-        result = asyncio.run(env.run(run))
-    finally:
-        asyncio.run(env.clean_up())
-    assert result.ok, result.describe_failure()
-    output = json.loads(result.stdout)["output"]
-    return result, (root / "provider" / "sub-1" / output).read_bytes()
+def compute_on_a_fresh_host(
+    root: Path, module: Path, task_dir: RequestorTaskDir, subtask: Subtask
+) -> tuple[WasmResult, bytes]:
+    """Compute `sub-1` of task `t-1` as a provider does, on a host of its own (own worker and compile
+    cache, the subtask's resources copied in): its run and its output file."""
+    provider_dir = ProviderTaskDir(root / "t-1")
+    provider_dir.prepare()
+    for name in subtask.resources:
+        shutil.copy(task_dir.subtask_inputs / name, provider_dir.subtask_inputs / name)
+    with ModuleHost(module, WasmConfig(cache_dir=root / "cache", max_parallel=1)) as host:
+        computed = host.run("compute", {"subtask_id": "sub-1", "params": subtask.params}, provider_dir.root)
+    assert computed.result.ok and computed.reply is not None, computed.result.describe_failure()
+    return computed.result, (provider_dir.subtask_dir("sub-1") / computed.reply["output"]).read_bytes()
 
 
 @pytest.mark.parametrize("app_name", sorted(TASKS))
@@ -95,25 +100,9 @@ def test_a_subtask_gives_the_same_bytes_and_fuel_on_two_fresh_runtimes(tmp_path:
     finally:
         asyncio.run(env.clean_up())
     assert subtask is not None
-    outcomes = []
-    for side in ("a", "b"):
-        provider_dir = ProviderTaskDir(tmp_path / side / "provider")
-        provider_dir.prepare()
-        provider_dir.subtask_dir("sub-1").mkdir()
-        for name in subtask.resources:
-            shutil.copy(task_dir.subtask_inputs / name, provider_dir.subtask_inputs / name)
-        request = {"task_id": "t-1", "subtask_id": "sub-1", "params": subtask.params}
-        run = WasmRun(
-            module=module.path,
-            sha256=module.sha256,
-            argv=("app", "compute"),
-            env=(("TASKAPI_OPERATION", "compute"),),
-            stdin=json.dumps(request).encode(),
-            preopens=provider_preopens(provider_dir, "sub-1"),
-            determinism=Determinism("t-1/sub-1"),
-        )
-        outcomes.append(compute_in_fresh_environment(tmp_path / side, module, run))
-    (first, first_output), (second, second_output) = outcomes
+    (first, first_output), (second, second_output) = (
+        compute_on_a_fresh_host(tmp_path / side, module.path, task_dir, subtask) for side in ("a", "b")
+    )
     assert first_output == second_output and len(first_output) > 0
     assert first.stdout == second.stdout
     assert first.fuel == second.fuel > 0
