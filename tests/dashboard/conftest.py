@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ from apps.sdk.process import free_port
 from tests.node.cluster import CHEATING_PROVIDER, HOST, TASKAPI, NodeProcess
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
+UPDATE_SCREENSHOTS = "TASKAPI_UPDATE_SCREENSHOTS"
+"""Set to 1 to refresh docs/dashboard/*.png from this run; otherwise screenshots go to a temporary folder so a
+test run leaves the tree clean."""
 PROVIDER_TOKEN = "dashboard-provider-token"
 
 if not Path(CHROMIUM).is_file():
@@ -140,9 +144,14 @@ def browser() -> Iterator[Browser]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save the page as docs/dashboard/NAME.png (the pictures docs/dashboard.md shows)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """Save the whole page as NAME.png: into docs/dashboard/ (the pictures docs/dashboard.md shows) when
+    TASKAPI_UPDATE_SCREENSHOTS=1, else into a temporary folder."""
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":
+        folder = DOCS_SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "taskapi-dashboard-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def log_in(browser: Browser, url: str, token: str) -> Page:
