@@ -255,7 +255,7 @@ class ProviderBill(_message.Message):
     def __init__(self, provider_id: _Optional[str] = ..., subtasks: _Optional[int] = ..., fuel: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills", "outputs_dir", "trust")
+    __slots__ = ("task_id", "app", "env_id", "state", "reason", "subtasks_by_state", "outputs", "bills", "outputs_dir", "trust", "result_info")
     class SubtasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +263,13 @@ class TaskStatus(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ResultInfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +280,7 @@ class TaskStatus(_message.Message):
     BILLS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_DIR_FIELD_NUMBER: _ClassVar[int]
     TRUST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_INFO_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     app: str
     env_id: str
@@ -283,7 +291,8 @@ class TaskStatus(_message.Message):
     bills: _containers.RepeatedCompositeFieldContainer[ProviderBill]
     outputs_dir: str
     trust: _containers.RepeatedCompositeFieldContainer[ProviderTrust]
-    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ..., outputs_dir: _Optional[str] = ..., trust: _Optional[_Iterable[_Union[ProviderTrust, _Mapping]]] = ...) -> None: ...
+    result_info: _containers.ScalarMap[str, str]
+    def __init__(self, task_id: _Optional[str] = ..., app: _Optional[str] = ..., env_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., subtasks_by_state: _Optional[_Mapping[str, int]] = ..., outputs: _Optional[_Iterable[str]] = ..., bills: _Optional[_Iterable[_Union[ProviderBill, _Mapping]]] = ..., outputs_dir: _Optional[str] = ..., trust: _Optional[_Iterable[_Union[ProviderTrust, _Mapping]]] = ..., result_info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProviderTrust(_message.Message):
     __slots__ = ("provider_id", "trust", "sample_rate", "accepted", "reexecuted", "rejected", "forged", "dropped", "blacklisted", "benchmark_inflated")

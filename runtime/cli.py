@@ -194,6 +194,7 @@ def run(
         "env": build.environment,
         "outputs": [str(p) for p in outputs],
         "subtasks": dict(status.subtasks_by_state),
+        "result_info": dict(status.result_info),
         "progress": display.tally.as_json(),
         "failures": [failure.as_json() for failure in display.tally.failures],
         "wall_s": round(time.monotonic() - began, 3),
@@ -204,6 +205,8 @@ def run(
         done = f"[green]task {status.task_id} done[/] on {build.environment} ({summary['wall_s']} s)"
         console.print(f"{done}: {display.tally.text()}")
         console.print(f"outputs: {', '.join(summary['outputs']) or '(none)'}", highlight=False)
+        for key, value in sorted(status.result_info.items()):
+            console.print(f"{key}: {value}", highlight=False, markup=False)
 
 
 def _unfinished(status: npb.TaskStatus, tally: Tally, verbose: bool) -> str:

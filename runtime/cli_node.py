@@ -561,6 +561,7 @@ def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
             for b in status.bills
         ],
         "trust": [trust_json(t) for t in status.trust],
+        "result_info": dict(status.result_info),
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -571,6 +572,8 @@ def _print_status(status: npb.TaskStatus, as_json: bool) -> None:
         + escape(f"{status.app} on {status.env_id}: {status.state} {status.reason}")
     )
     console.print("subtasks: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["subtasks"].items())))
+    for key, value in sorted(status.result_info.items()):
+        console.print(escape(f"{key}: {value}"))
     for output in summary["outputs"]:
         console.print(escape(f"output: {output}"))
     table = Table("provider", "subtasks", "fuel", "cpu ns", "cost")

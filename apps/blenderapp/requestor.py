@@ -23,6 +23,7 @@ from apps.sdk import (
     Subtask,
     VerifyResult,
 )
+from apps.sdk.result_info import ReportsResultInfo
 from apps.sdk.sandboxed_files import UnsafePath, copy_file
 
 ENV_IDS = {"cpu": "docker_cpu", "gpu": "docker_gpu"}
@@ -37,11 +38,12 @@ def frame_file(frame: int) -> str:
     return f"frame{frame:04d}.png"
 
 
-class BlenderRequestor(RequestorAppHandler):
+class BlenderRequestor(RequestorAppHandler, ReportsResultInfo):
     """Plans parts, verifies them by re-rendering, merges verified frames. Each accepted part's device (its
-    PNG's `taskapi:device`, written by the provider) is kept in the plan, named in its verification message
-    and, for every frame, in the merged PNG's `taskapi:device`; a GPU task refuses a part that says it was
-    rendered on anything but OptiX or CUDA."""
+    PNG's `taskapi:device`, written by the provider) is kept in the plan, named in its verification message,
+    reported to the node (`device`, shown by `taskapi task status`) and, for every frame, in the merged
+    PNG's `taskapi:device`; a GPU task refuses a part that says it was rendered on anything but OptiX or
+    CUDA."""
 
     async def create_task(
         self, task_dir: RequestorTaskDir, max_subtasks_count: int, params: JsonDict
@@ -127,6 +129,10 @@ class BlenderRequestor(RequestorAppHandler):
         await asyncio.to_thread(self._merge_if_complete, plan, task_dir, part.frame)
         scores = f"crop SSIM {verdict.ssim:.4f}, PSNR {verdict.psnr:.1f} dB"
         return VerifyResult.SUCCESS, f"rendered on {device or 'an unnamed device'}; {scores}"
+
+    async def result_info(self, task_dir: RequestorTaskDir, subtask_id: str) -> dict[str, str]:
+        part = Plan.load(task_dir.root).by_subtask(subtask_id)
+        return {"device": part.device} if part is not None and part.device else {}
 
     @staticmethod
     def _merge_if_complete(plan: Plan, task_dir: RequestorTaskDir, frame: int) -> None:

@@ -21,6 +21,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from apps.sdk.channel import AppChannel
 from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
+from apps.sdk.result_info import RESULT_INFO_KEY, decode
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
 
@@ -96,9 +97,26 @@ class RequestorAppClient(_AppClient):
         )
 
     async def verify(self, task_id: str, subtask_id: str) -> tuple[VerifyResult, str]:
+        verdict, reason, _ = await self.verify_with_info(task_id, subtask_id)
+        return verdict, reason
+
+    async def verify_with_info(
+        self, task_id: str, subtask_id: str
+    ) -> tuple[VerifyResult, str, dict[str, str]]:
+        """Verify, and the facts the app reported about the result (apps/sdk/result_info.py; {} if none)."""
         request = pb.VerifyRequest(task_id=task_id, subtask_id=subtask_id)
-        reply = await self._call(self._stub.Verify(request, timeout=self.timeout))
-        return VerifyResult(reply.result), reply.reason
+
+        async def call() -> tuple[pb.VerifyReply, str | None]:
+            async with self._stub.Verify.open(timeout=self.timeout) as stream:
+                await stream.send_message(request, end=True)
+                reply = await stream.recv_message()
+            assert reply is not None
+            trailers = stream.trailing_metadata
+            value = trailers.get(RESULT_INFO_KEY) if trailers is not None else None
+            return reply, value if isinstance(value, str) else None
+
+        reply, info = await self._call(call())
+        return VerifyResult(reply.result), reply.reason, decode(info)
 
     async def discard_subtasks(self, task_id: str, subtask_ids: list[str]) -> list[str]:
         request = pb.DiscardSubtasksRequest(task_id=task_id, subtask_ids=subtask_ids)

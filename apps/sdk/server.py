@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from apps.sdk.errors import AppError, InvalidArgument, Unavailable
 from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
 from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
+from apps.sdk.result_info import RESULT_INFO_KEY, ReportsResultInfo, encode
 from apps.sdk.sandboxed_files import UnsafePath, check_file
 from apps.sdk.wire_limits import BoundedServer, short_message
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
@@ -60,6 +62,14 @@ def checked_id(kind: str, value: str) -> str:
         return check_id(kind, value)
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class WithTrailers:
+    """A reply to send with trailing metadata (see apps/sdk/result_info.py)."""
+
+    message: Any
+    metadata: dict[str, str]
 
 
 class CallGate:
@@ -98,8 +108,11 @@ class CallGate:
                 log.exception("handler failed")
                 message = short_message(f"app error: {type(exc).__name__}: {exc}")
                 raise GRPCError(Status.INTERNAL, message) from exc
+            trailers = None
+            if isinstance(reply, WithTrailers):
+                reply, trailers = reply.message, reply.metadata
             await stream.send_message(reply)
-            await stream.send_trailing_metadata()
+            await stream.send_trailing_metadata(metadata=trailers)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -179,7 +192,7 @@ class RequestorAppService(RequestorAppBase):
     async def Verify(self, stream: Stream[pb.VerifyRequest, pb.VerifyReply]) -> None:
         await self._gate.serve(stream, self._verify)
 
-    async def _verify(self, request: pb.VerifyRequest) -> pb.VerifyReply:
+    async def _verify(self, request: pb.VerifyRequest) -> pb.VerifyReply | WithTrailers:
         state = self._state(request.task_id)
         async with self._lock(request.task_id):
             record = state.require_active()
@@ -190,7 +203,14 @@ class RequestorAppService(RequestorAppBase):
             if next_state is not None:
                 record.subtasks[request.subtask_id] = next_state
                 state.save(record)
-        return pb.VerifyReply(result=VerifyResult(verdict).value, reason=reason)  # type: ignore[arg-type]
+            info = {}
+            if verdict is VerifyResult.SUCCESS and isinstance(self._handler, ReportsResultInfo):
+                try:
+                    info = await self._handler.result_info(state.task_dir, request.subtask_id)
+                except Exception:  # optional facts: the verdict, already recorded, must still arrive
+                    log.exception("result_info failed for subtask %s", request.subtask_id)
+        reply = pb.VerifyReply(result=VerifyResult(verdict).value, reason=reason)  # type: ignore[arg-type]
+        return WithTrailers(reply, {RESULT_INFO_KEY: encode(info)}) if info else reply
 
     async def DiscardSubtasks(
         self, stream: Stream[pb.DiscardSubtasksRequest, pb.DiscardSubtasksReply]

@@ -305,6 +305,7 @@ class RequestorNode:
             bills=bills,
             outputs_dir=str(outputs),
             trust=self.verification.report(task_id),
+            result_info=self.store.result_info(task_id),
         )
 
     async def abort_task(
@@ -754,9 +755,11 @@ class RequestorNode:
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
         task_id = active.row.task_id
         try:
-            verdict, reason = await active.client.verify(task_id, subtask_id)
+            verdict, reason, info = await active.client.verify_with_info(task_id, subtask_id)
         except GRPCError as exc:
-            verdict, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
+            verdict, reason, info = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}", {}
+        if info:
+            self.store.set_result_info(subtask_id, info)
         # The rest of the ladder: re-execution of a sample, trust, journal (verification.py).
         verdict, reason = await self.verification.ladder(active, subtask_id, verdict, reason, self._offers)
         VERIFICATIONS.labels(verdict.name.lower()).inc()

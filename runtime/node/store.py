@@ -106,7 +106,12 @@ def _history(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_first_schema, _replicas, _memory_needs, _history)
+def _result_info(db: sqlite3.Connection) -> None:
+    """What the app reported about each accepted result (apps/sdk/result_info.py)."""
+    db.execute("ALTER TABLE subtasks ADD COLUMN result_info_json TEXT NOT NULL DEFAULT '{}'")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_first_schema, _replicas, _memory_needs, _history, _result_info)
 """The store's schema, version by version: `PRAGMA user_version` counts those a store has had."""
 
 
@@ -392,6 +397,25 @@ class Store:
             "SELECT state, COUNT(*) AS n FROM subtasks WHERE task_id = ? GROUP BY state", (task_id,)
         ).fetchall()
         return {row["state"]: row["n"] for row in rows}
+
+    def set_result_info(self, subtask_id: str, info: dict[str, str]) -> None:
+        """Keep what the app reported about the subtask's result when it verified it."""
+        self._db.execute(
+            "UPDATE subtasks SET result_info_json = ? WHERE subtask_id = ?", (json.dumps(info), subtask_id)
+        )
+
+    def result_info(self, task_id: str) -> dict[str, str]:
+        """What the app reported about the task's accepted results: each key's distinct values, sorted,
+        joined by ", " (`{"device": "CPU"}`, `{"device": "CPU, OPTIX (NVIDIA H100)"}`)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT result_info_json FROM subtasks WHERE task_id = ? AND state = ?",
+            (task_id, SubtaskState.ACCEPTED),
+        ).fetchall()
+        values: dict[str, set[str]] = {}
+        for row in rows:
+            for key, value in json.loads(row["result_info_json"]).items():
+                values.setdefault(key, set()).add(value)
+        return {key: ", ".join(sorted(found)) for key, found in sorted(values.items())}
 
     def bills(self, task_id: str) -> list[dict[str, Any]]:
         rows = self._db.execute(

@@ -129,6 +129,7 @@ def test_separate_texture_files_reach_the_providers_and_show_in_the_frame(
     inputs = [made / "shot.blend", made / "tex.png", made / "textures"]
     split, summary = taskapi_run(inputs, 3, tmp_path / "split")
     assert summary["subtasks"]["accepted"] >= 3  # type: ignore[index]
+    assert summary["result_info"] == {"device": "CPU"}  # the device every part says rendered it
     whole, _ = taskapi_run(inputs, 1, tmp_path / "whole")
     assert ssim(split, whole) >= 0.99 and psnr(split, whole) >= 35
     assert magenta(split) == 0.0

@@ -73,7 +73,8 @@ UNVERSIONED = {"first": UNVERSIONED_FIRST, "replicas": UNVERSIONED_REPLICAS, "me
 
 
 def add_rows(db: sqlite3.Connection) -> None:
-    """One active task with one delivered subtask, in columns every shape has."""
+    """One active task with one delivered subtask, in columns every shape has (and its history, in a
+    shape that keeps one)."""
     db.execute(
         "INSERT INTO tasks (task_id, app, app_id, env_id, params_json, max_subtasks, state, created_ms)"
         " VALUES ('t1', 'tutorialapp', 'id', 'wasm', '{\"difficulty\": 3}', 4, 'active', 1)"
@@ -82,6 +83,8 @@ def add_rows(db: sqlite3.Connection) -> None:
         "INSERT INTO subtasks (subtask_id, task_id, state, provider_id, result_name, fuel, reason,"
         " updated_ms) VALUES ('s1', 't1', 'delivered', 'p1', 'result.json', 77, '', 2)"
     )
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'subtask_history'").fetchone():
+        db.execute("INSERT INTO subtask_history (subtask_id, state, at_ms) VALUES ('s1', 'delivered', 2)")
 
 
 def assert_newest_with_rows_intact(path: Path) -> None:
@@ -99,6 +102,9 @@ def assert_newest_with_rows_intact(path: Path) -> None:
             store.set_subtask_state("s1", SubtaskState.EXPIRED)
         store.set_subtask_state("s1", SubtaskState.ACCEPTED)
         assert store.history("s1") == ["delivered", "accepted"]
+        assert store.result_info("t1") == {}  # an earlier store's results reported nothing
+        store.set_result_info("s1", {"device": "CPU"})
+        assert store.result_info("t1") == {"device": "CPU"}
         store.add_subtask("s2", "t1", "p1")  # the newest columns and tables take writes
         store.set_task_min_memory("t1", 512)
     finally:
@@ -146,3 +152,19 @@ def test_a_store_from_a_newer_taskapi_is_refused_untouched(tmp_path: Path) -> No
         Store(path)
     with sqlite3.connect(path) as db:
         assert [row[0] for row in db.execute("SELECT name FROM sqlite_master")] == ["future"]
+
+
+def test_result_info_gathers_each_keys_values_over_the_accepted_results_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    try:
+        add_rows(store._db)
+        reported = {"s1": "OPTIX (NVIDIA H100)", "s2": "CPU", "s3": "CPU", "s4": "CUDA (rejected)"}
+        for subtask_id, device in reported.items():
+            if subtask_id != "s1":
+                store.add_subtask(subtask_id, "t1", "p1")
+            store.set_result_info(subtask_id, {"device": device})
+        store._db.execute("UPDATE subtasks SET state = 'accepted' WHERE subtask_id IN ('s1', 's2', 's3')")
+        store.set_result_info("s3", {"device": "CPU", "denoiser": "OIDN"})
+        assert store.result_info("t1") == {"denoiser": "OIDN", "device": "CPU, OPTIX (NVIDIA H100)"}
+    finally:
+        store.close()
