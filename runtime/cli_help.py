@@ -45,9 +45,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 
 
 def commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
-    """Every command under `group` that is not itself a group, by its path ("task submit")."""
+    """Every command under `group` that is not itself a group, by its path ("task submit"); the commands
+    of a lazy group are imported."""
     found: dict[str, click.Command] = {}
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if command is None:
+            raise LookupError(f"command {prefix}{name} is listed but cannot be loaded")
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             found.update(commands(command, f"{path} "))
@@ -56,10 +61,15 @@ def commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
     return found
 
 
-def add_examples(root: click.Group) -> None:
-    """Give each command under `root` without an epilog its example from `EXAMPLES`."""
-    for path, command in commands(root).items():
-        if not command.epilog and path in EXAMPLES:
-            lines = EXAMPLES[path]
+def add_examples(command: click.Command, path: str = "") -> None:
+    """Give `command` (at `path`, e.g. "task"; "" for the root) and each command under it without an epilog
+    its example from `EXAMPLES`."""
+    if isinstance(command, click.Group):
+        found = commands(command, f"{path} " if path else "")
+    else:
+        found = {path: command}
+    for where, each in found.items():
+        if not each.epilog and where in EXAMPLES:
+            lines = EXAMPLES[where]
             title = "Examples" if sum(not line.startswith(" ") for line in lines) > 1 else "Example"
-            command.epilog = f"\b\n{title}:\n" + "\n".join(f"  {line}" for line in lines)
+            each.epilog = f"\b\n{title}:\n" + "\n".join(f"  {line}" for line in lines)
