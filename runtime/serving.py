@@ -1,14 +1,17 @@
-"""How the node serves an app build as task-api app servers: local processes or docker containers.
+"""How the node serves an app build as task-api app servers: processes or docker containers.
 
-`serving_of(app)` gives an `AppServing`: `open()` readies what the build needs (for docker: the
-environment, restricted to the build's own image) and returns a `Launcher`, which makes the app server
-of one role on one work dir; `close()` releases it. Every server has the surface of
+`serving_of(app)` gives an `AppServing`: `open()` readies what the build needs (the build's environment,
+found through the registry; for docker restricted to the build's own image) and returns a `Launcher`, which
+makes the app server of one role on one work dir; `close()` releases it. Every server has the surface of
 `apps.sdk.process.AppProcess` (`ServerProcess`), so the requestor, `taskapi run` and the conformance
 suite hold a process and a container alike.
 
-`local` runs a Python app as a plain child process: no sandbox, for app development only.
-`wasm` serves a gWASM module through the wasm environment's adapter (sandboxed, the default).
-`docker_cpu` / `docker_gpu` run the app image's entrypoint in a hardened container on an internal network.
+By what the build is (the payload kind of its environment):
+- a Python package: its environment's `app_server` runs it as a plain child process (`local`: no
+  sandbox, for app development only);
+- a wasm module: served through the wasm adapter, `python -m environments.wasm MODULE` (sandboxed);
+- a container image: its environment's `DockerAppServer` runs the image's entrypoint in a hardened
+  container on an internal network (`docker_cpu` / `docker_gpu`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from grpclib.client import Channel
 
 from apps.sdk.process import AppProcess, python_app_command
+from environments.local import LocalEnvironment
 from environments.registry import environment_class
 from runtime.appmanager import App, AppNotAvailable, DockerDescriptor, LocalDescriptor, WasmDescriptor
 
@@ -83,6 +87,31 @@ class CommandServing:
 
     async def close(self) -> None:
         return None
+
+
+class LocalServing:
+    """A Python-package build: child processes its environment starts (`LocalEnvironment.app_server`)."""
+
+    def __init__(self, env_id: str, command: Sequence[str]) -> None:
+        self.env_id = env_id
+        self.command = list(command)
+        self._environment: LocalEnvironment | None = None
+
+    async def open(self) -> Launcher:
+        environment = environment_class(self.env_id)(None)
+        assert isinstance(environment, LocalEnvironment), f"{self.env_id} is no local environment"
+        await environment.prepare()
+        self._environment = environment
+
+        def launch(role: Role, work_dir: Path, persistent: bool) -> ServerProcess:
+            return environment.app_server(self.command, role, work_dir, persistent=persistent)
+
+        return launch
+
+    async def close(self) -> None:
+        environment, self._environment = self._environment, None
+        if environment is not None:
+            await environment.clean_up()
 
 
 class DockerServing:
@@ -172,4 +201,6 @@ def serving_of(app: App) -> AppServing:
         if importlib.util.find_spec("docker") is None:
             raise AppNotAvailable(f"{app.label()}: the docker SDK is not installed")
         return DockerServing(app.descriptor)
+    if isinstance(app.descriptor, LocalDescriptor):
+        return LocalServing(app.environment, serve_command(app))
     return CommandServing(serve_command(app))

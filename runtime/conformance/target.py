@@ -26,7 +26,7 @@ from environments.base import PayloadKind
 from environments.local import LocalEnvironment
 from environments.registry import UnknownEnvironment, payload_kind
 from runtime.appmanager import App, DockerDescriptor, LocalDescriptor, ParamSpec, WasmDescriptor
-from runtime.serving import AppServing, CommandServing, DockerServing, serve_command
+from runtime.serving import AppServing, CommandServing, DockerServing, LocalServing, serve_command
 
 DIGEST_KINDS = {
     PayloadKind.PYTHON_PACKAGE: "sha256 of the Python package's files",
@@ -134,7 +134,7 @@ def target_of(app: App) -> Target:
         return Target(
             **common,
             digest=package_digest(descriptor.prerequisites.module),
-            serving=CommandServing(serve_command(app)),
+            serving=LocalServing(app.environment, serve_command(app)),
         )
     if isinstance(descriptor, DockerDescriptor):
         serving = DockerServing(descriptor)
