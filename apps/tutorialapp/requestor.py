@@ -18,7 +18,7 @@ from apps.sdk import (
     VerifyResult,
 )
 from apps.tutorialapp import pow
-from apps.tutorialapp.plan import Plan, RangeState
+from apps.tutorialapp.plan import Plan, RangeState, open_plan
 
 ENV_ID = "docker_cpu"
 IMAGE = {"image": "taskapi/tutorialapp", "tag": "0.1.0"}
@@ -84,66 +84,67 @@ def create_task(task_dir: RequestorTaskDir, max_subtasks_count: int, params: Jso
 
 def next_subtask(task_dir: RequestorTaskDir, subtask_id: str) -> Subtask | None:
     """Assign the lowest pending range to `subtask_id`; None when no range is worth computing now."""
-    plan = Plan.load(task_dir.root)
-    index = plan.next_pending()
-    if index is not None:
+    with open_plan(task_dir.root) as plan:
+        index = plan.next_pending()
+        if index is None:
+            return None
         plan.assign(index, subtask_id)
-    plan.save(task_dir.root)
-    if index is None:
-        return None
     start, end = plan.bounds(index)
     return Subtask(params={"input": plan.input, "difficulty": plan.difficulty, "start": start, "end": end})
 
 
 def verify(task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
-    """Check a delivered result by recomputation and spot checks; a wrong one's range is pending again."""
-    plan = Plan.load(task_dir.root)
-    index = plan.index_of(subtask_id)
-    if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
-        return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
-    problem = _check_result(plan, index, task_dir, subtask_id)
-    if problem is not None:
-        plan.release(subtask_id)
-        plan.save(task_dir.root)
-        return VerifyResult.FAILURE, problem
-    plan.ranges[index].state = RangeState.DONE
-    plan.save(task_dir.root)
-    write_answer(plan, task_dir)
+    """Check a delivered result by recomputation and spot checks; a wrong one's range is pending again.
+
+    A range already verified for this subtask (a verdict the node never heard, say cancelled at its stop)
+    is judged again: the same result gets SUCCESS again and changes nothing.
+    """
+    with open_plan(task_dir.root) as plan:
+        index = plan.index_of(subtask_id)
+        if index is None:
+            return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
+        problem, nonce = _check_result(plan, index, task_dir, subtask_id)
+        if plan.ranges[index].state is RangeState.DONE:
+            if problem is not None or nonce != plan.ranges[index].nonce:
+                return VerifyResult.FAILURE, f"subtask {subtask_id}'s range was verified with another result"
+        elif problem is not None:
+            plan.release(subtask_id)
+            return VerifyResult.FAILURE, problem
+        else:
+            plan.complete(index, nonce)
+    write_answer(plan, task_dir)  # again for a range verified before: that call may have ended before it
     return VerifyResult.SUCCESS, ""
 
 
 def discard_subtasks(task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
     """Make the given subtasks' ranges pending again; the ids that held one."""
-    plan = Plan.load(task_dir.root)
-    discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
-    plan.save(task_dir.root)
+    with open_plan(task_dir.root) as plan:
+        discarded = [subtask_id for subtask_id in subtask_ids if plan.release(subtask_id)]
     write_answer(plan, task_dir)
     return discarded
 
 
 def has_pending_subtasks(task_dir: RequestorTaskDir) -> bool:
-    plan = Plan.load(task_dir.root)
-    pending = plan.next_pending() is not None
-    plan.save(task_dir.root)
-    return pending
+    with open_plan(task_dir.root) as plan:
+        return plan.next_pending() is not None
 
 
 def abort_subtask(task_dir: RequestorTaskDir, subtask_id: str) -> None:
-    plan = Plan.load(task_dir.root)
-    plan.release(subtask_id)
-    plan.save(task_dir.root)
+    with open_plan(task_dir.root) as plan:
+        plan.release(subtask_id)
 
 
-def _check_result(plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id: str) -> str | None:
+def _check_result(
+    plan: Plan, index: int, task_dir: RequestorTaskDir, subtask_id: str
+) -> tuple[str | None, int | None]:
+    """Why the subtask's delivered result for range `index` is wrong (None: it passes), and its nonce."""
     path = task_dir.subtask_outputs(subtask_id) / RESULT_FILE
     try:
         claim = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"unreadable {RESULT_FILE}: {exc}"
+        return f"unreadable {RESULT_FILE}: {exc}", None
     problem = check_claim(plan, index, claim, seed=subtask_id)
-    if problem is None:
-        plan.ranges[index].nonce = claim["nonce"]
-    return problem
+    return problem, None if problem is not None else claim["nonce"]
 
 
 def write_answer(plan: Plan, task_dir: RequestorTaskDir) -> None:
