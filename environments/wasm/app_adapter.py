@@ -232,14 +232,16 @@ class WasmApp:
         seed: str,
         preopens: tuple[Preopen, ...] = (),
         limits: WasmLimits | None = None,
+        warm: bool = False,
     ) -> WasmResult:
         """Run `operation` once (under `limits`, else the environment's) in the deterministic profile seeded
-        by `seed`, and return the run as it ended, failed or not. `WasmError` if it could not run at all."""
+        by `seed`, and return the run as it ended, failed or not. `WasmError` if it could not run at all.
+        `warm`: a component may be called on a live instance kept from such a call (`ComponentRun.warm`)."""
         async with self._ready:
             if self.environment.status() is not EnvStatus.ENABLED:
                 await self.environment.prepare()
-        run = dataclasses.replace(self._run(operation, request, preopens, Determinism(seed)), limits=limits)
-        return await self.environment.run(run)
+        run = self._run(operation, request, preopens, Determinism(seed), warm)
+        return await self.environment.run(dataclasses.replace(run, limits=limits))
 
     def reply_of(self, operation: str, result: WasmResult) -> bytes:
         """The contract's JSON reply in a successful run (a component's typed result translated)."""
@@ -254,12 +256,15 @@ class WasmApp:
         seed: str,
         preopens: tuple[Preopen, ...] = (),
         limits: WasmLimits | None = None,
+        warm: bool = False,
     ) -> tuple[ReplyT, WasmResult]:
-        """Run `operation` (under `limits`, else the environment's); return its checked reply and the run
-        (fuel, wall time, usage)."""
+        """Run `operation` (under `limits`, else the environment's; `warm` as for `run`); return its checked
+        reply and the run (fuel, wall time, usage)."""
         name = self.module.path.name
         try:
-            result = await self.run(operation, request, seed=seed, preopens=preopens, limits=limits)
+            result = await self.run(
+                operation, request, seed=seed, preopens=preopens, limits=limits, warm=warm
+            )
         except WasmError as exc:
             raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
         if not result.ok:
@@ -267,9 +272,15 @@ class WasmApp:
         return self._parse(operation, self.reply_of(operation, result), reply_type), result
 
     def _run(
-        self, operation: str, request: JsonDict, preopens: tuple[Preopen, ...], determinism: Determinism
+        self,
+        operation: str,
+        request: JsonDict,
+        preopens: tuple[Preopen, ...],
+        determinism: Determinism,
+        warm: bool,
     ) -> WasmRun:
-        """A command module's invocation, or for a component the call of the operation's function."""
+        """A command module's invocation (never warm: it runs `_start` once), or for a component the call
+        of the operation's function."""
         if self.module.component:
             return component_run(
                 self.module.path,
@@ -278,6 +289,7 @@ class WasmApp:
                 request,
                 preopens=preopens,
                 determinism=determinism,
+                warm=warm,
             )
         return WasmRun(
             module=self.module.path,
@@ -317,10 +329,15 @@ class WasmApp:
 
 
 class WasmRequestorApp(RequestorAppHandler):
-    """The requestor side of a gWASM app."""
+    """The requestor side of a gWASM app.
 
-    def __init__(self, app: WasmApp) -> None:
+    `warm` (the default): a component's calls of one task share a live instance (`ComponentRun.warm`;
+    the node trusts its own requestor app); False: a fresh instance a call, as for a provider's compute.
+    """
+
+    def __init__(self, app: WasmApp, *, warm: bool = True) -> None:
         self.app = app
+        self.warm = warm
 
     async def _task_call(
         self,
@@ -340,6 +357,7 @@ class WasmRequestorApp(RequestorAppHandler):
             reply_type,
             seed=operation_seed(task_id, subtask_id),
             preopens=requestor_preopens(task_dir),
+            warm=self.warm,
         )
         return reply
 

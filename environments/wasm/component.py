@@ -40,11 +40,18 @@ def file_is_component(path: Path) -> bool:
 @dataclass(frozen=True)
 class ComponentRun(WasmRun):
     """One call of `function`, exported by `interface` (an export instance such as
-    `taskapi:app/provider@0.1.0`; empty: a function exported at the top level), with `args`."""
+    `taskapi:app/provider@0.1.0`; empty: a function exported at the top level), with `args`.
+
+    `warm`: the worker may call it on a live instance that an earlier warm run with the same module,
+    WASI configuration (argv, env, stdin, preopens), profile and limits left behind, and keeps the instance
+    for the next one; the guest's memory then lasts from call to call. Only for calls the node trusts with
+    that (a requestor's own app): fuel, deadline, output quota and seed are still each call's own.
+    """
 
     interface: str = ""
     function: str = ""
     args: tuple[Any, ...] = ()
+    warm: bool = False
 
     def __post_init__(self) -> None:
         if not self.function:

@@ -132,20 +132,26 @@ def component_run(
     *,
     preopens: tuple[Preopen, ...],
     determinism: Determinism,
+    warm: bool = False,
 ) -> ComponentRun:
-    """The call of the component's function for one operation of the contract, with `request`'s fields."""
+    """The call of the component's function for one operation of the contract, with `request`'s fields.
+
+    `warm` (`ComponentRun.warm`): one live instance serves every operation, so its argv is just `app` and
+    it has no `TASKAPI_OPERATION` (the function called is the operation).
+    """
     mapping = OPERATIONS[operation]
     args = () if mapping.request is None else (mapping.request(request),)
     return ComponentRun(
         module=module,
         sha256=sha256,
-        argv=("app", operation),
-        env=(("TASKAPI_OPERATION", operation),),
+        argv=("app",) if warm else ("app", operation),
+        env=() if warm else (("TASKAPI_OPERATION", operation),),
         preopens=preopens,
         determinism=determinism,
         interface=interface_name(mapping.side),
         function=mapping.function,
         args=args,
+        warm=warm,
     )
 
 

@@ -1,6 +1,8 @@
 """Runs one `ComponentRun` in a worker process with the same limits as a command module.
 
-A call gets a fresh store and instance: fuel budget, epoch deadline, store limits (linear memories,
+A call gets a fresh store and instance (a warm run: the live one an earlier warm run of the same
+configuration left, if any; up to `WARM_INSTANCES` are kept, and one whose call trapped, exited or
+overran a quota is dropped): its own fuel budget and epoch deadline, store limits (linear memories,
 tables, instances: a component is several core instances, so the counts are larger than a module's and
 `memory_bytes` is shared equally by up to `COMPONENT_MEMORIES` memories), WASI preview 2 with exactly the
 run's argv, env, stdin and preopens (no network: wasmtime's WASI grants no socket address), a module's
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
@@ -48,6 +53,23 @@ TRAP_CODES = {
 """A component call reports a trap as a `WasmtimeError` with wasmtime's message, not as a `Trap`."""
 COMPONENT_INSTANCES = 64
 COMPONENT_TABLES = 64
+WARM_INSTANCES = 4
+"""How many live instances of warm runs a worker keeps (the least recently used is dropped)."""
+
+
+@dataclass
+class _LiveInstance:
+    """A store and instance kept for the next warm run of its configuration, with its log stream."""
+
+    store: wasmtime.Store
+    instance: wc.Instance
+    log: Capture
+
+
+def _warm_key(run: ComponentRun, profile: EngineProfile, limits: WasmLimits) -> Hashable:
+    """What a live instance was made with: a warm run may reuse it only if all of it is the same."""
+    deterministic = run.determinism is not None
+    return (run.sha256, profile, deterministic, run.argv, run.env, run.stdin, run.preopens, limits)
 
 
 class ComponentCache(ArtifactCache[wc.Component]):
@@ -74,6 +96,7 @@ class ComponentExecutor:
         self._engines = EngineSet()
         self._linkers: dict[tuple[EngineProfile, bool], wc.Linker] = {}
         self._slot = HostSlot()
+        self._live: OrderedDict[Hashable, _LiveInstance] = OrderedDict()
 
     def compile(self, request: CompileRequest) -> CompileResult:
         """Make sure the component is compiled and cached (checking its digest when it compiles it)."""
@@ -91,17 +114,23 @@ class ComponentExecutor:
         )
         engine = self._engines.get(profile)
         component, _ = self._cache.load(engine, profile, run.module, run.sha256)
-        log = Capture(limits.stderr_bytes)
-        store = wasmtime.Store(engine)
-        store.set_wasi(Executor._wasi(run, log, log))
+        warm_key = _warm_key(run, profile, limits) if run.warm else None
+        live = self._live.pop(warm_key, None) if warm_key is not None else None
+        if live is None:
+            log = Capture(limits.stderr_bytes)
+            store = wasmtime.Store(engine)
+            store.set_wasi(Executor._wasi(run, log, log))
+            store.set_limits(
+                memory_size=limits.memory_bytes // COMPONENT_MEMORIES,
+                table_elements=limits.table_elements_each,
+                instances=COMPONENT_INSTANCES,
+                tables=COMPONENT_TABLES,
+                memories=COMPONENT_MEMORIES,
+            )
+        else:
+            store, log = live.store, live.log
+            log.clear()
         store.set_fuel(limits.fuel)
-        store.set_limits(
-            memory_size=limits.memory_bytes // COMPONENT_MEMORIES,
-            table_elements=limits.table_elements_each,
-            instances=COMPONENT_INSTANCES,
-            tables=COMPONENT_TABLES,
-            memories=COMPONENT_MEMORIES,
-        )
         ticks = deadline_ticks(limits.wall_time_s)
         store.set_epoch_deadline(ticks)
         writable = [preopen.host for preopen in run.preopens if preopen.writable]
@@ -110,7 +139,10 @@ class ComponentExecutor:
         self._slot.host = None if seed is None else DeterministicHost(seed, limits.wall_time_s)
         try:
             wall_started, cpu_started = time.perf_counter(), time.thread_time_ns()
-            instance = self._instantiate(profile, deterministic, store, component, run)
+            if live is None:
+                instance = self._instantiate(profile, deterministic, store, component, run)
+            else:
+                instance = live.instance
             with watch.watching():
                 reply, exit_code, trap = self._call(store, instance, run, limits)
             wall_ms = (time.perf_counter() - wall_started) * 1000
@@ -121,6 +153,8 @@ class ComponentExecutor:
             trap = Trap(TrapKind.OUTPUT_LIMIT, watch.overrun)
         elif log.overflowed and trap is None:
             trap = Trap(TrapKind.OUTPUT_LIMIT, f"the log exceeded its cap of {log.limit} bytes")
+        if warm_key is not None and trap is None and exit_code == 0:
+            self._keep_live(warm_key, _LiveInstance(store, instance, log))
         return WasmResult(
             exit_code=exit_code,
             stdout=reply,
@@ -130,6 +164,11 @@ class ComponentExecutor:
             trap=trap,
             cpu_ns=cpu_ns,
         )
+
+    def _keep_live(self, key: Hashable, live: _LiveInstance) -> None:
+        self._live[key] = live
+        while len(self._live) > WARM_INSTANCES:
+            self._live.popitem(last=False)
 
     def _linker(self, profile: EngineProfile, deterministic: bool) -> wc.Linker:
         linker = self._linkers.get((profile, deterministic))

@@ -66,6 +66,11 @@ class Capture:
         self.data += chunk
         return len(chunk)
 
+    def clear(self) -> None:
+        """Forget what was captured (a live instance's next call starts an empty log)."""
+        self.data.clear()
+        self.overflowed = False
+
 
 class Executor:
     """Compiles (through the cache) and runs modules; one run at a time per thread."""
