@@ -9,7 +9,8 @@ suite hold a process and a container alike.
 By what the build is (the payload kind of its environment):
 - a Python package: its environment's `app_server` runs it as a plain child process (`local`: no
   sandbox, for app development only);
-- a wasm module: served through the wasm adapter, `python -m environments.wasm MODULE` (sandboxed);
+- a wasm module: served through the wasm adapter, `python -m environments.wasm --env ENV MODULE`, in the
+  build's environment (sandboxed);
 - a container image: its environment's `DockerAppServer` runs the image's entrypoint in a hardened
   container on an internal network (`docker_cpu` / `docker_gpu`).
 """
@@ -157,7 +158,7 @@ def serve_command(app: App) -> list[str]:
         assert app.module is not None
         if importlib.util.find_spec(WASM_ADAPTER) is None:
             raise AppNotAvailable(f"{app.label()}: the wasm adapter {WASM_ADAPTER} is missing (try --env)")
-        return [sys.executable, "-m", "environments.wasm", str(app.module)]
+        return [sys.executable, "-m", "environments.wasm", "--env", app.environment, str(app.module)]
     if isinstance(app.descriptor, LocalDescriptor):
         return local_command(app.descriptor, app.path, app.label())
     raise AppNotAvailable(f"{app.label()}: {app.environment} builds are not served by a local command")

@@ -4,8 +4,10 @@ tutorialapp end to end with no change to the node: `taskapi run` in a subprocess
 The plugin is a package in a temporary folder on PYTHONPATH beside a `NAME-0.dist-info/` (METADATA and
 entry_points.txt), which `importlib.metadata` finds as it finds pip-installed ones. Its environment runs
 wasm modules (a subclass of the wasm environment under its own id) and writes the sha256 of every module
-it runs to a log, so the test sees that the provider computed through it. The app's build for it is a
-copy of the shipped wasm tutorialapp descriptor naming the new environment, added with `taskapi apps add`.
+it runs to a log, with the program that ran it, so the test sees that both the provider (in `taskapi`'s
+process) and the requestor's app server (the wasm adapter, `environments/wasm/__main__.py`) ran in it. The
+app's build for it is a copy of the shipped wasm tutorialapp descriptor naming the new environment, added
+with `taskapi apps add`.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ RUN_LOG_VARIABLE = "PLUGGED_WASM_RUN_LOG"
 HANG_GUARD_S = 300
 
 PLUGIN_SOURCE = f'''
-"""A wasm environment under another id that logs the sha256 of each module it runs."""
+"""A wasm environment under another id that logs the sha256 of each module it runs, and the program."""
 
 import os
+import sys
 
 from environments.base import Capabilities
 from environments.wasm import WasmEnvironment
@@ -43,7 +46,7 @@ class PluggedWasmEnvironment(WasmEnvironment):
 
     def submit(self, run):
         with open(os.environ["{RUN_LOG_VARIABLE}"], "a") as log:
-            log.write(run.sha256 + "\\n")
+            log.write(f"{{run.sha256}} {{os.path.basename(sys.argv[0])}}\\n")
         return super().submit(run)
 '''
 
@@ -115,8 +118,9 @@ def test_tutorialapp_runs_end_to_end_in_a_plugin_environment(plugin_path: Path, 
     module_sha256 = json.loads((SHIPPED_WASM_BUILD / "descriptor.json").read_text())["prerequisites"][
         "sha256"
     ]
-    computed_here = run_log.read_text().split().count(module_sha256)
-    assert computed_here >= summary["subtasks"]["accepted"], run_log.read_text()
+    runs = run_log.read_text().splitlines()
+    assert runs.count(f"{module_sha256} taskapi") >= summary["subtasks"]["accepted"], runs  # providers
+    assert f"{module_sha256} __main__.py" in runs, runs  # the requestor's app server
 
 
 def test_without_the_plugin_its_environment_is_unknown(tmp_path: Path) -> None:
@@ -125,3 +129,22 @@ def test_without_the_plugin_its_environment_is_unknown(tmp_path: Path) -> None:
         {**os.environ},
     )
     assert ran.returncode == 2 and f"'{PLUGIN_ENV}' is not one of" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("env_id", "refusal"),
+    [
+        ("nowhere", "unknown environment 'nowhere'"),
+        ("local", "environment 'local' does not run wasm modules"),
+    ],
+)
+def test_the_wasm_adapter_refuses_an_environment_that_runs_no_wasm(env_id: str, refusal: str) -> None:
+    module = SHIPPED_WASM_BUILD / "tutorialapp.wasm"
+    served = subprocess.run(
+        [sys.executable, "-m", "environments.wasm", "--env", env_id, str(module), "requestor", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 2 and refusal in served.stderr, served.stderr
