@@ -40,8 +40,24 @@ class EnvironmentInfo:
     support: Support
 
 
-def _environment_class(entry_point: metadata.EntryPoint) -> EnvironmentClass | str:
-    """The Environment subclass an entry point names, or why it is not one."""
+def _registered() -> dict[str, list[metadata.EntryPoint]]:
+    """The group's entry points by name; one name's entry points naming the same object count once (a
+    distribution found twice on the path), different ones each."""
+    registered: dict[str, list[metadata.EntryPoint]] = {}
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        same_name = registered.setdefault(entry_point.name, [])
+        if all(other.value != entry_point.value for other in same_name):
+            same_name.append(entry_point)
+    return registered
+
+
+def _environment_class(entry_points: list[metadata.EntryPoint]) -> EnvironmentClass | str:
+    """The Environment subclass an id's entry point names, or why there is none: it does not load, is no
+    Environment subclass, declares another id, or several entry points claim the id (none is trusted)."""
+    if len(entry_points) > 1:
+        claims = ", ".join(sorted(entry_point.value for entry_point in entry_points))
+        return f"registered by {len(entry_points)} entry points ({claims}); install only one of them"
+    (entry_point,) = entry_points
     try:
         loaded = entry_point.load()
     except Exception as exc:
@@ -53,21 +69,20 @@ def _environment_class(entry_point: metadata.EntryPoint) -> EnvironmentClass | s
     return loaded
 
 
-def _load(entry_point: metadata.EntryPoint) -> EnvironmentInfo:
-    loaded = _environment_class(entry_point)
+def _load(env_id: str, entry_points: list[metadata.EntryPoint]) -> EnvironmentInfo:
+    loaded = _environment_class(entry_points)
     if isinstance(loaded, str):
-        return EnvironmentInfo(entry_point.name, None, Support(False, loaded))
+        return EnvironmentInfo(env_id, None, Support(False, loaded))
     try:
         support = loaded.support()
     except Exception as exc:
         support = Support(False, f"support check failed: {type(exc).__name__}: {exc}")
-    return EnvironmentInfo(entry_point.name, loaded, support)
+    return EnvironmentInfo(env_id, loaded, support)
 
 
 def list_environments() -> list[EnvironmentInfo]:
     """Every installed environment, sorted by id, each with supported / unsupported and the reason."""
-    entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return sorted((_load(entry_point) for entry_point in entry_points), key=lambda info: info.env_id)
+    return [_load(env_id, entry_points) for env_id, entry_points in sorted(_registered().items())]
 
 
 def get_environment(env_id: str) -> EnvironmentClass:
@@ -86,17 +101,18 @@ def get_environment(env_id: str) -> EnvironmentClass:
 def environment_class(env_id: str) -> EnvironmentClass:
     """The class of installed environment `env_id`, whether or not this machine supports it (its
     `prepare()` says why not); `UnknownEnvironment` for an id no installed environment has."""
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP, name=env_id):
-        loaded = _environment_class(entry_point)
-        if isinstance(loaded, str):
-            raise UnknownEnvironment(f"environment {env_id!r} cannot be loaded: {loaded}")
-        return loaded
-    raise UnknownEnvironment(f"unknown environment {env_id!r}")
+    entry_points = _registered().get(env_id)
+    if entry_points is None:
+        raise UnknownEnvironment(f"unknown environment {env_id!r}")
+    loaded = _environment_class(entry_points)
+    if isinstance(loaded, str):
+        raise UnknownEnvironment(f"environment {env_id!r} cannot be loaded: {loaded}")
+    return loaded
 
 
 def environment_ids() -> list[str]:
     """The ids of the installed environments, sorted (their entry points' names; nothing is loaded)."""
-    return sorted({entry_point.name for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(_registered())
 
 
 @functools.cache

@@ -90,9 +90,9 @@ def _problem(error: ErrorDetails) -> FieldProblem:
         if not isinstance(error["input"], dict):
             return FieldProblem("", f"the descriptor must be a JSON object, got {_short(error['input'])}")
         expected = ", ".join(environments())
-        given = error["input"].get("environment")
-        if given is None:
+        if "environment" not in error["input"]:
             return FieldProblem("environment", f"required field is missing (one of {expected})")
+        given = error["input"]["environment"]
         return FieldProblem("environment", f"must be one of {expected}, got {_short(given)}")
     loc = list(error["loc"])
     if loc and loc[0] in set(PayloadKind):

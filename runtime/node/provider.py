@@ -86,7 +86,8 @@ class Whitelist:
         try:
             kind = payload_kind(assignment.env_id)
         except UnknownEnvironment as exc:
-            raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here") from exc
+            named = repr(assignment.env_id[:64]) + ("..." if len(assignment.env_id) > 64 else "")
+            raise Refused(f"refused: environment {named} is not enabled here") from exc
         if kind is PayloadKind.WASM_MODULE:
             digest = assignment.app_module.sha256
             if digest not in self.wasm_modules:
