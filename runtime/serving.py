@@ -18,8 +18,6 @@ By what the build is (the payload kind of its environment):
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +26,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from grpclib.client import Channel
 
 from apps.sdk.process import AppProcess, python_app_command
-from environments.local import LocalEnvironment
+from environments.base import PrerequisitesRefused
+from environments.local import LocalEnvironment, with_work_dir_at
 from environments.registry import environment_class
 from runtime.appmanager import App, AppNotAvailable, DockerDescriptor, LocalDescriptor, WasmDescriptor
 
@@ -177,23 +176,10 @@ def local_command(descriptor: LocalDescriptor, descriptor_path: Path, label: str
         command = [program, *arguments]
     if prerequisites.work_dir is None:
         return command
-    return _in_private_mount_namespace(command, prerequisites.work_dir, label)
-
-
-def _in_private_mount_namespace(command: list[str], work_dir: str, label: str) -> list[str]:
-    """`command` run where its current directory (the node's work dir for it) is also seen at `work_dir`:
-    a private mount namespace (`unshare --mount`, root only) bind-mounts it there, invisibly to the rest
-    of the machine. The empty mount point is created once on the host if missing."""
-    if os.geteuid() != 0:
-        raise AppNotAvailable(
-            f"{label}: the app needs its work dir at {work_dir}, which the node binds there in a private "
-            "mount namespace (unshare --mount), and that needs root; run the node as root, or serve the app "
-            "in docker, where the work dir is mounted at /golem/work"
-        )
-    if shutil.which("unshare") is None:
-        raise AppNotAvailable(f"{label}: the app needs its work dir at {work_dir}, and unshare is missing")
-    bind = 'mkdir -p "$0" && mount --bind "$PWD" "$0" && exec "$@"'
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, work_dir, *command]
+    try:
+        return with_work_dir_at(command, prerequisites.work_dir)
+    except PrerequisitesRefused as exc:
+        raise AppNotAvailable(f"{label}: {exc}") from exc
 
 
 def serving_of(app: App) -> AppServing:

@@ -1,7 +1,8 @@
 """The local environment: Python apps as plain child processes, for app development only (no sandbox).
 
 Public API: `LocalEnvironment` (with `LocalConfig`, `LocalPrerequisites`), whose payloads are `LocalRun`s,
-each a `LocalRuntime`; `LocalEnvironment.app_server` serves an app's `requestor PORT` / `provider PORT`.
+each a `LocalRuntime`; `LocalEnvironment.app_server` serves an app's `requestor PORT` / `provider PORT`;
+`with_work_dir_at` shows an app its work dir at a fixed path.
 """
 
 from environments.local.environment import (
@@ -10,6 +11,14 @@ from environments.local.environment import (
     LocalPrerequisites,
     LocalRun,
     LocalRuntime,
+    with_work_dir_at,
 )
 
-__all__ = ["LocalConfig", "LocalEnvironment", "LocalPrerequisites", "LocalRun", "LocalRuntime"]
+__all__ = [
+    "LocalConfig",
+    "LocalEnvironment",
+    "LocalPrerequisites",
+    "LocalRun",
+    "LocalRuntime",
+    "with_work_dir_at",
+]

@@ -2,7 +2,8 @@
 
 Nothing is isolated (the declared capabilities say `sandboxed=False`): it exists so that an app author can
 run a Python app before packaging it as a wasm module or a docker image. An app's servers are child
-processes too (`app_server`, an `apps.sdk.process.AppProcess` on a free loopback port).
+processes too (`app_server`, an `apps.sdk.process.AppProcess` on a free loopback port); an app that needs
+its work dir at a fixed path sees it there in a private mount namespace (`with_work_dir_at`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import importlib.util
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -43,6 +45,23 @@ BENCHMARK_SCRIPT = (
     "    digest = hashlib.sha256(digest).digest()\n"
 )
 STOP_GRACE_S = 5.0
+
+
+def with_work_dir_at(command: Sequence[str], work_dir: str) -> list[str]:
+    """`command` run where its current directory (the node's work dir for it) is also seen at `work_dir`
+    (an app that insists on a fixed path, as Golem's SDK apps do with /golem/work): a private mount
+    namespace (`unshare --mount`, root only) bind-mounts it there, invisibly to the rest of the machine.
+    The empty mount point is created once on the host if missing. `PrerequisitesRefused` says why not."""
+    if os.geteuid() != 0:
+        raise PrerequisitesRefused(
+            f"the app needs its work dir at {work_dir}, which the node binds there in a private "
+            "mount namespace (unshare --mount), and that needs root; run the node as root, or serve the app "
+            "in docker, where the work dir is mounted at /golem/work"
+        )
+    if shutil.which("unshare") is None:
+        raise PrerequisitesRefused(f"the app needs its work dir at {work_dir}, and unshare is missing")
+    bind = 'mkdir -p "$0" && mount --bind "$PWD" "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, work_dir, *command]
 
 
 class LocalConfig(EnvConfig):
