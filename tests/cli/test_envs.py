@@ -28,6 +28,14 @@ def test_every_registered_environment_is_listed_with_its_reason() -> None:
     assert gpu["supported"] or "GPU" in str(gpu["details"]) or "Docker" in str(gpu["details"])
 
 
+def test_each_environment_is_listed_with_its_declared_capabilities() -> None:
+    rows = envs_json()
+    assert rows["wasm"]["capabilities"] == ["deterministic", "metered"]
+    assert rows["docker_gpu"]["capabilities"] == ["gpu", "network", "serves_apps"]
+    assert rows["local"]["capabilities"] == ["serves_apps", "unsandboxed"]
+    assert rows["local"]["supported"] is True and "no sandbox" in str(rows["local"]["details"])
+
+
 def test_scores_stored_by_a_provider_are_shown(isolated_data_dir: Path) -> None:
     stored = isolated_data_dir / "provider" / "benchmarks.json"
     stored.parent.mkdir(parents=True)
