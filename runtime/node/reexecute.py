@@ -18,7 +18,8 @@ from pathlib import Path
 
 from apps.sdk.sandboxed_files import UnsafePath, open_file
 from apps.sdk.workdir import ProviderTaskDir, check_id
-from environments.registry import capabilities
+from environments.base import PayloadKind
+from environments.registry import UnknownEnvironment, capabilities, environment_class, payload_kind
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
@@ -41,17 +42,20 @@ class Rerun:
 
 
 class Reexecutor:
-    """Re-runs wasm subtasks from journal entries in its own wasm environment (started on first use)."""
+    """Re-runs wasm subtasks from journal entries, each in its own instance of the environment it ran in
+    (found through the registry, started on first use)."""
 
-    def __init__(self, scratch: Path | None = None, environment: WasmEnvironment | None = None) -> None:
+    def __init__(self, scratch: Path | None = None) -> None:
         self._scratch = scratch
-        self._environment = environment
-        self._runner: WasmRunner | None = None
+        self._runners: dict[str, WasmRunner] = {}
 
-    def _wasm(self) -> WasmRunner:
-        if self._runner is None:
-            self._runner = WasmRunner(self._environment)
-        return self._runner
+    def _wasm(self, env_id: str) -> WasmRunner:
+        if env_id not in self._runners:
+            environment = environment_class(env_id)(None)
+            if not isinstance(environment, WasmEnvironment):
+                raise Unverifiable(f"{env_id} is no wasm environment this node can re-run its results in")
+            self._runners[env_id] = WasmRunner(environment)
+        return self._runners[env_id]
 
     @asynccontextmanager
     async def run(self, entry: Entry) -> AsyncIterator[Rerun]:
@@ -77,7 +81,7 @@ class Reexecutor:
                 subtask_params_json=entry.params_json,
                 app_module=npb.Resource(name=module.name, sha256=entry.module_sha256),
             )
-            outcome = await self._wasm().compute(assignment, task_dir, module)
+            outcome = await self._wasm(entry.env_id).compute(assignment, task_dir, module)
             output = await asyncio.to_thread(HashedFile.open, task_dir.root, outcome.output)
             output.close()
             yield Rerun(outcome.output, output.sha256, int(outcome.usage.fuel), int(outcome.usage.wall_ms))
@@ -85,15 +89,24 @@ class Reexecutor:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.close()
-            self._runner = None
+        runners, self._runners = self._runners, {}
+        for runner in runners.values():
+            await runner.close()
 
 
 def _checked_module(entry: Entry) -> Path:
+    """The subtask's module, checked; `Unverifiable` unless it ran as a wasm module in a deterministic
+    environment installed here."""
     module = Path(entry.module_path)
-    if not capabilities(entry.env_id).deterministic or not entry.module_sha256:
-        raise Unverifiable(f"subtask {entry.subtask_id} ran in {entry.env_id}, which is not deterministic")
+    try:
+        deterministic = capabilities(entry.env_id).deterministic
+        wasm = payload_kind(entry.env_id) is PayloadKind.WASM_MODULE
+    except UnknownEnvironment as exc:
+        raise Unverifiable(f"subtask {entry.subtask_id} ran in {entry.env_id}: {exc}") from exc
+    if not (deterministic and wasm) or not entry.module_sha256:
+        raise Unverifiable(
+            f"subtask {entry.subtask_id} ran in {entry.env_id}, which is no deterministic wasm environment"
+        )
     if not module.is_file() or sha256_file(module) != entry.module_sha256:
         raise Unverifiable(f"module {module} is missing or no longer has sha256 {entry.module_sha256}")
     return module

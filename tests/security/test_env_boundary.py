@@ -1,6 +1,6 @@
 """Hostile input at the node/environment boundary (issue 13): environment ids the provider does not have,
 in assignments from a requestor; hostile `environment` values in descriptors; entry points that claim an
-id another one has.
+id another one has; journalled subtasks of environments that cannot re-run them.
 
 Each case asserts the named refusal and that the same object still admits an honest input afterwards.
 Nothing here reads or writes outside the test's own temporary folder.
@@ -8,6 +8,8 @@ Nothing here reads or writes outside the test's own temporary folder.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +20,9 @@ import pytest
 from environments.registry import ENTRY_POINT_GROUP, UnknownEnvironment, environment_class, list_environments
 from protos import node_pb2 as npb
 from runtime.appmanager import DescriptorError, load_descriptor
+from runtime.node.journal import Entry
 from runtime.node.provider import Refused, Whitelist
+from runtime.node.reexecute import Reexecutor, Unverifiable
 
 MODULE_SHA256 = "ab" * 32
 
@@ -111,3 +115,45 @@ def test_an_id_two_entry_points_claim_is_trusted_to_neither(
         environment_class("wasm")
     assert infos["local"].support.supported  # the others are unaffected
     assert environment_class("local").env_id == "local"
+
+
+@pytest.mark.parametrize(
+    ("env_id", "reason"),
+    [
+        ("uninstalled_env", "unknown environment 'uninstalled_env'"),
+        ("local", "which is no deterministic wasm environment"),
+        ("docker_cpu", "which is no deterministic wasm environment"),
+    ],
+)
+def test_a_journalled_subtask_of_an_environment_that_cannot_re_run_it_is_unverifiable(
+    env_id: str, reason: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "app.wasm"
+    module.write_bytes(b"\0asm\1\0\0\0")
+    entry = Entry(
+        subtask_id="s",
+        task_id="t",
+        provider_id="p",
+        app_id="a",
+        app_name="demo",
+        env_id=env_id,
+        module_sha256=hashlib.sha256(module.read_bytes()).hexdigest(),
+        module_path=str(module),
+        inputs=(),
+        inputs_dir=str(tmp_path),
+        params_json="{}",
+        seed="t/s",
+        assigned_ms=0,
+    )
+
+    async def rerun() -> None:
+        reexecutor = Reexecutor(tmp_path / "scratch")
+        try:
+            async with reexecutor.run(entry):
+                pass
+        finally:
+            await reexecutor.close()
+
+    with pytest.raises(Unverifiable, match=reason):
+        asyncio.run(rerun())
+    assert not any((tmp_path / "scratch").glob("*"))  # nothing staged, nothing left
