@@ -1,21 +1,29 @@
 """The protocol state machine of docs/protocol.md, enforced by the SDK server and kept in the work dir.
 
-Each task's record lives in `<task_dir>/taskapi-protocol.json`, written atomically after every
-change, so a restarted app server resumes exactly where it stopped.
+Each task's record lives in `<task_dir>/taskapi-protocol.json` (written whole when the task is created)
+and `taskapi-protocol.journal` (each later change appended and flushed to disk before the call answers:
+`apps.sdk.journal`), so a restarted app server resumes exactly where it stopped. The server process keeps
+each record it has read in memory and reads only the journal lines appended since, so a call's cost does
+not grow with the number of subtasks.
 """
 
 from __future__ import annotations
 
 import enum
-import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from apps.sdk.atomic_write import write_text_atomic
 from apps.sdk.errors import AlreadyExists, FailedPrecondition, NotFound
 from apps.sdk.handlers import VerifyResult
+from apps.sdk.journal import Journal, JournalCorrupt, Position
 from apps.sdk.workdir import RequestorTaskDir
 
-STATE_FILE = "taskapi-protocol.json"
+STATE_NAME = "taskapi-protocol"
+STATE_FILE = f"{STATE_NAME}.json"
+KNOWN_RECORDS = 64
+"""How many tasks' records a server keeps in memory (the least recently used is dropped)."""
 
 
 class TaskState(enum.StrEnum):
@@ -41,15 +49,39 @@ class TaskRecord:
     state: TaskState = TaskState.ACTIVE
     subtasks: dict[str, SubtaskState] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {"state": self.state.value, "subtasks": {k: v.value for k, v in self.subtasks.items()}}
-        )
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state.value, "subtasks": {k: v.value for k, v in self.subtasks.items()}}
 
     @classmethod
-    def from_json(cls, text: str) -> TaskRecord:
-        data = json.loads(text)
+    def from_dict(cls, data: dict[str, Any]) -> TaskRecord:
         return cls(TaskState(data["state"]), {k: SubtaskState(v) for k, v in data["subtasks"].items()})
+
+    def copy(self) -> TaskRecord:
+        return TaskRecord(self.state, dict(self.subtasks))
+
+    def changes_to(self, other: TaskRecord) -> list[list[str]]:
+        """The journal lines that turn this record into `other`."""
+        changes = [["task", other.state.value]] if other.state is not self.state else []
+        if other.subtasks != self.subtasks:
+            changes += [["forget", k] for k in self.subtasks.keys() - other.subtasks.keys()]
+            changes += [["subtask", k, v.value] for k, v in other.subtasks.items() - self.subtasks.items()]
+        return changes
+
+    def apply(self, change: Any) -> None:
+        """Replay one journal line."""
+        match change:
+            case ["task", str(state)]:
+                self.state = TaskState(state)
+            case ["subtask", str(subtask_id), str(state)]:
+                self.subtasks[subtask_id] = SubtaskState(state)
+            case ["forget", str(subtask_id)]:
+                self.subtasks.pop(subtask_id, None)
+            case _:
+                raise JournalCorrupt(f"the protocol journal holds a change it cannot apply: {change!r}")
+
+
+_known: OrderedDict[Path, tuple[TaskRecord, Position]] = OrderedDict()
+"""Each task dir's record as last saved or read, with how much of its journal it includes."""
 
 
 class ProtocolState:
@@ -58,19 +90,49 @@ class ProtocolState:
     def __init__(self, task_dir: RequestorTaskDir, task_id: str) -> None:
         self.task_dir = task_dir
         self.task_id = task_id
-        self._path = task_dir.root / STATE_FILE
+        self._journal = Journal(task_dir.root, STATE_NAME)
 
     def exists(self) -> bool:
-        return self._path.is_file()
+        return self._journal.exists()
 
     def load(self) -> TaskRecord:
-        """The task's record; NotFound if the task was never created."""
+        """The task's record (the caller's own copy); NotFound if the task was never created."""
         if not self.exists():
             raise NotFound(f"unknown task {self.task_id!r}")
-        return TaskRecord.from_json(self._path.read_text())
+        return self._saved()[0].copy()
 
     def save(self, record: TaskRecord) -> None:
-        write_text_atomic(self._path, record.to_json())
+        """Record `record`: the first time whole, then as the changes from the record saved before."""
+        root = self.task_dir.root
+        if not self.exists():
+            _, position = self._journal.save(record.to_dict())
+        else:
+            saved, position = self._saved()
+            self._journal.append(saved.changes_to(record), position)
+        _known[root] = record.copy(), position
+        _known.move_to_end(root)
+        while len(_known) > KNOWN_RECORDS:
+            _known.popitem(last=False)
+
+    def _saved(self) -> tuple[TaskRecord, Position]:
+        """The record as saved, from memory brought up to date with the journal, else read whole."""
+        root = self.task_dir.root
+        known = _known.pop(root, None)
+        if known is not None:
+            record, position = known
+            changes = self._journal.read_since(position)
+            if changes is not None:
+                for change in changes:
+                    record.apply(change)
+                _known[root] = record, position
+                return record, position
+        data, generation, changes, maybe_position = self._journal.read(repair=True)
+        record = TaskRecord.from_dict(data)
+        for change in changes:
+            record.apply(change)
+        position = maybe_position or self._journal.start(generation)
+        _known[root] = record, position
+        return record, position
 
     def require_new(self) -> None:
         if self.exists():

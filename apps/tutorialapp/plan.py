@@ -8,13 +8,11 @@ until it finds it), and an honest result for it always names one. The answer is 
 range that held one, once every range below it is verified empty: so it is the smallest valid nonce >= 0,
 whatever the split.
 
-On disk a plan is a snapshot (`PLAN_FILE`: the parameters and every range, written whole by `save`, at
-CreateTask) and a journal of the range changes since (`JOURNAL_FILE`: one JSON line a change, appended
-and flushed to disk by `commit`), so a call writes what it changed, not the whole plan. The journal's first
-line names the snapshot generation it continues; a journal of another generation (a `save` interrupted
-between its two files) is ignored, and an unfinished last line (a process killed mid-append) is cut off.
-`open_plan` keeps the plans this process (or a warm component instance) has read in memory and reads only
-the journal lines appended since, so a call's cost does not grow with the task.
+On disk a plan is an `apps.sdk.journal.Journal`: a snapshot (`PLAN_FILE`: the parameters and every range,
+written whole by `save`, at CreateTask) and a journal of the range changes since (`JOURNAL_FILE`: one JSON
+line a change, appended and flushed to disk by `commit`), so a call writes what it changed, not the whole
+plan. `open_plan` keeps the plans this process (or a warm component instance) has read in memory and reads
+only the journal lines appended since, so a call's cost does not grow with the task.
 """
 
 from __future__ import annotations
@@ -22,19 +20,18 @@ from __future__ import annotations
 import contextlib
 import enum
 import heapq
-import json
 import math
-import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.sdk.atomic_write import write_text_atomic
+from apps.sdk.journal import Journal, Position
 
-PLAN_FILE = "tutorialapp-plan.json"
-JOURNAL_FILE = "tutorialapp-plan.journal"
+PLAN_NAME = "tutorialapp-plan"
+PLAN_FILE = f"{PLAN_NAME}.json"
+JOURNAL_FILE = f"{PLAN_NAME}.journal"
 OPEN_END = 2**62
 """Where the last range ends: a bound no search reaches (and an exact JSON number everywhere)."""
 OPEN_PLANS = 16
@@ -205,133 +202,73 @@ class Plan:
     def save(self, task_root: Path) -> None:
         """Write the whole plan as a new snapshot, of a generation above any saved there before, and start
         its journal (empty)."""
-        self.generation = max(self.generation, _journal_generation(task_root)) + 1
+        ranges = [{"state": r.state.value, "subtask_id": r.subtask_id, "nonce": r.nonce} for r in self.ranges]
         snapshot = {
             "input": self.input,
             "difficulty": self.difficulty,
             "subtasks": self.subtasks,
             "range_size": self.range_size,
-            "ranges": [
-                {"state": r.state.value, "subtask_id": r.subtask_id, "nonce": r.nonce} for r in self.ranges
-            ],
-            "generation": self.generation,
+            "ranges": ranges,
         }
-        write_text_atomic(task_root / PLAN_FILE, json.dumps(snapshot))
-        write_text_atomic(task_root / JOURNAL_FILE, _header(self.generation))
+        self.generation, _ = plan_journal(task_root).save(snapshot, self.generation)
         self._changes.clear()
 
-    def commit(self, task_root: Path) -> int:
-        """Append the changes made since the last commit or save to the journal, flushed to disk; the
-        number of bytes appended."""
-        if not self._changes:
-            return 0
-        lines = "".join(json.dumps(change, separators=(",", ":")) + "\n" for change in self._changes)
-        with open(task_root / JOURNAL_FILE, "ab") as journal:
-            journal.write(lines.encode())
-            journal.flush()
-            os.fsync(journal.fileno())
+    def commit(self, task_root: Path, position: Position) -> None:
+        """Append the changes made since the last commit or save to the journal, flushed to disk."""
+        plan_journal(task_root).append(self._changes, position)
         self._changes.clear()
-        return len(lines.encode())
 
     @classmethod
     def load(cls, task_root: Path) -> Plan:
         """The plan as saved and journalled (a fresh copy, not one `open_plan` holds)."""
-        return _read(task_root, repair=False).plan
+        return _read(task_root, repair=False)[0]
 
 
-def _header(generation: int) -> str:
-    return json.dumps({"generation": generation}) + "\n"
+def plan_journal(task_root: Path) -> Journal:
+    return Journal(task_root, PLAN_NAME)
 
 
-def _journal_generation(task_root: Path) -> int:
-    """The generation the journal's first line names (0 without a journal)."""
-    try:
-        with open(task_root / JOURNAL_FILE, "rb") as journal:
-            header = json.loads(journal.readline())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return 0
-    generation = header.get("generation") if isinstance(header, dict) else None
-    return generation if isinstance(generation, int) else 0
-
-
-@dataclass
-class _Read:
-    """A plan as read from its files, and how much of its journal it includes."""
-
-    plan: Plan
-    header: bytes
-    """The journal's first line, as read (empty: no journal of this snapshot yet)."""
-    journal_bytes: int
-    """Bytes of the journal applied (header included)."""
-
-
-def _read(task_root: Path, *, repair: bool) -> _Read:
-    data: dict[str, Any] = json.loads((task_root / PLAN_FILE).read_text())
-    generation = data.pop("generation", 0)
+def _read(task_root: Path, *, repair: bool) -> tuple[Plan, Position | None]:
+    """The plan from its files, and the journal's position (None: the snapshot has no journal yet)."""
+    data, generation, changes, position = plan_journal(task_root).read(repair=repair)
     ranges = [NonceRange(RangeState(r["state"]), r["subtask_id"], r["nonce"]) for r in data.pop("ranges")]
-    read = _Read(Plan(**data, ranges=ranges, generation=generation), b"", 0)
-    try:
-        journal = (task_root / JOURNAL_FILE).read_bytes()
-    except FileNotFoundError:
-        return read
-    header, _, _ = journal.partition(b"\n")
-    if header + b"\n" != _header(generation).encode():
-        return read  # another generation's journal: this snapshot already holds what it said
-    read.header = header
-    read.journal_bytes = len(header) + 1
-    _replay(read, journal[read.journal_bytes :], task_root, repair=repair)
-    return read
+    plan = Plan(**data, ranges=ranges, generation=generation)
+    for change in changes:
+        plan.apply(change)
+    return plan, position
 
 
-def _replay(read: _Read, tail: bytes, task_root: Path, *, repair: bool) -> None:
-    """Apply the complete lines of `tail` (the journal after what `read` includes); with `repair`, cut an
-    unfinished last line off the file (the append that wrote it never finished: only the one writer of
-    the plan, which calls do one at a time, may tell that from an append in progress)."""
-    complete = tail[: tail.rfind(b"\n") + 1]
-    for line in complete.splitlines():
-        try:
-            change = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PlanCorrupt(f"{JOURNAL_FILE} has a line that is not JSON: {line[:200]!r}") from exc
-        read.plan.apply(change)
-    read.journal_bytes += len(complete)
-    if repair and len(complete) < len(tail):
-        with open(task_root / JOURNAL_FILE, "r+b") as journal:
-            journal.truncate(read.journal_bytes)
+_open: OrderedDict[Path, tuple[Plan, Position]] = OrderedDict()
+"""The plans `open_plan` holds, with how much of their journals they include."""
 
 
-_open: OrderedDict[Path, _Read] = OrderedDict()
-
-
-def _current(task_root: Path) -> Plan:
+def _current(task_root: Path) -> tuple[Plan, Position]:
     """The plan of `task_root`, from memory brought up to date with its journal, else read whole."""
     known = _open.pop(task_root, None)
-    if known is not None and known.header:
-        with contextlib.suppress(FileNotFoundError), open(task_root / JOURNAL_FILE, "rb") as journal:
-            if journal.readline().rstrip(b"\n") == known.header:  # same generation: only appended since
-                journal.seek(known.journal_bytes)
-                _replay(known, journal.read(), task_root, repair=True)
-                _open[task_root] = known
-                return known.plan
-    read = _read(task_root, repair=True)
-    if not read.header:  # no journal of this snapshot yet (a save cut short, or a snapshot alone)
-        write_text_atomic(task_root / JOURNAL_FILE, _header(read.plan.generation))
-        read.header = _header(read.plan.generation).rstrip("\n").encode()
-        read.journal_bytes = len(read.header) + 1
-    _open[task_root] = read
+    if known is not None:
+        plan, position = known
+        changes = plan_journal(task_root).read_since(position)
+        if changes is not None:
+            for change in changes:
+                plan.apply(change)
+            _open[task_root] = plan, position
+            return plan, position
+    plan, maybe_position = _read(task_root, repair=True)
+    position = maybe_position or plan_journal(task_root).start(plan.generation)
+    _open[task_root] = plan, position
     while len(_open) > OPEN_PLANS:
         _open.popitem(last=False)
-    return read.plan
+    return plan, position
 
 
 @contextlib.contextmanager
 def open_plan(task_root: Path) -> Iterator[Plan]:
     """The task's plan for one call: its changes are committed when the block ends; if it raises, they
     are not, and the plan is read again from its files next time."""
-    plan = _current(task_root)
+    plan, position = _current(task_root)
     try:
         yield plan
-        _open[task_root].journal_bytes += plan.commit(task_root)
+        plan.commit(task_root, position)
     except BaseException:
         _open.pop(task_root, None)
         raise

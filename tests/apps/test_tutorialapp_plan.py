@@ -21,6 +21,7 @@ from apps.tutorialapp.plan import (
     PlanCorrupt,
     RangeState,
     open_plan,
+    plan_journal,
 )
 
 TEXT, DIFFICULTY = "bench-trivial-148", 12  # the first valid nonce, 4032, lies in the last of 64 ranges
@@ -60,6 +61,8 @@ def test_the_indexed_queries_agree_with_a_plain_scan_and_the_files_replay_the_sa
     root = tmp_path_factory.mktemp("plan")
     plan = Plan.new(TEXT, 8, 12)
     plan.save(root)
+    position = plan_journal(root).read(repair=False)[3]
+    assert position is not None
     for number, (operation, index, nonce) in enumerate(steps):
         item = plan.ranges[index]
         if operation == "assign" and item.state is RangeState.PENDING:
@@ -74,8 +77,8 @@ def test_the_indexed_queries_agree_with_a_plain_scan_and_the_files_replay_the_sa
             if r.subtask_id is not None:
                 assert plan.index_of(r.subtask_id) == i
         if number % 7 == 0:
-            plan.commit(root)
-    plan.commit(root)
+            plan.commit(root, position)
+    plan.commit(root, position)
     assert Plan.load(root) == plan
 
 
@@ -133,9 +136,10 @@ def test_changes_made_by_another_process_are_seen_by_the_plan_held_in_memory(tmp
     """A warm component instance in another worker appends too: this one reads what it appended."""
     task_dir = created_task(tmp_path, 8)
     assert requestor.next_subtask(task_dir, "sub-0") is not None  # this process now holds the plan
-    other = Plan.load(task_dir.root)  # another instance's copy
+    other, position = plan_module._read(task_dir.root, repair=False)  # another instance's copy
+    assert position is not None
     other.assign(1, "sub-1")
-    other.commit(task_dir.root)
+    other.commit(task_dir.root, position)
     third = requestor.next_subtask(task_dir, "sub-2")
     assert third is not None and third.params["start"] == 2 * 512
     assert Plan.load(task_dir.root).index_of("sub-1") == 1
