@@ -22,8 +22,14 @@ same trivial work (the same nonce ranges, Python's hashing, unsandboxed, unverif
 with 2 worker processes and Ray with 2 CPUs, each where it is installed (`pip install .[bench]`), as
 ratios to the node. Prints numbers and ratios; asserts nothing.
 
+`--wasm-build component` runs tutorialapp's Python build as a task-api component (apps/tutorialapp/wasm,
+whose requestor calls keep a warm instance and append to the plan's journal) instead of the shipped C
+module (wasm_apps/tutorialapp, a fresh instance a call rewriting its whole plan); it is compiled once
+before any timing.
+
     python bench/node_throughput.py [--env wasm|local] [--trivial-subtasks N] [--cpu-subtasks K]
                                     [--capacity C] [--no-reexecute] [--scaling-subtasks A B]
+                                    [--wasm-build c|component]
 """
 
 from __future__ import annotations
@@ -43,13 +49,16 @@ from typing import Any
 
 from apps.sdk.workdir import ProviderTaskDir
 from apps.tutorialapp import pow
+from environments.wasm import WasmConfig, WasmEnvironment
+from environments.wasm.app_adapter import WasmModule
+from environments.wasm.runs import CompileLimits
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeOutcome, ComputeRunner
 from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import ActiveTask, RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
-from runtime.node.runners import builtin_whitelist, runners_for
+from runtime.node.runners import runners_for, whitelist_of
 from runtime.node.verification import VerificationConfig
 
 HOST = "127.0.0.1"
@@ -63,6 +72,7 @@ CPU_BOUND = {
     "local": {"input": "bench-cpu-30", "difficulty": 21},
 }
 GOALS = {"trivial subtasks/s": 300.0, "2 vs 1 providers, CPU-bound": 1.8}
+COMPONENT_BUILD = Path(__file__).resolve().parents[1] / "apps" / "tutorialapp" / "wasm"
 
 
 @dataclass
@@ -182,7 +192,7 @@ async def run_task(
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
     stop = asyncio.Event()
-    whitelist = builtin_whitelist()
+    whitelist = whitelist_of(app for app in AppManager().inventory().apps if app.enabled)
     nodes = [
         ProviderNode(
             ProviderConfig(HOST, port, token, work / f"provider-{index}", capacity=capacity),
@@ -224,6 +234,23 @@ def report(run: Run, capacity: int) -> None:
         f" = {run.rate:6.1f}/s (+{run.created_s * 1000:.0f} ms creating the task), {run.cpu_ms:.1f} CPU-ms a"
         f" subtask | ms per subtask: {parts}"
     )
+
+
+async def use_component_build() -> None:
+    """Enable tutorialapp's component build alone for wasm in this run's data dir, compiled into the cache
+    first (20 MB of CPython: a loaded machine can take longer than a run's 60 s compile limit)."""
+    manager = AppManager()
+    component = manager.add(COMPONENT_BUILD, enable=True)
+    for app in manager.find("tutorialapp", "wasm"):
+        if app.app_id != component.app_id:
+            manager.disable(app.app_id)
+    env = WasmEnvironment(WasmConfig(compile=CompileLimits(time_s=900)))
+    await env.prepare()
+    try:
+        module = WasmModule.load(COMPONENT_BUILD / "tutorialapp.wasm")
+        await env.compile(module.path, module.sha256)
+    finally:
+        await env.clean_up()
 
 
 def trivial_ranges(subtasks: int) -> list[tuple[int, int]]:
@@ -289,12 +316,21 @@ def main() -> None:
         metavar=("A", "B"),
         help="trivial task sizes whose cost per subtask is compared",
     )
+    parser.add_argument(
+        "--wasm-build", default="c", choices=("c", "component"), help="tutorialapp's wasm build (see above)"
+    )
     args = parser.parse_args()
     config = RequestorConfig(verification=VerificationConfig(reexecute=not args.no_reexecute))
     os.environ.setdefault("TASKAPI_DATA_DIR", tempfile.mkdtemp(prefix="taskapi-bench-data-"))
+    if args.wasm_build == "component":
+        asyncio.run(use_component_build())
     cpus = len(os.sched_getaffinity(0))
     reexecution = "off" if args.no_reexecute else "on"
-    print(f"node throughput: {args.env}, capacity {args.capacity}, re-execution {reexecution}, {cpus} CPUs")
+    build = f" ({args.wasm_build} build)" if args.env == "wasm" else ""
+    print(
+        f"node throughput: {args.env}{build}, capacity {args.capacity}, re-execution {reexecution},"
+        f" {cpus} CPUs"
+    )
     trivial = {**TRIVIAL, "subtasks": args.trivial_subtasks}
     cpu_bound = {**CPU_BOUND[args.env], "subtasks": args.cpu_subtasks}
     runs: dict[tuple[str, int], Run] = {}
