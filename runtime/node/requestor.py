@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
-import time
 import uuid
-from collections import Counter
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,52 @@ from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.quorum import Decision, Outcome, decide
 from runtime.node.resources import ResourceRegistry
-from runtime.node.states import FAILURE_STATES, LIVE_SUBTASK_STATES, SubtaskState, TaskState
+from runtime.node.scheduling import (
+    LEASE_EXPIRED,
+    AbortOnApp,
+    Action,
+    AppFailed,
+    AskApp,
+    Assign,
+    Budgets,
+    CheckFinished,
+    Copy,
+    CopyJudged,
+    DropProvider,
+    Event,
+    FailTask,
+    FinishTask,
+    ForgetRequest,
+    LeasesRenewed,
+    NoSubtask,
+    PendingAnswered,
+    ProviderAsked,
+    ProviderJoined,
+    ProviderLeft,
+    RefereeWanted,
+    RequestBroken,
+    ResultDelivered,
+    RoundAbandoned,
+    SchedulingCore,
+    SetState,
+    SubtaskOffered,
+    TakenBack,
+    TaskClosed,
+    TaskOpened,
+    TaskPlan,
+    TaskSpec,
+    Tick,
+    Verdict,
+    VerificationDone,
+    WantReplica,
+)
+from runtime.node.states import (
+    FAILURE_STATES,
+    LIVE_SUBTASK_STATES,
+    IllegalTransition,
+    SubtaskState,
+    TaskState,
+)
 from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.task_inputs import InputRefused, InputStaging, InputTooLarge
 from runtime.node.verification import Verification, VerificationConfig
@@ -86,21 +131,33 @@ class RequestorConfig:
     its app (and at least one was) before it fails with that reason instead of waiting forever."""
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
+    def budgets(self) -> Budgets:
+        """The scheduling core's limits (scheduling.py)."""
+        return Budgets(
+            lease_ms=self.lease_ms,
+            max_failures=self.max_failures,
+            max_provider_failures=self.max_provider_failures,
+            max_app_errors=self.max_app_errors,
+            stranded_ms=round(self.stranded_s * 1000),
+        )
+
 
 @dataclass
 class ActiveTask:
+    """A task's I/O side: its app, client and dir (its scheduling state is `plan`, the core's)."""
+
     row: TaskRow
     app: ResolvedApp
     client: RequestorAppClient
     task_dir: RequestorTaskDir
+    plan: TaskPlan
     module: npb.Resource | None = None
     """The app's wasm module as providers fetch it (hashed once, at activation)."""
-    refused_by: set[str] = field(default_factory=set)
-    failures_by_provider: Counter[str] = field(default_factory=Counter)
-    app_errors: int = 0
-    """NextSubtask failures in a row (see RequestorConfig.max_app_errors)."""
-    stranded_since: float | None = None
-    """time.monotonic() when no provider could take the task any more (see RequestorConfig.stranded_s)."""
+
+    @property
+    def refused_by(self) -> set[str]:
+        """Providers that get no more of its subtasks (the core's set: verification adds forgers)."""
+        return self.plan.refused_by
 
     @property
     def redundancy(self) -> Redundancy | None:
@@ -111,6 +168,11 @@ HELD = ("held", "awaiting the other results of its quorum")
 """The reply to a result kept until its quorum is complete."""
 STOP_VERIFY_GRACE_S = 1.0
 """How long stop() lets running verifications finish before it cancels them (within a 2 s stop)."""
+
+
+def _new_subtask_id(task_id: str) -> str:
+    """A fresh subtask id of the task (replicas get ids of the same shape as primaries)."""
+    return f"{task_id}-{uuid.uuid4().hex[:10]}"
 
 
 class RequestorNode:
@@ -135,7 +197,9 @@ class RequestorNode:
         self.verification = Verification(
             data_dir, self.store, self._active.get, self._fail_task, self.config.verification
         )
-        self._offers: dict[str, ProviderOffer] = {}
+        self.core = SchedulingCore(self.config.budgets(), self.market, _new_subtask_id)
+        """The scheduling decisions (scheduling.py); this class runs them against the store and apps."""
+        self._round_ids = itertools.count()
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self._verifying: set[asyncio.Future[tuple[str, str]]] = set()
@@ -154,6 +218,8 @@ class RequestorNode:
                 await self._reconcile(row.task_id)
             except (GRPCError, LookupError, OSError) as exc:
                 log.error("task %s cannot resume: %s", row.task_id, exc)
+                self._active.pop(row.task_id, None)
+                self.core.handle(TaskClosed(row.task_id))
                 self.store.set_task_state(row.task_id, TaskState.FAILED, f"cannot resume: {exc}")
         self._reaper = asyncio.create_task(self._reap_forever())
 
@@ -169,7 +235,7 @@ class RequestorNode:
                 self.store.renew_leases(subtask.provider_id, [subtask.subtask_id], deadline_ms)
                 offer = self.store.provider_offer(subtask.provider_id)
                 if offer is not None:
-                    self._offers[subtask.provider_id] = ProviderOffer(**offer)
+                    self.core.handle(ProviderJoined(ProviderOffer(**offer)))
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -193,7 +259,21 @@ class RequestorNode:
         app = resolve_app(self.app_manager, row.app, row.env_id)
         client = await self._apps.client(app)
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(row.task_id)
-        active = ActiveTask(row, app, client, task_dir)
+        live = self.store.subtasks(task_id=row.task_id, states=LIVE_SUBTASK_STATES)
+        counts = self.store.count_by_state(row.task_id)
+        redundancy = app.descriptor.redundancy
+        spec = TaskSpec(
+            row.task_id,
+            row.env_id,
+            row.params,
+            row.min_memory_mib,
+            quorum=redundancy.quorum if redundancy is not None else 1,
+        )
+        copies = tuple(
+            Copy(s.subtask_id, s.task_id, s.provider_id, s.state, s.replica_of, s.deadline_ms) for s in live
+        )
+        self.core.handle(TaskOpened(spec, copies, sum(counts.get(state, 0) for state in FAILURE_STATES)))
+        active = ActiveTask(row, app, client, task_dir, self.core.tasks[row.task_id])
         if app.module is not None:
             digest, size = self.resources.register(app.module.parent, app.module.name)
             active.module = npb.Resource(name=app.module.name, sha256=digest, size=size)
@@ -207,21 +287,14 @@ class RequestorNode:
         """After a restart: abandon requests the app may or may not have answered; re-verify deliveries."""
         active = self._active[task_id]
         for subtask in self.store.subtasks(task_id=task_id, states=(SubtaskState.REQUESTED,)):
-            await self._abandon_request(active, subtask.subtask_id, "requestor restarted mid-request")
+            await self._apply(RequestBroken(None, subtask.subtask_id, "requestor restarted mid-request"))
         for subtask in self.store.subtasks(task_id=task_id, states=(SubtaskState.DELIVERED,)):
             current = self.store.subtask(subtask.subtask_id)
             if (
                 current is not None and current.state is SubtaskState.DELIVERED
             ):  # not settled by its quorum meanwhile
                 await self._judge(active, current)
-        await self._maybe_finish(active)
-
-    async def _abandon_request(self, active: ActiveTask, subtask_id: str, reason: str) -> None:
-        """A NextSubtask whose answer never arrived: the app may have handed the subtask out, so abort it
-        there (which makes it pending again) and keep the request on record as abandoned."""
-        with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
-            await active.client.abort_subtask(active.row.task_id, subtask_id)
-        self.store.set_subtask_state(subtask_id, SubtaskState.ABANDONED, reason)
+        await self._run([CheckFinished(task_id)])
 
     # control API
 
@@ -279,7 +352,7 @@ class RequestorNode:
         row = self.store.task(task_id)
         if row is None:
             raise NodeError(Status.NOT_FOUND, f"unknown task {task_id!r}")
-        offers = {**self._offers}
+        offers = {**self.core.offers}
         bills = []
         for bill in self.store.bills(task_id):
             offer = offers.get(bill["provider_id"])
@@ -316,6 +389,7 @@ class RequestorNode:
         if row is None:
             raise NodeError(Status.NOT_FOUND, f"unknown task {task_id!r}")
         active = self._active.pop(task_id, None)
+        self.core.handle(TaskClosed(task_id))
         if active is not None:
             with contextlib.suppress(GRPCError):
                 await active.client.abort_task(task_id)
@@ -352,101 +426,71 @@ class RequestorNode:
     def join(self, offer: ProviderOffer) -> npb.JoinReply:
         check_id("provider id", offer.provider_id)
         self.store.upsert_provider(offer.provider_id, offer.to_json())
-        self._offers[offer.provider_id] = offer
+        self.core.handle(ProviderJoined(offer))
         log.info("provider %s joined: envs %s, capacity %d", offer.provider_id, offer.envs, offer.capacity)
         return npb.JoinReply(lease_ms=self.config.lease_ms, heartbeat_ms=self.config.heartbeat_ms)
 
     def _offer(self, provider_id: str) -> ProviderOffer:
-        offer = self._offers.get(provider_id)
+        offer = self.core.offers.get(provider_id)
         if offer is None:
             raise NodeError(Status.FAILED_PRECONDITION, f"provider {provider_id!r} has not joined")
         return offer
 
     async def request_work(self, provider_id: str, slots: int, wait_ms: int) -> list[npb.Assignment]:
         """Up to `slots` assignments for the provider, waiting up to `wait_ms` for work to appear."""
-        offer = self._offer(provider_id)
+        self._offer(provider_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms, 30_000) / 1000
         while True:
-            assignments = await self._assign(offer, max(1, min(slots, 64)))
+            assignments = await self._assign(provider_id, slots)
             remaining = deadline - loop.time()
             if assignments or remaining <= 0:
                 return assignments
             await self._wait_for_change(remaining)
 
-    async def _assign(self, offer: ProviderOffer, slots: int) -> list[npb.Assignment]:
-        """Up to `slots` assignments, never past the offer's capacity: what the provider already computes
-        counts (checked before each one; its row is written before the next await, so concurrent
-        RequestWork calls of one provider cannot overshoot together)."""
+    async def _assign(self, provider_id: str, slots: int) -> list[npb.Assignment]:
+        """One round of the core: the assignments it makes (never past the offer's capacity: each copy is
+        counted in the core before the next await, so concurrent RequestWork calls cannot overshoot)."""
+        round_id = next(self._round_ids)
+        excluded = frozenset(t for t in self._active if self.verification.excluded(provider_id, t))
         assignments: list[npb.Assignment] = []
-
-        def has_room() -> bool:
-            return len(assignments) < slots and self.store.computing(offer.provider_id) < offer.capacity
-
-        for active in list(self._active.values()):
-            if offer.provider_id in active.refused_by:
-                continue
-            if self.verification.excluded(offer.provider_id, active.row.task_id):
-                continue
-            if not self.market.accepts(offer, active.row.env_id, active.row.params):
-                continue
-            if not offer.has_memory_for(active.row.min_memory_mib):
-                continue
-            while has_room():
-                assignment = self._next_replica(active, offer.provider_id) or await self._next_subtask(
-                    active, offer.provider_id
-                )
-                if assignment is None:
-                    break
-                assignments.append(assignment)
-            if not has_room():
-                break
+        try:
+            asked = ProviderAsked(round_id, provider_id, slots, now_ms(), excluded)
+            await self._run(self.core.handle(asked), assignments)
+        finally:
+            self.core.handle(RoundAbandoned(round_id))
         return assignments
 
-    async def _next_subtask(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
-        task_id = active.row.task_id
-        if self._active.get(task_id) is not active:
-            return None
-        subtask_id = f"{task_id}-{uuid.uuid4().hex[:10]}"
-        self.store.add_subtask(subtask_id, task_id, provider_id)
-        opaque_node_id = hashlib.sha256(provider_id.encode()).hexdigest()[:16]
+    async def _ask_app(self, ask: AskApp) -> list[Action]:
+        """Ask the app's NextSubtask under the request's id; the core's answer to what came back."""
+        task_id, subtask_id = ask.task_id, ask.subtask_id
+        active = self._active.get(task_id)
+        if active is None:
+            return self.core.handle(NoSubtask(ask.round_id, subtask_id))
+        self.store.add_subtask(subtask_id, task_id, ask.provider_id)
+        opaque_node_id = hashlib.sha256(ask.provider_id.encode()).hexdigest()[:16]
         try:
             subtask = await active.client.next_subtask(task_id, subtask_id, opaque_node_id)
         except GRPCError as exc:
-            self.store.forget_subtask(subtask_id)
-            await self._app_error(active, f"NextSubtask failed: {exc.status.name} {exc.message}")
-            return None
+            message = f"NextSubtask failed: {exc.status.name} {exc.message}"
+            log.warning("task %s: %s", task_id, message)
+            return self.core.handle(AppFailed(ask.round_id, subtask_id, message))
         except (OSError, StreamTerminatedError, asyncio.CancelledError) as exc:
             if self._active.get(task_id) is not active:  # the task ended: no request left to reconcile
                 self.store.forget_subtask(subtask_id)
             elif not isinstance(exc, asyncio.CancelledError):  # cancelled: a restart reconciles it
-                await self._abandon_request(active, subtask_id, f"NextSubtask broke off: {exc}")
-                return None
+                broken = RequestBroken(ask.round_id, subtask_id, f"NextSubtask broke off: {exc}")
+                return self.core.handle(broken)
             raise
         if subtask is None or self._active.get(task_id) is not active:
-            self.store.forget_subtask(subtask_id)
-            await self._maybe_finish(active)
-            return None
+            return self.core.handle(NoSubtask(ask.round_id, subtask_id))
         try:
             resources = self._subtask_resources(active, subtask.resources)
         except (ValueError, OSError) as exc:
-            await self._release(
-                active,
-                subtask_id,
-                SubtaskState.FAILED,
-                f"NextSubtask named a bad resource: {exc}",
-                blame=False,
-            )
-            await self._app_error(active, f"NextSubtask named a bad resource: {exc}")
-            return None
-        active.app_errors = 0
-        deadline_ms = now_ms() + self.config.lease_ms
-        params_json = json.dumps(subtask.params)
-        self.store.assign_subtask(subtask_id, params_json, resources, deadline_ms)
-        if active.redundancy is not None:
-            for _ in range(active.redundancy.quorum - 1):
-                self._want_replica(active, subtask_id)
-        return self._assignment(active, subtask_id, provider_id, params_json, resources, deadline_ms)
+            log.warning("task %s: NextSubtask named a bad resource: %s", task_id, exc)
+            return self.core.handle(AppFailed(ask.round_id, subtask_id, str(exc), bad_resource=True))
+        payload = (json.dumps(subtask.params), resources)
+        return self.core.handle(SubtaskOffered(ask.round_id, subtask_id, now_ms(), payload))
 
     def _subtask_resources(self, active: ActiveTask, names: list[str]) -> list[dict[str, Any]]:
         """The files of `subtask_inputs/` a NextSubtask named, registered for providers to fetch.
@@ -462,37 +506,20 @@ class RequestorNode:
             resources.append({"name": name, "sha256": digest, "size": size})
         return resources
 
-    async def _app_error(self, active: ActiveTask, message: str) -> None:
-        """A NextSubtask the app failed: past `max_app_errors` in a row the task fails with its message."""
-        task_id = active.row.task_id
-        active.app_errors += 1
-        log.warning("task %s: %s (%d in a row)", task_id, message, active.app_errors)
-        if active.app_errors >= self.config.max_app_errors and self._active.get(task_id) is active:
-            reason = f"the app failed {active.app_errors} NextSubtask calls in a row; last: {message}"
-            await self.abort_task(task_id, reason, state=TaskState.FAILED)
-
-    def _want_replica(self, active: ActiveTask, primary_id: str) -> None:
-        """One more copy of a primary for another provider, under an id of the same shape (quorum.py)."""
-        primary = self.store.subtask(primary_id)
-        assert primary is not None
-        self.store.want_replica(f"{active.row.task_id}-{uuid.uuid4().hex[:10]}", primary)
-        self._notify()
-
-    def _next_replica(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
-        """A wanted replica of this task for a provider holding no live copy of the same subtask."""
-        for replica in self.store.subtasks(task_id=active.row.task_id, states=(SubtaskState.WANTED,)):
-            assert replica.replica_of is not None
-            holders = {
-                c.provider_id for c in self.store.copies(replica.replica_of) if c.state in LIVE_SUBTASK_STATES
-            }
-            if provider_id in holders:
-                continue
-            deadline_ms = now_ms() + self.config.lease_ms
-            self.store.take_replica(replica.subtask_id, provider_id, deadline_ms)
-            return self._assignment(
-                active, replica.subtask_id, provider_id, replica.params_json, replica.resources, deadline_ms
-            )
-        return None
+    def _assign_copy(self, assign: Assign) -> npb.Assignment:
+        """Write a copy the core assigned (a primary the app offered, or a wanted replica) and describe it."""
+        active = self._active[assign.task_id]
+        if assign.payload is None:
+            self.store.take_replica(assign.subtask_id, assign.provider_id, assign.deadline_ms)
+            replica = self.store.subtask(assign.subtask_id)
+            assert replica is not None
+            params_json, resources = replica.params_json, replica.resources
+        else:
+            params_json, resources = assign.payload
+            self.store.assign_subtask(assign.subtask_id, params_json, resources, assign.deadline_ms)
+        return self._assignment(
+            active, assign.subtask_id, assign.provider_id, params_json, resources, assign.deadline_ms
+        )
 
     def _assignment(
         self,
@@ -523,6 +550,8 @@ class RequestorNode:
         self._offer(provider_id)
         deadline_ms = now_ms() + self.config.lease_ms
         cancelled = self.store.renew_leases(provider_id, subtask_ids, deadline_ms)
+        held = tuple(subtask_id for subtask_id in subtask_ids if subtask_id not in cancelled)
+        self.core.handle(LeasesRenewed(provider_id, held, deadline_ms))
         return npb.HeartbeatReply(lease_deadline_ms=deadline_ms, cancelled_subtask_ids=cancelled)
 
     def open_resource(self, digest: str) -> BinaryIO:
@@ -615,6 +644,7 @@ class RequestorNode:
         BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
         self.store.deliver_subtask(subtask_id, name, sha256, usage)
+        self.core.handle(ResultDelivered(subtask_id))
         # Delivered, the result is the requestor's: it is verified even if the provider hangs up now
         # (else the subtask would stay `delivered` forever and its task could never finish).
         verification = asyncio.ensure_future(self._judge(active, row))
@@ -662,14 +692,14 @@ class RequestorNode:
             return {}
         if decision.outcome is Outcome.REFEREE:
             log.warning("subtask %s: its results disagree; a referee is wanted", primary_id)
-            self._want_replica(active, primary_id)
+            await self._apply(RefereeWanted(primary_id))
             return {}
         by_id = {copy.subtask_id: copy for copy in copies}
         if decision.outcome is Outcome.NO_QUORUM:
             reason = f"no {spec.quorum} of its {len(copies)} results agree"
             for copy in copies[1:]:
-                self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", reason)
-            await self._release(active, primary_id, SubtaskState.FAILED, reason)
+                await self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", reason)
+            await self._apply(TakenBack(primary_id, SubtaskState.FAILED, reason))
             return dict.fromkeys(by_id, ("rejected", reason))
         return await self._agreed(active, primary_id, by_id, decision)
 
@@ -687,22 +717,19 @@ class RequestorNode:
         verdicts: dict[str, tuple[str, str]] = {}
         for replica in replicas:
             state = SubtaskState.ACCEPTED if accepted else SubtaskState.REJECTED
-            self._judge_copy(active, replica, state, state, reason)
+            await self._judge_copy(active, replica, state, state, reason)
             verdicts[replica.subtask_id] = (verdict, reason)
         for copy_id in decision.forged:
             copy = by_id[copy_id]
             if accepted:
                 outvoted = f"outvoted: its result disagrees with {len(decision.agreeing)} agreeing results"
-                active.refused_by.add(copy.provider_id)
-                self._judge_copy(active, copy, SubtaskState.REJECTED, "forged", outvoted)
+                await self._judge_copy(active, copy, SubtaskState.REJECTED, "forged", outvoted, forged=True)
                 verdicts[copy_id] = ("rejected", outvoted)
             else:
                 unsettled = "outvoted by results the app then rejected: not blamed"
-                self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", unsettled)
+                await self._judge_copy(active, copy, SubtaskState.FAILED, "inconclusive", unsettled)
                 verdicts[copy_id] = ("rejected", unsettled)
         verdicts.setdefault(primary_id, (verdict, reason))
-        await self._maybe_finish(active)
-        self._notify()
         return verdicts
 
     async def _verify_instead(
@@ -720,15 +747,23 @@ class RequestorNode:
         except GRPCError as exc:
             result, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
         if result is VerifyResult.INCONCLUSIVE:
-            await self._release(active, primary_id, SubtaskState.FAILED, reason)
+            await self._apply(TakenBack(primary_id, SubtaskState.FAILED, reason))
         return ("accepted" if result is VerifyResult.SUCCESS else "rejected"), reason
 
-    def _judge_copy(
-        self, active: ActiveTask, copy: SubtaskRow, state: SubtaskState, verdict: str, reason: str
+    async def _judge_copy(
+        self,
+        active: ActiveTask,
+        copy: SubtaskRow,
+        state: SubtaskState,
+        verdict: str,
+        reason: str,
+        *,
+        forged: bool = False,
     ) -> None:
-        """Settle one copy outside the app's Verify (the app knows only the primary)."""
-        self.store.set_subtask_state(copy.subtask_id, state, reason)
-        SUBTASKS.labels(state).inc()
+        """Settle one copy outside the app's Verify (the app knows only the primary); a forged copy's
+        provider gets no more of the task."""
+        self._in_play(copy.subtask_id, state)
+        await self._apply(CopyJudged(copy.subtask_id, state, reason, refuse=forged))
         output = self._result_path(active, copy)
         self.verification.quorum_verdict(active.row.task_id, copy, output, verdict, reason)
 
@@ -747,9 +782,18 @@ class RequestorNode:
             raise NodeError(Status.FAILED_PRECONDITION, f"task {subtask.task_id!r} is not active")
         return active, subtask_id
 
+    def _in_play(self, subtask_id: str, verdict: SubtaskState) -> None:
+        """A verdict on a copy no longer in play (its task ended meanwhile) lost a race: IllegalTransition,
+        as the store refuses any write from a final state."""
+        if self.core.copy(subtask_id) is None:
+            row = self.store.subtask(subtask_id)
+            current = None if row is None else row.state
+            history = self.store.history(subtask_id)
+            raise IllegalTransition(f"subtask {subtask_id}", current, verdict, history)
+
     async def _refuse_result(self, active: ActiveTask, subtask_id: str, reason: str) -> npb.SubmitReply:
         log.warning("subtask %s: result refused: %s", subtask_id, reason)
-        await self._release(active, subtask_id, SubtaskState.FAILED, reason)
+        await self._apply(TakenBack(subtask_id, SubtaskState.FAILED, reason))
         return npb.SubmitReply(verdict="rejected", reason=reason)
 
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
@@ -761,116 +805,102 @@ class RequestorNode:
         if info:
             self.store.set_result_info(subtask_id, info)
         # The rest of the ladder: re-execution of a sample, trust, journal (verification.py).
-        verdict, reason = await self.verification.ladder(active, subtask_id, verdict, reason, self._offers)
+        verdict, reason = await self.verification.ladder(
+            active, subtask_id, verdict, reason, self.core.offers
+        )
         VERIFICATIONS.labels(verdict.name.lower()).inc()
-        if verdict is VerifyResult.SUCCESS:
-            self.store.set_subtask_state(subtask_id, SubtaskState.ACCEPTED)
-            SUBTASKS.labels(SubtaskState.ACCEPTED).inc()
-            subtask = self.store.subtask(subtask_id)
-            FUEL.inc(subtask.fuel if subtask else 0)
-            log.info("subtask %s accepted", subtask_id)
-            await self._maybe_finish(active)
-            self._notify()
-            return "accepted", ""
-        if verdict is VerifyResult.FAILURE:
-            self.store.set_subtask_state(subtask_id, SubtaskState.REJECTED, reason)
-            SUBTASKS.labels(SubtaskState.REJECTED).inc()
-            log.warning("subtask %s rejected by the app: %s", subtask_id, reason)
-            # A provider caught with a wrong result gets no more of this task's subtasks: else a fast
-            # cheater burns the task's failure budget in a blink and the task fails.
-            rejected = self.store.subtask(subtask_id)
-            if rejected is not None:
-                active.refused_by.add(rejected.provider_id)
-            await self._count_failure(active, f"subtask {subtask_id} rejected: {reason}", None)
-            await self._maybe_finish(active)
-        else:
-            await self._release(
-                active, subtask_id, SubtaskState.FAILED, f"verification {verdict.name}: {reason}"
+        self._in_play(subtask_id, SubtaskState.ACCEPTED)
+        if verdict is VerifyResult.INCONCLUSIVE:
+            await self._apply(
+                VerificationDone(subtask_id, Verdict.INCONCLUSIVE, f"verification {verdict.name}: {reason}")
             )
-        self._notify()
-        return "rejected", reason
-
-    async def _release(
-        self, active: ActiveTask, subtask_id: str, state: SubtaskState, reason: str, *, blame: bool = True
-    ) -> None:
-        """Take a subtask back from its provider: the app returns its work to pending (a primary's live
-        replicas are cancelled with it); a replica is wanted again from another provider. `blame`: the
-        failure counts against the provider too."""
-        row = self.store.subtask(subtask_id)
-        if row is not None and row.replica_of is not None:
-            self.store.set_subtask_state(subtask_id, state, reason)
-            primary = self.store.subtask(row.replica_of)
-            if primary is not None and primary.state in LIVE_SUBTASK_STATES:
-                self._want_replica(active, row.replica_of)
-        else:
-            with contextlib.suppress(GRPCError):
-                await active.client.abort_subtask(active.row.task_id, subtask_id)
-            self.store.set_subtask_state(subtask_id, state, reason)
-            for replica in self.store.copies(subtask_id)[1:]:
-                if replica.state in LIVE_SUBTASK_STATES:
-                    self.store.set_subtask_state(
-                        replica.subtask_id, SubtaskState.ABORTED, f"its primary {state}: {reason}"
-                    )
-        SUBTASKS.labels(state).inc()
-        blamed = row.provider_id if row is not None and blame else None
-        await self._count_failure(active, f"subtask {subtask_id} {state}: {reason}", blamed)
-        # The work given back may not be needed any more (the answer is already certain): then the
-        # task is done now, not when some provider next asks for work (perhaps never).
-        await self._maybe_finish(active)
-        self._notify()
-
-    async def _count_failure(self, active: ActiveTask, message: str, provider_id: str | None) -> None:
-        """Fail the task past `max_failures`; drop a provider from it past `max_provider_failures`
-        (a drop is stored: it outlives a restart, though the failure count does not)."""
-        if provider_id:
-            active.failures_by_provider[provider_id] += 1
-            if active.failures_by_provider[provider_id] == self.config.max_provider_failures:
-                reason = f"{self.config.max_provider_failures} failures in this task; last: {message}"
-                log.warning("provider %s dropped from task %s: %s", provider_id, active.row.task_id, reason)
-                self.verification.trust.drop(provider_id, active.row.task_id, reason)
-        counts = self.store.count_by_state(active.row.task_id)
-        failures = sum(counts.get(state, 0) for state in FAILURE_STATES)
-        if failures > self.config.max_failures:
-            log.error("task %s failed: %d failures, last: %s", active.row.task_id, failures, message)
-            reason = f"too many failures ({failures}); last: {message}"
-            await self.abort_task(active.row.task_id, reason, state=TaskState.FAILED)
+            return "rejected", reason
+        if verdict is VerifyResult.FAILURE:
+            log.warning("subtask %s rejected by the app: %s", subtask_id, reason)
+            await self._apply(VerificationDone(subtask_id, Verdict.REJECTED, reason))
+            return "rejected", reason
+        await self._apply(VerificationDone(subtask_id, Verdict.ACCEPTED))
+        subtask = self.store.subtask(subtask_id)
+        FUEL.inc(subtask.fuel if subtask else 0)
+        log.info("subtask %s accepted", subtask_id)
+        return "accepted", ""
 
     async def report_failure(self, provider_id: str, subtask_id: str, reason: str) -> None:
-        active, subtask_id = self._owned_subtask(provider_id, subtask_id)
+        self._owned_subtask(provider_id, subtask_id)
         log.warning("provider %s failed subtask %s: %s", provider_id, subtask_id, reason)
-        if reason.startswith("refused:"):
-            active.refused_by.add(provider_id)
-        await self._release(active, subtask_id, SubtaskState.FAILED, f"provider {provider_id}: {reason}")
+        refused = reason.startswith("refused:")
+        failed = f"provider {provider_id}: {reason}"
+        await self._apply(TakenBack(subtask_id, SubtaskState.FAILED, failed, refuse=refused))
 
     async def leave(self, provider_id: str) -> None:
         """A provider leaves: its subtasks go back to pending at once, not at lease expiry."""
-        for subtask in self.store.subtasks(states=(SubtaskState.ASSIGNED,)):
-            active = self._active.get(subtask.task_id)
-            if subtask.provider_id == provider_id and active is not None and self._still_assigned(subtask):
-                await self._release(
-                    active,
-                    subtask.subtask_id,
-                    SubtaskState.EXPIRED,
-                    f"provider {provider_id} left",
-                    blame=False,
-                )
-        self._offers.pop(provider_id, None)
+        await self._apply(ProviderLeft(provider_id))
 
-    # completion and leases
+    # the core's actions
 
-    def _idle(self, active: ActiveTask) -> bool:
-        """The task is still active and none of its subtasks is live."""
-        task_id = active.row.task_id
-        live = self.store.subtasks(task_id=task_id, states=LIVE_SUBTASK_STATES)
-        return self._active.get(task_id) is active and not live
+    async def _apply(self, event: Event) -> None:
+        """Feed one event to the scheduling core, run the actions it calls for, wake waiters."""
+        await self._run(self.core.handle(event))
+        self._notify()
 
-    async def _maybe_finish(self, active: ActiveTask) -> None:
-        task_id = active.row.task_id
-        if not self._idle(active) or await active.client.has_pending_subtasks(task_id):
-            return
-        if not self._idle(active):
-            return  # a NextSubtask began meanwhile: its answer decides (and finishes the task if empty)
+    async def _run(self, actions: list[Action], assignments: list[npb.Assignment] | None = None) -> None:
+        """Run actions in order; the actions of an answer fed back to the core run before the rest (as
+        the nested calls they replace did). Assignments made go to `assignments`."""
+        queue = deque(actions)
+        while queue:
+            action = queue.popleft()
+            follow_up = await self._execute(action, assignments)
+            queue.extendleft(reversed(follow_up))
+
+    async def _execute(self, action: Action, assignments: list[npb.Assignment] | None) -> list[Action]:
+        """Run one action against the store and the app; the core's answer to what came back, if any."""
+        match action:
+            case AskApp():
+                return await self._ask_app(action)
+            case Assign():
+                assignment = self._assign_copy(action)
+                if assignments is not None:
+                    assignments.append(assignment)
+            case WantReplica(_, primary_id, replica_id):
+                primary = self.store.subtask(primary_id)
+                assert primary is not None
+                self.store.want_replica(replica_id, primary)
+                self._notify()
+            case ForgetRequest(subtask_id):
+                self.store.forget_subtask(subtask_id)
+            case AbortOnApp(task_id, subtask_id):
+                active = self._active.get(task_id)
+                if active is not None:
+                    with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+                        await active.client.abort_subtask(task_id, subtask_id)
+            case SetState(subtask_id, state, reason):
+                if reason == LEASE_EXPIRED:
+                    row = self.store.subtask(subtask_id)
+                    holder = row.provider_id if row is not None else "?"
+                    log.warning("subtask %s: lease of provider %s expired", subtask_id, holder)
+                self.store.set_subtask_state(subtask_id, state, reason)
+                SUBTASKS.labels(state).inc()
+            case DropProvider(task_id, provider_id, reason):
+                log.warning("provider %s dropped from task %s: %s", provider_id, task_id, reason)
+                self.verification.trust.drop(provider_id, task_id, reason)
+            case CheckFinished(task_id):
+                active = self._active.get(task_id)
+                if active is not None:
+                    pending = await active.client.has_pending_subtasks(task_id)
+                    return self.core.handle(PendingAnswered(task_id, pending))
+            case FinishTask(task_id):
+                await self._finish(task_id)
+            case FailTask(task_id, reason):
+                log.error("task %s failed: %s", task_id, reason)
+                await self.abort_task(task_id, reason, state=TaskState.FAILED)
+        return []
+
+    async def _finish(self, task_id: str) -> None:
+        """The core found the task done: its outputs are copied out (or it fails, if they are refused)."""
         outputs = self._outputs_dir(task_id)
+        active = self._active.get(task_id)
+        if active is None:
+            return
         try:
             copy_tree(active.task_dir.task_outputs, outputs)
         except UnsafePath as exc:  # the app's guest put a link (or a FIFO...) among its outputs
@@ -882,58 +912,28 @@ class RequestorNode:
         self._active.pop(task_id, None)
         log.info("task %s finished; outputs in %s", task_id, outputs)
 
+    # leases and stranded tasks
+
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.reap_interval_s)
             try:
-                await self.expire_leases()
-                await self.fail_stranded_tasks()
+                await self.tick()
             except Exception:
                 log.exception("lease reaper failed")
 
-    async def expire_leases(self) -> None:
-        for subtask in self.store.expired(now_ms()):
-            active = self._active.get(subtask.task_id)
-            if active is not None and self._still_assigned(subtask):
-                log.warning(
-                    "subtask %s: lease of provider %s expired", subtask.subtask_id, subtask.provider_id
-                )
-                await self._release(active, subtask.subtask_id, SubtaskState.EXPIRED, "lease expired")
-
-    async def fail_stranded_tasks(self) -> None:
-        """Fail each task that no provider could take for `stranded_s` (RequestorConfig.stranded_s)."""
-        now = time.monotonic()
-        for active in list(self._active.values()):
-            shut_out = self._shut_out(active)
-            if shut_out is None or not self._idle(active):
-                active.stranded_since = None
-            elif active.stranded_since is None:
-                active.stranded_since = now
-            elif now - active.stranded_since >= self.config.stranded_s:
-                reason = f"no provider can take its work for {self.config.stranded_s:g} s: {shut_out}"
-                log.error("task %s failed: %s", active.row.task_id, reason)
-                await self.abort_task(active.row.task_id, reason, state=TaskState.FAILED)
-
-    def _shut_out(self, active: ActiveTask) -> str | None:
-        """Who was shut out of the task, when no joined provider may take it and at least one was shut out
-        (dropped from it, blacklisted, or refused its app); None while someone still may."""
-        task_id = active.row.task_id
-        shut_out = {
-            provider_id
-            for provider_id in self._offers
-            if provider_id in active.refused_by or self.verification.excluded(provider_id, task_id)
+    async def tick(self) -> None:
+        """The clock for the core: leases past their deadline expire, stranded tasks fail
+        (RequestorConfig.stranded_s)."""
+        offers = list(self.core.offers)
+        excluded = {
+            task_id: frozenset(p for p in offers if self.verification.excluded(p, task_id))
+            for task_id in self._active
         }
-        if len(shut_out) < len(self._offers):
-            return None
-        shut_out |= self.verification.trust.dropped_from(task_id)
-        if not shut_out:
-            return None
-        return f"all {len(shut_out)} provider(s) that came were dropped from it or refused its app"
-
-    def _still_assigned(self, subtask: SubtaskRow) -> bool:
-        """Whether a subtask listed before an await is still assigned (it may have been delivered since)."""
-        current = self.store.subtask(subtask.subtask_id)
-        return current is not None and current.state is SubtaskState.ASSIGNED
+        dropped = {
+            task_id: frozenset(self.verification.trust.dropped_from(task_id)) for task_id in self._active
+        }
+        await self._apply(Tick(now_ms(), excluded, dropped))
 
     def _notify(self) -> None:
         """Wake everyone waiting for a change (a fresh event serves the next round of waiters)."""

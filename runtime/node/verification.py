@@ -64,7 +64,10 @@ class VerifiedTask(Protocol):
     app: ResolvedApp
     client: RequestorAppClient
     task_dir: RequestorTaskDir
-    refused_by: set[str]
+
+    @property
+    def refused_by(self) -> set[str]:
+        """Providers that get no more of the task's subtasks (a forger is added)."""
 
 
 TaskLookup = Callable[[str], VerifiedTask | None]

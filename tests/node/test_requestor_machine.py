@@ -60,6 +60,7 @@ from apps.tutorialapp import pow
 from apps.tutorialapp.plan import OPEN_END, PLAN_FILE, Plan
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
+from runtime.node.scheduling import LeasesRenewed
 
 from .wire import Control, Loop, RawProvider, ResultFile, honest_result
 
@@ -440,7 +441,10 @@ class RequestorMachine(RuleBasedStateMachine):
         node = self.harness.node
         with node.store.transaction() as db:
             db.execute("UPDATE subtasks SET deadline_ms = 0 WHERE subtask_id = ?", (subtask.subtask_id,))
-        self.harness.loop.run(node.expire_leases(), "expire_leases")
+        holder = node.store.subtask(subtask.subtask_id)
+        assert holder is not None
+        node.core.handle(LeasesRenewed(holder.provider_id, (subtask.subtask_id,), 0))  # the core's copy
+        self.harness.loop.run(node.tick(), "tick")
         self.give_back(subtask, "expired", blamed=True)
 
     @precondition(lambda self: self.task is not None)

@@ -205,17 +205,17 @@ def test_an_abort_during_verification_leaves_the_subtask_aborted(
         (assignment,) = provider.request_work(slots=1, wait_ms=30_000).value().assignments
         client = node._active[task_id].client
         verifying, answer = asyncio.Event(), asyncio.Event()
-        real_verify = client.verify
-        verdicts: list[tuple[VerifyResult, str]] = []
+        real_verify = client.verify_with_info
+        verdicts: list[tuple[VerifyResult, str, dict[str, str]]] = []
 
-        async def held_verify(task: str, subtask: str) -> tuple[VerifyResult, str]:
+        async def held_verify(task: str, subtask: str) -> tuple[VerifyResult, str, dict[str, str]]:
             verdict = await real_verify(task, subtask)
             verdicts.append(verdict)
             verifying.set()
             await answer.wait()  # the app's answer is on its way back when the task is aborted
             return verdict
 
-        monkeypatch.setattr(client, "verify", held_verify)
+        monkeypatch.setattr(client, "verify_with_info", held_verify)
         result = ResultFile("result.json", honest_result(assignment.subtask_params_json))
 
         async def race() -> GRPCError:
@@ -228,7 +228,7 @@ def test_an_abort_during_verification_leaves_the_subtask_aborted(
             return refused.value
 
         refused = loop.run(race(), "race")
-        assert [verdict for verdict, _ in verdicts] == [VerifyResult.SUCCESS], "the app's Verify accepted it"
+        assert [v[0] for v in verdicts] == [VerifyResult.SUCCESS], "the app's Verify accepted it"
         assert refused.status is Status.FAILED_PRECONDITION
         assert "cannot become accepted from aborted" in (refused.message or "")
         row = node.store.subtask(assignment.subtask_id)
