@@ -23,7 +23,7 @@ from runtime.cli_outputs import UnsafeOutput, collect_outputs
 from runtime.cli_progress import RunDisplay, Tally
 from runtime.cli_settings import parse_settings, task_params
 from runtime.node.embedded import run_embedded
-from runtime.node.requestor import NodeError
+from runtime.node.errors import NodeError
 from runtime.node.runners import runners_for, whitelist_of
 from runtime.serving import serving_of
 

@@ -19,7 +19,8 @@ from runtime.dashboard import requestor_view as view
 from runtime.dashboard.access import Access, is_loopback
 from runtime.dashboard.preview import Part, compose
 from runtime.dashboard.server import DashboardServer, base_app, page, serve, stream
-from runtime.node.requestor import NodeError, RequestorNode
+from runtime.node.errors import NodeError
+from runtime.node.requestor import RequestorNode
 
 PAGES = ("/tasks", "/tasks/{task_id}", "/providers", "/submit", "/conformance", "/throughput")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024

@@ -18,12 +18,11 @@ import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from apps.sdk.client import RequestorAppClient
@@ -33,6 +32,7 @@ from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, Redundancy
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
+from runtime.node.errors import AppRefused, BadRequest, Duplicate, NotFound, WrongState, is_refusal
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.quorum import Decision, Outcome, decide
@@ -84,30 +84,10 @@ from runtime.node.states import (
     TaskState,
 )
 from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
-from runtime.node.task_inputs import InputRefused, InputStaging, InputTooLarge
+from runtime.node.task_inputs import InputStaging
 from runtime.node.verification import Verification, VerificationConfig
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _input_errors() -> Iterator[None]:
-    """A refused input: RESOURCE_EXHAUSTED past the size limit, else INVALID_ARGUMENT, naming it."""
-    try:
-        yield
-    except InputTooLarge as exc:
-        raise NodeError(Status.RESOURCE_EXHAUSTED, str(exc)) from exc
-    except InputRefused as exc:
-        raise NodeError(Status.INVALID_ARGUMENT, str(exc)) from exc
-
-
-class NodeError(Exception):
-    """A request the requestor refuses; carries the gRPC status to answer with."""
-
-    def __init__(self, status: Status, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -300,8 +280,7 @@ class RequestorNode:
 
     async def receive_input(self, name: str, size: int, sha256: str, data: AsyncIterator[bytes]) -> str:
         """Store one input file for a task about to be submitted; returns its input id."""
-        with _input_errors():
-            return (await self.inputs.receive(name, size, sha256, data)).input_id
+        return (await self.inputs.receive(name, size, sha256, data)).input_id
 
     async def submit_task(
         self,
@@ -319,13 +298,12 @@ class RequestorNode:
         try:
             app = resolve_app(self.app_manager, app_name, env or None)
         except LookupError as exc:
-            raise NodeError(Status.NOT_FOUND, str(exc.args[0])) from exc
+            raise NotFound(str(exc.args[0])) from exc
         try:
             params = app.descriptor.check_params(params)
         except ValueError as exc:
-            raise NodeError(Status.INVALID_ARGUMENT, f"app {app_name}: {exc}") from exc
-        with _input_errors():
-            inputs = self.inputs.check(input_ids)
+            raise BadRequest(f"app {app_name}: {exc}") from exc
+        inputs = self.inputs.check(input_ids)
         task_id = f"{app_name}-{uuid.uuid4().hex[:12]}"
         row = TaskRow(
             task_id, app_name, app.app_id, app.env_id, params, max_subtasks, TaskState.ACTIVE, "", {}
@@ -340,7 +318,8 @@ class RequestorNode:
             created = await client.create_task(task_id, max_subtasks, params)
         except GRPCError as exc:
             self.store.set_task_state(task_id, TaskState.FAILED, exc.message or "")
-            raise NodeError(exc.status, f"app {app_name} refused the task: {exc.message}") from exc
+            message = f"app {app_name} refused the task: {exc.message}"
+            raise AppRefused(message, exc.status.name) from exc
         self.store.set_task_prerequisites(task_id, app.env_id, created.prerequisites)
         self.store.set_task_min_memory(task_id, int(created.min_memory_mib))
         await self._activate(self.store.task(task_id) or row)
@@ -351,7 +330,7 @@ class RequestorNode:
     def task_status(self, task_id: str) -> npb.TaskStatus:
         row = self.store.task(task_id)
         if row is None:
-            raise NodeError(Status.NOT_FOUND, f"unknown task {task_id!r}")
+            raise NotFound(f"unknown task {task_id!r}")
         offers = {**self.core.offers}
         bills = []
         for bill in self.store.bills(task_id):
@@ -387,7 +366,7 @@ class RequestorNode:
         """Stop a task: the app aborts it; live subtasks are cancelled (providers learn it by heartbeat)."""
         row = self.store.task(task_id)
         if row is None:
-            raise NodeError(Status.NOT_FOUND, f"unknown task {task_id!r}")
+            raise NotFound(f"unknown task {task_id!r}")
         active = self._active.pop(task_id, None)
         self.core.handle(TaskClosed(task_id))
         if active is not None:
@@ -433,7 +412,7 @@ class RequestorNode:
     def _offer(self, provider_id: str) -> ProviderOffer:
         offer = self.core.offers.get(provider_id)
         if offer is None:
-            raise NodeError(Status.FAILED_PRECONDITION, f"provider {provider_id!r} has not joined")
+            raise WrongState(f"provider {provider_id!r} has not joined")
         return offer
 
     async def request_work(self, provider_id: str, slots: int, wait_ms: int) -> list[npb.Assignment]:
@@ -559,11 +538,9 @@ class RequestorNode:
         try:
             handle = self.resources.open(digest)
         except UnsafePath as exc:
-            raise NodeError(
-                Status.FAILED_PRECONDITION, f"resource with sha256 {digest} refused: {exc}"
-            ) from exc
+            raise WrongState(f"resource with sha256 {digest} refused: {exc}") from exc
         if handle is None:
-            raise NodeError(Status.NOT_FOUND, f"no resource with sha256 {digest}")
+            raise NotFound(f"no resource with sha256 {digest}")
         return handle
 
     async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
@@ -575,8 +552,7 @@ class RequestorNode:
         """
         active, subtask_id = self._owned_subtask(header.provider_id, header.subtask_id)
         if subtask_id in self._receiving:
-            raise NodeError(
-                Status.ALREADY_EXISTS,
+            raise Duplicate(
                 f"a result for subtask {subtask_id!r} is already arriving; a second upload is refused",
             )
         self._receiving.add(subtask_id)
@@ -633,9 +609,7 @@ class RequestorNode:
                 current is None or current.state is not SubtaskState.ASSIGNED
             ):  # taken back while the bytes arrived
                 state = current.state if current is not None else "gone"
-                raise NodeError(
-                    Status.FAILED_PRECONDITION, f"subtask {subtask_id!r} is {state}, not assigned"
-                )
+                raise WrongState(f"subtask {subtask_id!r} is {state}, not assigned")
             partial.replace(target_dir / name)
         finally:
             partial.unlink(missing_ok=True)
@@ -770,16 +744,12 @@ class RequestorNode:
     def _owned_subtask(self, provider_id: str, subtask_id: str) -> tuple[ActiveTask, str]:
         subtask = self.store.subtask(subtask_id)
         if subtask is None or subtask.provider_id != provider_id:
-            raise NodeError(
-                Status.NOT_FOUND, f"subtask {subtask_id!r} is not assigned to provider {provider_id!r}"
-            )
+            raise NotFound(f"subtask {subtask_id!r} is not assigned to provider {provider_id!r}")
         if subtask.state is not SubtaskState.ASSIGNED:
-            raise NodeError(
-                Status.FAILED_PRECONDITION, f"subtask {subtask_id!r} is {subtask.state}, not assigned"
-            )
+            raise WrongState(f"subtask {subtask_id!r} is {subtask.state}, not assigned")
         active = self._active.get(subtask.task_id)
         if active is None:
-            raise NodeError(Status.FAILED_PRECONDITION, f"task {subtask.task_id!r} is not active")
+            raise WrongState(f"task {subtask.task_id!r} is not active")
         return active, subtask_id
 
     def _in_play(self, subtask_id: str, verdict: SubtaskState) -> None:
@@ -828,7 +798,7 @@ class RequestorNode:
     async def report_failure(self, provider_id: str, subtask_id: str, reason: str) -> None:
         self._owned_subtask(provider_id, subtask_id)
         log.warning("provider %s failed subtask %s: %s", provider_id, subtask_id, reason)
-        refused = reason.startswith("refused:")
+        refused = is_refusal(reason)
         failed = f"provider {provider_id}: {reason}"
         await self._apply(TakenBack(subtask_id, SubtaskState.FAILED, failed, refuse=refused))
 

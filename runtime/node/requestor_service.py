@@ -24,10 +24,11 @@ from apps.sdk.wire_limits import MAX_MESSAGE_BYTES, BoundedProtocol, BoundedServ
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
 from runtime.node.connections import ConnectionGuard, ConnectionLimits, GuardedProtocol, within_stall_limit
+from runtime.node.errors import AppRefused, BadRequest, Duplicate, NodeError, NotFound, TooLarge, WrongState
 from runtime.node.identity import authenticated_provider, require_signed_calls
 from runtime.node.market import ProviderOffer
 from runtime.node.metrics import BYTES
-from runtime.node.requestor import NodeError, RequestorNode
+from runtime.node.requestor import RequestorNode
 from runtime.node.resources import read_chunks
 from runtime.node.states import IllegalTransition
 
@@ -40,6 +41,23 @@ TOKEN_REFUSED = "missing or wrong token"
 """The message of a refused token (providers tell it apart from a refused signature)."""
 
 
+STATUSES: tuple[tuple[type[NodeError], Status], ...] = (
+    (NotFound, Status.NOT_FOUND),
+    (TooLarge, Status.RESOURCE_EXHAUSTED),
+    (BadRequest, Status.INVALID_ARGUMENT),
+    (WrongState, Status.FAILED_PRECONDITION),
+    (Duplicate, Status.ALREADY_EXISTS),
+)
+"""The gRPC status of each kind of node refusal (errors.py), most specific first."""
+
+
+def status_of(error: NodeError) -> Status:
+    """The status a node refusal is answered with; an app's refusal keeps the app's own status."""
+    if isinstance(error, AppRefused):
+        return Status[error.app_status]
+    return next((status for kind, status in STATUSES if isinstance(error, kind)), Status.UNKNOWN)
+
+
 @contextmanager
 def _node_errors() -> Iterator[None]:
     """Answer a node refusal with its gRPC status, a state change that lost a race (the subtask or task
@@ -47,7 +65,7 @@ def _node_errors() -> Iterator[None]:
     try:
         yield
     except NodeError as exc:
-        raise GRPCError(exc.status, short_message(exc.message)) from exc
+        raise GRPCError(status_of(exc), short_message(exc.message)) from exc
     except IllegalTransition as exc:
         raise GRPCError(Status.FAILED_PRECONDITION, short_message(str(exc))) from exc
     except ValueError as exc:

@@ -22,6 +22,7 @@ from grpclib.exceptions import StreamTerminatedError
 
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
+from runtime.node.errors import BadRequest, TooLarge
 from runtime.node.resources import sha256_file
 
 MAX_NAME_CHARS = 1024
@@ -30,11 +31,11 @@ CHUNK_BYTES = 64 * 1024
 """The block size inputs are read and streamed in."""
 
 
-class InputRefused(ValueError):
+class InputRefused(BadRequest):
     """An input file, name or size this node does not take; the message says which and why."""
 
 
-class InputTooLarge(InputRefused):
+class InputTooLarge(InputRefused, TooLarge):
     """An input over the size limit."""
 
 

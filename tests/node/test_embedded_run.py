@@ -17,7 +17,9 @@ from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import LocalRunner
 from runtime.node.embedded import run_embedded
-from runtime.node.requestor import NodeError, RequestorConfig
+from runtime.node.errors import NodeError
+from runtime.node.requestor import RequestorConfig
+from runtime.node.requestor_service import status_of
 from runtime.node.runners import whitelist_of
 from runtime.node.states import FAILURE_STATES
 from runtime.node.store import SubtaskRow
@@ -156,5 +158,5 @@ def test_the_embedded_node_gives_up_after_max_failures(tmp_path: Path, mode: str
 def test_the_embedded_node_reports_bad_parameters(tmp_path: Path, difficulty: object, named: str) -> None:
     with pytest.raises(NodeError) as caught:
         embedded(tmp_path, {"input": "x", "difficulty": difficulty, "subtasks": 2})
-    assert caught.value.status is Status.INVALID_ARGUMENT
+    assert status_of(caught.value) is Status.INVALID_ARGUMENT
     assert named in str(caught.value)
