@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from environments.app_serving import AppPayload, AppServing
 from environments.status import (
     ENV_TRANSITIONS,
     RUNTIME_TRANSITIONS,
@@ -119,6 +120,19 @@ T = TypeVar("T")
 PayloadT = TypeVar("PayloadT")
 PrerequisitesT = TypeVar("PrerequisitesT", bound=Prerequisites)
 ConfigT = TypeVar("ConfigT", bound=EnvConfig)
+
+
+def prerequisites_of(model: type[PrerequisitesT], payload: AppPayload) -> PrerequisitesT:
+    """An app payload's prerequisites as an environment's `model`, or `PrerequisitesRefused` naming each
+    field that does not fit."""
+    try:
+        return model.model_validate(payload.prerequisites)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'prerequisites'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise PrerequisitesRefused(f"prerequisites {problems}") from exc
 
 
 class Runtime(abc.ABC):
@@ -302,6 +316,13 @@ class Environment(abc.ABC, Generic[PayloadT, PrerequisitesT, ConfigT]):
     @abc.abstractmethod
     def runtime(self, payload: PayloadT, config: ConfigT | None = None) -> Runtime:
         """A new runtime (CREATED) for `payload`; `config` overrides the environment's config for it."""
+
+    @classmethod
+    def app_serving(cls, payload: AppPayload) -> AppServing:
+        """How this environment serves an app build's requestor and provider servers
+        (`environments.app_serving`); the build is checked now, before anything starts:
+        `PrerequisitesRefused` says why this environment cannot serve it. By default it serves none."""
+        raise PrerequisitesRefused(f"environment {cls.env_id} does not serve app servers")
 
     @abc.abstractmethod
     async def _prepare(self) -> None:

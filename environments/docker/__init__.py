@@ -2,11 +2,12 @@
 
 Public API: `DockerCpuEnvironment` (docker_cpu) and `DockerGpuEnvironment` (docker_gpu) with `DockerConfig`
 and `DockerPrerequisites`; payloads are `DockerRun`s with `DockerLimits`; `DockerRuntime` is one container's
-lifecycle; `DockerAppServer` serves a docker app's `requestor PORT` / `provider PORT` for the node;
+lifecycle; `DockerAppServer` serves a docker app's `requestor PORT` / `provider PORT` for the node (made by
+`DockerAppServing`, how `DockerEnvironment.app_serving` serves a build);
 `compute_subtask` runs one provider Compute in its own container. Images: `environments.docker.images`.
 """
 
-from environments.docker.app_server import DockerAppServer
+from environments.docker.app_server import DockerAppServer, DockerAppServing
 from environments.docker.compute import ComputeFailed, ComputeResult, compute_subtask
 from environments.docker.environment import (
     DockerConfig,
@@ -22,6 +23,7 @@ __all__ = [
     "ComputeFailed",
     "ComputeResult",
     "DockerAppServer",
+    "DockerAppServing",
     "DockerConfig",
     "DockerCpuEnvironment",
     "DockerEnvironment",

@@ -5,6 +5,9 @@ It has the same surface as `apps.sdk.process.AppProcess` (`start() -> Channel`, 
 `log_tail`), so the node can hold either. The container joins the environment's internal network (no
 egress, no traffic to other containers) and listens on `APP_PORT` inside its own network namespace; the
 node dials the container's address on that network. No port is published on the host at all.
+
+`DockerAppServing` is how a docker environment serves one build (`DockerEnvironment.app_serving`): on an
+environment of the build's class that admits only the build's image.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import wait_until_serving
+from environments.app_serving import AppLauncher, AppRole, AppServer
 from environments.base import UsageCounters
 from environments.docker.environment import DockerEnvironment
 from environments.docker.runtime import DockerRuntime
-from environments.docker.spec import DockerLimits, DockerRun
-from environments.status import RuntimeStatus
+from environments.docker.spec import DockerLimits, DockerRun, adopt_work_dir, container_user
+from environments.status import EnvStatus, RuntimeStatus
 
 APP_PORT = 50051
 """The port app servers listen on inside their container (each has its own network namespace)."""
@@ -141,3 +145,28 @@ class DockerAppServer:
 
     def container_exists(self) -> bool:
         return self._runtime.container is not None
+
+
+class DockerAppServing:
+    """A docker build's servers: `DockerAppServer`s of image `reference` on `environment` (which admits only
+    that image), enabled by `open()` and disabled, its containers removed, by `close()`."""
+
+    def __init__(self, environment: DockerEnvironment, reference: str) -> None:
+        self.environment = environment
+        self.reference = reference
+
+    async def open(self) -> AppLauncher:
+        await self.environment.prepare()
+
+        def launch(role: AppRole, work_dir: Path, persistent: bool) -> AppServer:
+            return DockerAppServer(self.environment, self.reference, role, work_dir, persistent=persistent)
+
+        return launch
+
+    async def close(self) -> None:
+        if self.environment.status() is not EnvStatus.DISABLED:
+            await self.environment.clean_up()
+
+    def hand_over(self, folder: Path) -> None:
+        """Give the folder to the unprivileged user the containers run as, so the app can write there."""
+        adopt_work_dir(folder, *container_user(folder))

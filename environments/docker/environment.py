@@ -19,10 +19,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from environments.app_serving import AppPayload
 from environments.base import (
     BenchmarkResult,
     Capabilities,
@@ -32,12 +33,16 @@ from environments.base import (
     Prerequisites,
     PrerequisitesRefused,
     Support,
+    prerequisites_of,
 )
 from environments.docker.engine import APP_NETWORK, Engine, engine_support
 from environments.docker.owner import OWNER_LABEL, is_gone
 from environments.docker.runtime import DockerRuntime
 from environments.docker.spec import LABEL, DockerLimits, DockerRun, GpuPassthrough
 from environments.status import RuntimeStatus
+
+if TYPE_CHECKING:
+    from environments.docker.app_server import DockerAppServing
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,19 @@ class DockerEnvironment(Environment[DockerRun, DockerPrerequisites, DockerConfig
     @classmethod
     def support(cls) -> Support:
         return engine_support()
+
+    @classmethod
+    def app_serving(cls, payload: AppPayload) -> DockerAppServing:
+        """The build's servers: containers of its image's entrypoint (`DockerAppServer`) on an environment
+        of this class admitting only that image (by repository, and digest when the build pins one)."""
+        from environments.docker.app_server import DockerAppServing  # it builds on this module
+
+        prerequisites = prerequisites_of(DockerPrerequisites, payload)
+        config = DockerConfig(
+            repositories=frozenset({prerequisites.image}),
+            digests=frozenset({prerequisites.digest} if prerequisites.digest else ()),
+        )
+        return DockerAppServing(cls(config), prerequisites.reference)
 
     @property
     def engine(self) -> Engine:

@@ -1,7 +1,8 @@
 """The local environment: Python apps as plain child processes, for app development only (no sandbox).
 
 Public API: `LocalEnvironment` (with `LocalConfig`, `LocalPrerequisites`), whose payloads are `LocalRun`s,
-each a `LocalRuntime`; `LocalEnvironment.app_server` serves an app's `requestor PORT` / `provider PORT`;
+each a `LocalRuntime`; `LocalEnvironment.app_serving` serves an app build's `requestor PORT` /
+`provider PORT` (`LocalServing`);
 `with_work_dir_at` shows an app its work dir at a fixed path.
 """
 
@@ -11,6 +12,7 @@ from environments.local.environment import (
     LocalPrerequisites,
     LocalRun,
     LocalRuntime,
+    LocalServing,
     with_work_dir_at,
 )
 
@@ -20,5 +22,6 @@ __all__ = [
     "LocalPrerequisites",
     "LocalRun",
     "LocalRuntime",
+    "LocalServing",
     "with_work_dir_at",
 ]

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apps.sdk.parent import PARENT_PID_ENV
-from apps.sdk.process import AppProcess
+from apps.sdk.process import AppProcess, python_app_command
+from environments.app_serving import AppLauncher, AppPayload, AppRole, AppServer
 from environments.base import (
     BenchmarkResult,
     Capabilities,
@@ -34,7 +35,9 @@ from environments.base import (
     Runtime,
     Support,
     UsageCounters,
+    prerequisites_of,
 )
+from environments.status import EnvStatus
 
 BENCHMARK_HASHES = 200_000
 """sha256 digests the benchmark child computes; its score is millions of them per wall-clock second."""
@@ -69,9 +72,16 @@ class LocalConfig(EnvConfig):
 
 
 class LocalPrerequisites(Prerequisites):
-    """A local app needs its Python package importable by the node's interpreter."""
+    """A local app needs its Python package importable by the node's interpreter.
+
+    Its servers run `python -m MODULE` on the node's interpreter unless `command` names the app's own (a
+    relative program path is resolved against the descriptor's folder); `work_dir` is the absolute path
+    the app insists its work dir is at (`with_work_dir_at`). The app manager's descriptor checks both.
+    """
 
     module: str
+    command: list[str] | None = None
+    work_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,3 +208,49 @@ class LocalEnvironment(Environment[LocalRun, LocalPrerequisites, LocalConfig]):
         process that dies with the node."""
         self.require_enabled()
         return AppProcess(list(command), role, work_dir, persistent=persistent)
+
+    @classmethod
+    def app_command(cls, payload: AppPayload) -> list[str]:
+        """The command serving a build (`... requestor|provider PORT`): the app's own `command` (a relative
+        program path resolved against the descriptor's folder) or `python -m MODULE`, wrapped to see its
+        work dir at `work_dir` if it names one; `PrerequisitesRefused` when it cannot be served here."""
+        prerequisites = prerequisites_of(LocalPrerequisites, payload)
+        if prerequisites.command is None:
+            command = python_app_command(prerequisites.module)
+        else:
+            program, *arguments = prerequisites.command
+            if "/" in program and not Path(program).is_absolute():
+                program = str((payload.folder / program).absolute())
+            command = [program, *arguments]
+        if prerequisites.work_dir is None:
+            return command
+        return with_work_dir_at(command, prerequisites.work_dir)
+
+    @classmethod
+    def app_serving(cls, payload: AppPayload) -> LocalServing:
+        """A build's servers as child processes an environment of this class starts (`app_server`)."""
+        return LocalServing(cls(), cls.app_command(payload))
+
+
+class LocalServing:
+    """A Python-package build served by `LocalEnvironment.app_server`: enabled by `open()`, disabled by
+    `close()`."""
+
+    def __init__(self, environment: LocalEnvironment, command: Sequence[str]) -> None:
+        self.environment = environment
+        self.command = list(command)
+
+    async def open(self) -> AppLauncher:
+        await self.environment.prepare()
+
+        def launch(role: AppRole, work_dir: Path, persistent: bool) -> AppServer:
+            return self.environment.app_server(self.command, role, work_dir, persistent=persistent)
+
+        return launch
+
+    async def close(self) -> None:
+        if self.environment.status() is EnvStatus.ENABLED:
+            await self.environment.clean_up()
+
+    def hand_over(self, folder: Path) -> None:
+        """Nothing to do: the servers run as the node's user."""

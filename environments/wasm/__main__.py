@@ -5,7 +5,7 @@
 
 Everything after MODULE goes to the SDK's app entrypoint (`apps.sdk.server.main`), so a wasm app is
 served exactly like a Python app: the node starts `python -m environments.wasm MODULE requestor PORT`
-(`runtime/serving.py`) as it starts any local app server. `--env` names the installed environment the
+(`WasmEnvironment.app_serving`) as it starts any local app server. `--env` names the installed environment the
 module runs in (`wasm` by default; one a plugin adds must be a `WasmEnvironment`). The compile cache is
 `$TASKAPI_WASM_CACHE` (default `~/.cache/taskapi/wasm`).
 """

@@ -5,7 +5,9 @@
     result = await env.run(WasmRun(module=path, sha256=digest, argv=("app", "compute"), stdin=b"{}"))
     await env.clean_up()
 
-`run` is what the app adapter uses; `runtime(payload)` wraps one run in the generic `Runtime` lifecycle.
+`run` is what the app adapter uses; `runtime(payload)` wraps one run in the generic `Runtime` lifecycle;
+`app_serving` serves a wasm build's app servers through the adapter, each a process whose module runs in an
+environment of the same class (`python -m environments.wasm --env ENV MODULE`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import dataclasses
 import hashlib
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
 from pydantic import Field
 
+from environments.app_serving import AppPayload, CommandServing
 from environments.base import (
     BenchmarkResult,
     Capabilities,
@@ -29,6 +33,7 @@ from environments.base import (
     Prerequisites,
     PrerequisitesRefused,
     Support,
+    prerequisites_of,
 )
 from environments.wasm.cache import ensure_private_dir
 from environments.wasm.errors import ModuleRejected
@@ -179,3 +184,11 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
         if payload.limits is None:
             payload = dataclasses.replace(payload, limits=(config or self.config).limits)
         return WasmRuntime(self, payload)
+
+    @classmethod
+    def app_serving(cls, payload: AppPayload) -> CommandServing:
+        """The build's servers: the wasm adapter, `python -m environments.wasm --env ENV MODULE`, a child
+        process of the node running the module (beside the descriptor) in an environment of this class."""
+        prerequisites = prerequisites_of(WasmPrerequisites, payload)
+        module = payload.folder / prerequisites.module
+        return CommandServing([sys.executable, "-m", "environments.wasm", "--env", cls.env_id, str(module)])

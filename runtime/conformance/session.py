@@ -18,6 +18,7 @@ from grpclib.const import Status
 from hypothesis import reject
 from hypothesis import strategies as st
 
+from environments.app_serving import AppLauncher
 from runtime.conformance.calibration import (
     Calibration,
     TaskSpec,
@@ -41,7 +42,6 @@ from runtime.conformance.wire import (
     mismatch,
     output_file,
 )
-from runtime.serving import Launcher
 
 JsonDict = dict[str, Any]
 
@@ -100,7 +100,7 @@ def skip_logs(path: str) -> bool:
 class HonestProvider:
     """The app's ProviderApp computing honest results, cached by subtask id, parameters and resources."""
 
-    def __init__(self, loop: Loop, launcher: Launcher, root: Path, budget_s: float) -> None:
+    def __init__(self, loop: Loop, launcher: AppLauncher, root: Path, budget_s: float) -> None:
         self.server = AppServer(loop, launcher, "provider", root / PROVIDER_TASK_DIR, persistent=True)
         self.wire = ProviderWire(self.server)
         self.budget_s = budget_s
@@ -179,7 +179,7 @@ class Session:
     config: SuiteConfig
     loop: Loop
     root: Path
-    launcher: Launcher = field(init=False)
+    launcher: AppLauncher = field(init=False)
     requestor: AppServer = field(init=False)
     mirror: AppServer = field(init=False)
     honest: HonestProvider = field(init=False)

@@ -2,12 +2,10 @@
 
 `target_of(app)` turns an app manager build into a `Target`:
 
-- a Python package (`local`): `python -m MODULE` as a child process; the digest is the sha256 of the
-  package's files;
-- a wasm module (`wasm`): served by the wasm adapter (`python -m environments.wasm MODULE`); the digest is
-  the module's sha256 (checked against the descriptor when the build was loaded);
-- a container image (`docker_cpu` / `docker_gpu`): the image's entrypoint in a container
-  (`runtime.serving.DockerServing`, as the node runs it); the digest is the local image id.
+- served as the node serves it, by its environment (`runtime.serving.serving_of`);
+- its digest by what the build is: of a Python package (`local`), the sha256 of the package's files; of a
+  wasm module, the module's sha256 (checked against the descriptor when the build was loaded); of a
+  container image, the local image id.
 
 `command_target` makes a target of any command that serves `requestor|provider PORT` (tests' planted-bug
 apps, apps not installed in the app manager).
@@ -22,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from environments.app_serving import AppServing, CommandServing
 from environments.base import PayloadKind
 from environments.local import LocalEnvironment
 from environments.registry import UnknownEnvironment, payload_kind
 from runtime.appmanager import App, DockerDescriptor, LocalDescriptor, ParamSpec, WasmDescriptor
-from runtime.serving import AppServing, CommandServing, DockerServing, LocalServing, serve_command
+from runtime.serving import serving_of
 
 DIGEST_KINDS = {
     PayloadKind.PYTHON_PACKAGE: "sha256 of the Python package's files",
@@ -127,20 +126,17 @@ def target_of(app: App) -> Target:
         return Target(
             **common,
             digest=f"sha256:{descriptor.prerequisites.sha256}",
-            serving=CommandServing(serve_command(app)),
+            serving=serving_of(app),
             wasm_module=app.module,
         )
     if isinstance(descriptor, LocalDescriptor):
         return Target(
-            **common,
-            digest=package_digest(descriptor.prerequisites.module),
-            serving=LocalServing(app.environment, serve_command(app)),
+            **common, digest=package_digest(descriptor.prerequisites.module), serving=serving_of(app)
         )
     if isinstance(descriptor, DockerDescriptor):
-        serving = DockerServing(descriptor)
-        return Target(
-            **common, digest=descriptor.prerequisites.digest or image_id(serving.reference), serving=serving
-        )
+        prerequisites = descriptor.prerequisites
+        reference = f"{prerequisites.image}:{prerequisites.tag}"
+        return Target(**common, digest=prerequisites.digest or image_id(reference), serving=serving_of(app))
     raise ValueError(f"{app.label()}: environment {app.environment} is not supported")
 
 

@@ -5,9 +5,9 @@ completion. Calls go through the generated stubs (the wire protocol, as a Golem 
 through the SDK's client, and come back as a `Reply` holding either the reply message or the gRPC
 status and message of the error.
 
-An app server is started by a `Launcher`: a local command (`command_launcher`, used for Python apps
+An app server is started by an `AppLauncher`: a local command (`command_launcher`, used for Python apps
 and for wasm modules served by `python -m environments.wasm`) or anything else with the surface of
-`apps.sdk.process.AppProcess` (a docker container, see `runtime.serving`).
+`apps.sdk.process.AppProcess` (a docker container, see `environments.app_serving`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from environments import app_serving
+from environments.app_serving import AppLauncher, AppRole, command_launcher
 from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
-from runtime.serving import Launcher, Role, ServerProcess, command_launcher
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ class Loop:
 class AppServer:
     """An app server (`requestor|provider PORT`) on one work dir; it can be restarted.
 
-    `command` is the local command that serves the app, or a `Launcher`. `start_in_background` lets a
+    `command` is the local command that serves the app, or an `AppLauncher`. `start_in_background` lets a
     server boot while the caller goes on (a spare for single-call providers). The channel outlives the
     process, so calls after an exit meet a refused connection, as a node would.
     """
@@ -103,8 +104,8 @@ class AppServer:
     def __init__(
         self,
         loop: Loop,
-        command: Sequence[str] | Launcher,
-        role: Role,
+        command: Sequence[str] | AppLauncher,
+        role: AppRole,
         work_dir: Path,
         *,
         persistent: bool = True,
@@ -114,7 +115,7 @@ class AppServer:
         self.role = role
         self.work_dir = work_dir
         self.persistent = persistent
-        self._process: ServerProcess | None = None
+        self._process: app_serving.AppServer | None = None
         self._channel: Channel | None = None
         self._starting: asyncio.Future[Channel] | None = None
 

@@ -11,8 +11,9 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
-from runtime.appmanager import AppManager, Descriptor, DockerDescriptor
-from runtime.serving import AppServing, Launcher, ServerProcess, serving_of
+from environments.app_serving import AppLauncher, AppServer, AppServing
+from runtime.appmanager import AppManager, Descriptor
+from runtime.serving import serving_of
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,13 @@ def resolve_app(manager: AppManager, name: str, env: str | None) -> ResolvedApp:
 class AppServers:
     """Starts requestor app servers on demand under `<work_root>/<app>-<env>` and restarts dead ones.
 
-    A build's serving is opened once (for docker: its environment prepared) and closed with the rest.
+    A build's serving (its environment's `app_serving`) is opened once and closed with the rest.
     """
 
     def __init__(self, work_root: Path) -> None:
         self.work_root = work_root
-        self._servers: dict[str, tuple[ServerProcess, RequestorAppClient]] = {}
-        self._launchers: dict[str, tuple[AppServing, Launcher]] = {}
+        self._servers: dict[str, tuple[AppServer, RequestorAppClient]] = {}
+        self._launchers: dict[str, tuple[AppServing, AppLauncher]] = {}
         self._lock = asyncio.Lock()
 
     def work_dir(self, app: ResolvedApp) -> Path:
@@ -63,14 +64,11 @@ class AppServers:
             return client
 
     async def hand_over(self, app: ResolvedApp, folder: Path) -> None:
-        """Make a folder the node prepared in an app's work dir (a task's dir, its inputs) the app's own:
-        a docker app server runs as an unprivileged user, which must be able to write there."""
-        if isinstance(app.descriptor, DockerDescriptor):
-            from environments.docker.spec import adopt_work_dir, container_user
+        """Make a folder the node prepared in an app's work dir (a task's dir, its inputs) the app's own
+        (its environment's servers may run as another user, which must be able to write there)."""
+        app.serving.hand_over(folder)
 
-            adopt_work_dir(folder, *container_user(folder))
-
-    async def _launcher(self, app: ResolvedApp) -> Launcher:
+    async def _launcher(self, app: ResolvedApp) -> AppLauncher:
         if app.key not in self._launchers:
             try:
                 launcher = await app.serving.open()

@@ -6,11 +6,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from apps.sdk.client import ProviderAppClient
-from apps.sdk.process import AppProcess
 from apps.sdk.workdir import ProviderTaskDir
+from environments.app_serving import AppLauncher, AppServer, AppServing
+from environments.base import Environment
 from environments.docker import (
     DockerCpuEnvironment,
     DockerEnvironment,
@@ -23,8 +24,8 @@ from environments.status import EnvStatus
 from environments.wasm.app_adapter import ComputeLimits, WasmApp, WasmModule, WasmProviderApp
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
-from runtime.appmanager import AppManager
-from runtime.serving import serve_command
+from runtime.appmanager import App, AppManager
+from runtime.serving import serving_of
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class ComputeRunner(Protocol):
         """Release processes and pools."""
 
 
-class LocalRunner:
-    """Apps as plain local child processes (development only: no sandbox).
+class AppServerRunner:
+    """Apps served by their environment's app servers (`Environment.app_serving`): any environment that
+    serves apps, `local` (no sandbox) or a plugin's, whatever its class.
 
     Golem's convention by default: one provider server per Compute, which serves it and exits (the server
     is killed if it has not exited `EXIT_GRACE_S` after its reply). A build whose descriptor declares
@@ -61,62 +63,71 @@ class LocalRunner:
 
     EXIT_GRACE_S = 10.0
 
-    def __init__(self, environment: LocalEnvironment | None = None) -> None:
+    def __init__(self, environment: Environment[Any, Any, Any] | None = None) -> None:
         self._environment = environment or LocalEnvironment()
         self.env_id = self._environment.env_id
-        self._servers: dict[str, tuple[AppProcess, ProviderAppClient]] = {}
+        self._servings: dict[str, tuple[AppServing, AppLauncher]] = {}
+        self._servers: dict[str, tuple[AppServer, ProviderAppClient]] = {}
 
-    async def _enabled(self) -> LocalEnvironment:
-        if self._environment.status() is not EnvStatus.ENABLED:
-            await self._environment.prepare()
-        return self._environment
+    async def _launcher(self, app: App) -> AppLauncher:
+        """The build's launcher, its serving opened on first use (closed by `close()`)."""
+        if app.label() not in self._servings:
+            serving = serving_of(app)
+            self._servings[app.label()] = (serving, await serving.open())
+        return self._servings[app.label()][1]
 
     async def compute(
         self, assignment: npb.Assignment, task_dir: ProviderTaskDir, module: Path | None
     ) -> ComputeOutcome:
         app = AppManager().resolve(assignment.app_name, self.env_id)
+        launch = await self._launcher(app)
         params = _params(assignment.subtask_params_json)
         began = time.monotonic()
         if app.descriptor.provider_server == "reusable":
-            client = await self._reusable_server(assignment.task_id, serve_command(app), task_dir)
+            client = await self._reusable_server(assignment.task_id, launch, task_dir)
             output = await client.compute(assignment.task_id, assignment.subtask_id, params)
         else:
-            output = await self._single_call(serve_command(app), task_dir, assignment, params)
+            output = await self._single_call(launch, task_dir, assignment, params)
         wall_ms = int((time.monotonic() - began) * 1000)
         return ComputeOutcome(task_dir.root / output, npb.Usage(wall_ms=wall_ms, cpu_ns=wall_ms * 1_000_000))
 
     async def _reusable_server(
-        self, key: str, command: list[str], task_dir: ProviderTaskDir
+        self, key: str, launch: AppLauncher, task_dir: ProviderTaskDir
     ) -> ProviderAppClient:
         if key not in self._servers or not self._servers[key][0].running:
-            process = (await self._enabled()).app_server(command, "provider", task_dir.root, persistent=True)
-            self._servers[key] = (process, ProviderAppClient(await process.start()))
+            server = launch("provider", task_dir.root, True)
+            self._servers[key] = (server, ProviderAppClient(await server.start()))
         return self._servers[key][1]
 
     async def _single_call(
         self,
-        command: list[str],
+        launch: AppLauncher,
         task_dir: ProviderTaskDir,
         assignment: npb.Assignment,
         params: dict[str, object],
     ) -> Path:
-        process = (await self._enabled()).app_server(command, "provider", task_dir.root, persistent=False)
-        client = ProviderAppClient(await process.start())
+        server = launch("provider", task_dir.root, False)
+        client = ProviderAppClient(await server.start())
         try:
             return await client.compute(assignment.task_id, assignment.subtask_id, params)
         finally:
             client.close()
-            await process.wait(self.EXIT_GRACE_S)
+            await server.wait(self.EXIT_GRACE_S)
 
     async def benchmark(self) -> float:
-        result = await (await self._enabled()).benchmark()
+        if self._environment.status() is not EnvStatus.ENABLED:
+            await self._environment.prepare()
+        result = await self._environment.benchmark()
         return float(result.score)
 
     async def close(self) -> None:
-        for process, client in self._servers.values():
+        for server, client in self._servers.values():
             client.close()
-            await process.kill()
+            await server.kill()
         self._servers.clear()
+        for serving, _ in self._servings.values():
+            await serving.close()
+        self._servings.clear()
         if self._environment.status() in (EnvStatus.ENABLED, EnvStatus.ERROR):
             await self._environment.clean_up()
 

@@ -1,8 +1,10 @@
 """Which compute runners and whitelist a provider starts with.
 
-Environments are found through the registry (`environments.registry`); each gets the runner of its kind
-(a wasm, docker or local environment, whatever its id), so an installed environment of a known kind needs
-no change here.
+Environments are found through the registry (`environments.registry`). A wasm or docker environment
+(whatever its id) computes in-process through its own API (`WasmRunner`: fuel-metered module runs;
+`DockerRunner`: one hardened container per compute); any other environment that serves apps (`local`, a
+plugin's of a class the node has never seen) computes on provider app servers it serves itself
+(`AppServerRunner`, `Environment.app_serving`), so a new environment needs no change here.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from typing import Any
 from environments.base import Environment
 from environments.docker import DockerConfig, DockerEnvironment
 from environments.docker.environment import PROJECT_REPOSITORIES
-from environments.local import LocalEnvironment
 from environments.registry import environment_class, environment_ids
 from environments.wasm.environment import WasmEnvironment
 from runtime.appmanager import App, AppManager, DockerDescriptor, LocalDescriptor, WasmDescriptor
-from runtime.node.compute import ComputeRunner, DockerRunner, LocalRunner, WasmRunner
+from runtime.node.compute import AppServerRunner, ComputeRunner, DockerRunner, WasmRunner
 from runtime.node.provider import Whitelist
 
 
@@ -35,16 +36,17 @@ def runners_for(envs: list[str], apps: Iterable[App] = ()) -> list[ComputeRunner
 
 
 def runner_of(environment: Environment[Any, Any, Any]) -> ComputeRunner:
-    """The runner that computes subtasks in `environment`; ValueError for a kind no runner knows."""
+    """The runner that computes subtasks in `environment`; ValueError for one that is neither a wasm nor a
+    docker environment and serves no apps."""
     if isinstance(environment, WasmEnvironment):
         return WasmRunner(environment)
     if isinstance(environment, DockerEnvironment):
         return DockerRunner(environment)
-    if isinstance(environment, LocalEnvironment):
-        return LocalRunner(environment)
+    if environment.declared_capabilities.serves_apps:
+        return AppServerRunner(environment)
     raise ValueError(
-        f"environment {environment.env_id} ({type(environment).__name__}) is no wasm, docker or local "
-        "environment: this provider has no runner for it"
+        f"environment {environment.env_id} ({type(environment).__name__}) is no wasm or docker environment "
+        "and serves no apps (capability serves_apps): this provider has no runner for it"
     )
 
 

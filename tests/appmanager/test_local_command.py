@@ -1,5 +1,6 @@
 """A `local` build on its own stack: `prerequisites.command` (resolved against the descriptor's folder),
-`prerequisites.work_dir` (a private mount namespace, root only) and `provider_server`."""
+`prerequisites.work_dir` (a private mount namespace, root only) and `provider_server`; the command is the
+local environment's (`LocalEnvironment.app_command`), the node's refusal names the build (`serving_of`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from runtime.appmanager import AppNotAvailable, DescriptorError, LocalDescriptor, load_descriptor
-from runtime.serving import local_command
+from environments.app_serving import AppPayload
+from environments.base import PrerequisitesRefused
+from environments.local import LocalEnvironment
+from runtime.appmanager import App, AppNotAvailable, DescriptorError, LocalDescriptor, load_descriptor
+from runtime.serving import serving_of
 
 from .descriptors import WriteDescriptor
 
@@ -24,6 +28,10 @@ def local(**prerequisites: Any) -> dict[str, Any]:
         "environment": "local",
         "prerequisites": {"module": "app", **prerequisites},
     }
+
+
+def local_command(descriptor: LocalDescriptor, path: Path) -> list[str]:
+    return LocalEnvironment.app_command(AppPayload(descriptor.prerequisites.model_dump(), path.parent))
 
 
 def loaded(write_descriptor: WriteDescriptor, data: dict[str, Any]) -> tuple[LocalDescriptor, Path]:
@@ -64,11 +72,11 @@ def test_provider_server_is_per_call_unless_declared_reusable(write_descriptor: 
 
 def test_a_relative_program_is_found_beside_the_descriptor(write_descriptor: WriteDescriptor) -> None:
     descriptor, path = loaded(write_descriptor, local(command=["venv/bin/python", "-m", "app"]))
-    assert local_command(descriptor, path, "golemish") == [str(path.parent / "venv/bin/python"), "-m", "app"]
+    assert local_command(descriptor, path) == [str(path.parent / "venv/bin/python"), "-m", "app"]
     descriptor, path = loaded(write_descriptor, local(command=["python3.7", "-m", "app"]))
-    assert local_command(descriptor, path, "golemish") == ["python3.7", "-m", "app"]  # looked up on PATH
+    assert local_command(descriptor, path) == ["python3.7", "-m", "app"]  # looked up on PATH
     descriptor, path = loaded(write_descriptor, local())
-    assert local_command(descriptor, path, "golemish") == [sys.executable, "-m", "app"]
+    assert local_command(descriptor, path) == [sys.executable, "-m", "app"]
 
 
 def test_a_work_dir_outside_root_is_refused_with_the_reason(
@@ -76,9 +84,13 @@ def test_a_work_dir_outside_root_is_refused_with_the_reason(
 ) -> None:
     descriptor, path = loaded(write_descriptor, local(work_dir="/golem/work"))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(PrerequisitesRefused) as refused:
+        local_command(descriptor, path)
+    assert "needs its work dir at /golem/work" in str(refused.value) and "needs root" in str(refused.value)
+    app = App("0123456789abcdef", descriptor, path, builtin=False, enabled=True)
     with pytest.raises(AppNotAvailable) as caught:
-        local_command(descriptor, path, "golemish")
-    assert "needs its work dir at /golem/work" in str(caught.value) and "needs root" in str(caught.value)
+        serving_of(app)
+    assert str(caught.value).startswith(app.label()) and "needs root" in str(caught.value)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace needs root")
@@ -92,7 +104,7 @@ def test_the_app_sees_its_work_dir_at_the_named_path_and_nobody_else_does(
     work = tmp_path / "work"
     work.mkdir()
     (work / "mine.txt").write_text("x")
-    command = local_command(descriptor, path, "golemish")
+    command = local_command(descriptor, path)
     seen = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=30)
     assert seen.returncode == 0, seen.stderr
     assert seen.stdout.strip() == "['mine.txt']"

@@ -15,7 +15,7 @@ from grpclib.const import Status
 from apps.tutorialapp import pow
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
-from runtime.node.compute import LocalRunner
+from runtime.node.compute import AppServerRunner
 from runtime.node.embedded import run_embedded
 from runtime.node.errors import NodeError
 from runtime.node.requestor import RequestorConfig
@@ -71,7 +71,7 @@ def embedded(
             data_dir=tmp_path / "node",
             providers=providers,
             capacity=1,
-            runners=lambda: [LocalRunner()],
+            runners=lambda: [AppServerRunner()],
             whitelist=whitelist_of(app for app in manager.inventory().apps if app.enabled),
             max_subtasks=4,
             config=config,
