@@ -6,7 +6,12 @@
 2. Per-subtask overhead: a trivial subtask (one nonce) in docker_cpu against the same subtask in wasm.
 3. Blender: one frame in 4 parts over 2 providers (1 core each; the requestor verifies every part by
    re-rendering crops as parts arrive) against one whole-frame render on one provider with 2 cores.
-   Wall ratio (goal <= 1.3x) and SSIM of the merged frame against the whole one (goal >= 0.99).
+   Wall ratio (goal <= 1.3x) and SSIM of the merged frame against the whole one (goal >= 0.99), and the
+   CPU seconds of all the task's containers (requestor and providers) split against whole: on a machine
+   others load, each container gets its share of the cores, so the split's three containers get more of
+   the machine than the whole's one busy container and the wall ratio can flatter the split; the CPU
+   ratio hardly depends on load.
+   `--timeline` prints each task's phases (container starts, each part's Compute and CPU, each verify).
 4. Blender versions (`--compare-image IMAGE`, e.g. an older blenderapp image kept under another tag): the
    same whole-frame CPU render of the sample scene (same resolution and samples, 2 cores, Blender already
    loaded by a warm-up render) in that image and in the current one, and their ratio.
@@ -15,7 +20,7 @@ Each variant runs `--repeats` times (Blender: `--blender-repeats`) and its faste
 scripts/setup_docker first.
 
     python bench/docker_overhead.py [--nonces N] [--repeats R] [--resolution WxH] [--samples S]
-                                    [--compare-image taskapi/blenderapp:blender-3.4]
+                                    [--compare-image taskapi/blenderapp:blender-3.4] [--timeline]
 """
 
 from __future__ import annotations
@@ -140,15 +145,44 @@ def hashlib_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class Timeline:
+    """What a render task spent its wall time on: each event's start and end, seconds from its start."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.events: list[tuple[float, float, str]] = []
+        self.cpu_s = 0.0
+        """CPU seconds of every container of the task (requestor and providers) together."""
+
+    def now(self) -> float:
+        return time.perf_counter() - self.began
+
+    def add(self, start: float, what: str) -> None:
+        self.events.append((start, self.now(), what))
+
+    def show(self, title: str) -> None:
+        print(f"  {title}:")
+        for start, end, what in sorted(self.events):
+            print(f"    {start:6.1f} .. {end:6.1f} s ({end - start:5.1f} s)  {what}")
+
+
 async def render_task(
-    env: DockerCpuEnvironment, work: Path, params: dict[str, object], providers: int, cores: float
+    env: DockerCpuEnvironment,
+    work: Path,
+    params: dict[str, object],
+    providers: int,
+    cores: float,
+    timeline: Timeline,
 ) -> Path:
     """One blenderapp task: every part assigned up front, `providers` provider containers of `cores` cores
-    each, each part verified by the requestor container as soon as it arrives. Returns the frame."""
+    each, each part verified by the requestor container as soon as it arrives. Returns the frame; `timeline`
+    gets the phases."""
     image = release_name("blenderapp")
     limits = DockerLimits(cpus=cores, memory_bytes=2 * 1024**3, wall_time_s=1800)
     server = DockerAppServer(env, image, "requestor", work / "requestor")
+    start = timeline.now()
     client = RequestorAppClient(await server.start())
+    timeline.add(start, "requestor container up")
     try:
         await client.create_task("render", 100, params)
         inputs = work / "requestor" / "render" / "subtask_inputs"
@@ -163,25 +197,41 @@ async def render_task(
             target = work / "requestor" / "render" / "subtask_outputs" / subtask_id
             target.mkdir(parents=True)
             shutil.copyfile(output, target / output.name)
+            start = timeline.now()
             verdict, reason = await client.verify("render", subtask_id)
+            timeline.add(start, f"verify {subtask_id}: {reason}")
             if verdict != 0:
                 raise RuntimeError(f"part {subtask_id} rejected: {reason}")
 
-        async def provider() -> None:
+        async def provider(number: int) -> None:
             while not queue.empty():
                 subtask_id, subtask_params, resources = queue.get_nowait()
                 task_dir = work / "provider" / subtask_id
                 (task_dir / "subtask_inputs").mkdir(parents=True)
                 for name in resources:
                     shutil.copyfile(inputs / name, task_dir / "subtask_inputs" / name)
+                start = timeline.now()
                 result = await compute_subtask(
                     env, image, task_dir, "render", subtask_id, subtask_params, limits
                 )
+                rpc_s, cpu_s = result.usage.wall_ms / 1000, result.usage.cpu_ns / 1e9
+                timeline.cpu_s += cpu_s
+                timeline.add(
+                    start,
+                    f"provider {number} computes {subtask_id} {subtask_params['box']}: Compute call "
+                    f"{rpc_s:.1f} s, container cpu {cpu_s:.1f} s",
+                )
                 verifications.append(asyncio.ensure_future(verify(subtask_id, result.output)))
 
-        await asyncio.gather(*(provider() for _ in range(providers)))
+        await asyncio.gather(*(provider(number) for number in range(providers)))
         await asyncio.gather(*verifications)
+        await server.snapshot_usage()
+        requestor_cpu_s = server.usage().cpu_ns / 1e9
+        timeline.cpu_s += requestor_cpu_s
+        timeline.add(timeline.now(), f"requestor container cpu {requestor_cpu_s:.1f} s in all")
+        start = timeline.now()
         await client.shutdown()
+        timeline.add(start, "requestor shutdown")
     finally:
         client.close()
         await server.wait(timeout=10)
@@ -189,16 +239,28 @@ async def render_task(
 
 
 async def blender_split_vs_whole(
-    env: DockerCpuEnvironment, resolution: str, samples: int, repeats: int, scratch: Path
+    env: DockerCpuEnvironment,
+    resolution: str,
+    samples: int,
+    repeats: int,
+    scratch: Path,
+    show_timeline: bool = False,
 ) -> None:
     params: dict[str, object] = {"scene": "sample", "resolution": resolution, "samples": samples}
     frames: dict[str, Path] = {}
+    cpu_s: dict[str, float] = {}
     counter = iter(range(1000))
 
     def variant(name: str, parts: int, providers: int, cores: float) -> Callable[[], Awaitable[object]]:
         async def run() -> None:
             work = scratch / f"{name}-{next(counter)}"
-            frames[name] = await render_task(env, work, {**params, "parts": parts}, providers, cores)
+            timeline = Timeline()
+            frames[name] = await render_task(
+                env, work, {**params, "parts": parts}, providers, cores, timeline
+            )
+            cpu_s[name] = min(cpu_s.get(name, float("inf")), timeline.cpu_s)
+            if show_timeline:
+                timeline.show(f"{name}, {timeline.now():.1f} s, containers' cpu {timeline.cpu_s:.1f} s")
 
         return run
 
@@ -211,7 +273,8 @@ async def blender_split_vs_whole(
         f"4 parts over 2 providers (1 core each, verified) {split_s:.1f} s: {ratio:.2f}x "
         f"({'meets' if ratio <= BLENDER_GOAL else 'misses'} the goal <= {BLENDER_GOAL}x); merged vs whole: "
         f"SSIM {similarity:.4f} ({'meets' if similarity >= SSIM_GOAL else 'misses'} >= {SSIM_GOAL}), "
-        f"PSNR {psnr(merged, whole):.1f} dB"
+        f"PSNR {psnr(merged, whole):.1f} dB; containers' cpu: whole {cpu_s['whole']:.1f} s, split "
+        f"{cpu_s['split']:.1f} s ({cpu_s['split'] / cpu_s['whole']:.2f}x)"
     )
 
 
@@ -281,6 +344,7 @@ async def main() -> None:
     parser.add_argument("--skip-blender", action="store_true")
     parser.add_argument("--skip-subtasks", action="store_true", help="only the Blender measurements")
     parser.add_argument("--compare-image", help="an older blenderapp image to compare CPU renders with")
+    parser.add_argument("--timeline", action="store_true", help="print each Blender task's phases")
     args = parser.parse_args()
     env = DockerCpuEnvironment(DockerConfig(limits=DockerLimits(wall_time_s=1800)))
     await env.prepare()
@@ -296,7 +360,12 @@ async def main() -> None:
                 )
             if not args.skip_blender:
                 await blender_split_vs_whole(
-                    env, args.resolution, args.samples, args.blender_repeats, root / "blender"
+                    env,
+                    args.resolution,
+                    args.samples,
+                    args.blender_repeats,
+                    root / "blender",
+                    args.timeline,
                 )
     finally:
         await env.clean_up()

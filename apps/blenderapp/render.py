@@ -84,6 +84,16 @@ class RenderJob:
         )
 
 
+MIN_CPU_THREADS = 2
+"""Cycles renders on the CPU with at least this many threads, even in a container of one core. With one
+thread, bpy 4.5 keeps a second thread busy beside the render thread (sampled per thread from /proc: 2.5-3.1
+s of CPU beside 6.5-7.0 s of rendering), so in a 1-core container a part's render cost 9.7-12.9 s of CPU
+with one thread and 6.7-7.2 s with two or three (640x120 strips of the sample scene at 32 samples), and
+took longer: two threads sharing one core finish sooner than one. In bench/docker_overhead.py the four
+1-core parts of a 640x480 frame used 131 s of CPU against the whole frame's 89 s with one thread each, and
+89 s against 85 s with two (docs/docker.md)."""
+
+
 def cpu_limit() -> int:
     """The cores this process may use: its cgroup's CPU quota if it has one, else its affinity."""
     available = len(os.sched_getaffinity(0))
@@ -101,6 +111,11 @@ def cpu_limit() -> int:
     except (OSError, ValueError):
         pass
     return available
+
+
+def render_threads() -> int:
+    """Cycles' CPU threads for a job: one per core this process may use, and at least MIN_CPU_THREADS."""
+    return max(MIN_CPU_THREADS, cpu_limit())
 
 
 @dataclass(frozen=True)
@@ -139,7 +154,7 @@ class BlenderWorker:
             process = await self._started()
             self._jobs += 1
             job_file = Path(self._scratch.name) / f"job-{self._jobs}.json"
-            job_file.write_text(job.as_json(cpu_limit()))
+            job_file.write_text(job.as_json(render_threads()))
             try:
                 assert process.stdin is not None
                 process.stdin.write(f"{job_file}\n".encode())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from apps.blenderapp import render
 from apps.blenderapp.imaging import load_png, merge, psnr, save_png, ssim
 from apps.blenderapp.plan import Plan, new_plan, parse_resolution
 from apps.blenderapp.regions import Box, split
@@ -141,3 +143,13 @@ def test_denoised_parts_are_held_to_their_own_tighter_thresholds() -> None:
     refused = compare(slightly_off, reference, part, crop, denoised=True)
     assert not refused.ok and f"(needs >= {thresholds(True)[1]})" in refused.reason
     assert compare(frame, reference, part, crop, denoised=True).ok
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 2), (2, 2), (3, 3), (16, 16)])
+def test_cycles_renders_with_a_thread_per_core_and_never_with_one(
+    monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
+) -> None:
+    monkeypatch.setattr(render, "cpu_limit", lambda: cores)
+    assert render.render_threads() == threads
+    job = render.RenderJob.one(render.SAMPLE_SCENE, 1, (64, 48), 8, 0, Box(0, 0, 64, 48), Path("p.png"))
+    assert json.loads(job.as_json(render.render_threads()))["threads"] == threads
