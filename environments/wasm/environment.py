@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import Field
 
@@ -190,5 +190,11 @@ class WasmEnvironment(Environment[WasmRun, WasmPrerequisites, WasmConfig]):
         """The build's servers: the wasm adapter, `python -m environments.wasm --env ENV MODULE`, a child
         process of the node running the module (beside the descriptor) in an environment of this class."""
         prerequisites = prerequisites_of(WasmPrerequisites, payload)
+        relative = PurePosixPath(prerequisites.module)
+        if not prerequisites.module or relative.is_absolute() or ".." in relative.parts:
+            raise PrerequisitesRefused(
+                "prerequisites module: must be a path inside the descriptor's folder, "
+                f"got {prerequisites.module!r}"
+            )
         module = payload.folder / prerequisites.module
         return CommandServing([sys.executable, "-m", "environments.wasm", "--env", cls.env_id, str(module)])

@@ -1,6 +1,7 @@
 """Hostile input at the node/environment boundary (issue 13): environment ids the provider does not have,
 in assignments from a requestor; hostile `environment` values in descriptors; entry points that claim an
-id another one has; journalled subtasks of environments that cannot re-run them.
+id another one has; journalled subtasks of environments that cannot re-run them; app payloads whose module
+path leaves the descriptor's folder, handed to an environment to serve.
 
 Each case asserts the named refusal and that the same object still admits an honest input afterwards.
 Nothing here reads or writes outside the test's own temporary folder.
@@ -17,12 +18,15 @@ from typing import Any
 
 import pytest
 
+from environments.app_serving import AppPayload, CommandServing
+from environments.base import PrerequisitesRefused
 from environments.registry import ENTRY_POINT_GROUP, UnknownEnvironment, environment_class, list_environments
 from protos import node_pb2 as npb
-from runtime.appmanager import DescriptorError, load_descriptor
+from runtime.appmanager import AppManager, DescriptorError, load_descriptor
 from runtime.node.journal import Entry
 from runtime.node.provider import Refused, Whitelist
 from runtime.node.reexecute import Reexecutor, Unverifiable
+from runtime.serving import payload_of
 
 MODULE_SHA256 = "ab" * 32
 
@@ -157,3 +161,16 @@ def test_a_journalled_subtask_of_an_environment_that_cannot_re_run_it_is_unverif
     with pytest.raises(Unverifiable, match=reason):
         asyncio.run(rerun())
     assert not any((tmp_path / "scratch").glob("*"))  # nothing staged, nothing left
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["/etc/passwd", "../outside.wasm", "build/../../outside.wasm", ""],
+    ids=["absolute", "parent", "parent inside", "empty"],
+)
+def test_a_served_module_outside_the_descriptors_folder_is_refused(module: str, tmp_path: Path) -> None:
+    wasm = environment_class("wasm")
+    with pytest.raises(PrerequisitesRefused, match="prerequisites module: must be a path inside"):
+        wasm.app_serving(AppPayload({"module": module, "sha256": MODULE_SHA256}, tmp_path))
+    honest = wasm.app_serving(payload_of(AppManager().resolve("tutorialapp", "wasm")))
+    assert isinstance(honest, CommandServing) and Path(honest.command[-1]).is_file()
