@@ -59,6 +59,7 @@ from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import ActiveTask, RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
 from runtime.node.runners import runners_for, whitelist_of
+from runtime.node.scheduling import Action, AskApp
 from runtime.node.verification import VerificationConfig
 
 HOST = "127.0.0.1"
@@ -98,10 +99,10 @@ class TimedRequestor(RequestorNode):
 
     split: Split
 
-    async def _next_subtask(self, active: ActiveTask, provider_id: str) -> npb.Assignment | None:
+    async def _ask_app(self, ask: AskApp) -> list[Action]:
         began = time.perf_counter()
         try:
-            return await super()._next_subtask(active, provider_id)
+            return await super()._ask_app(ask)
         finally:
             self.split.add("scheduling", began)
 
