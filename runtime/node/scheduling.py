@@ -712,7 +712,11 @@ class SchedulingCore:
         plan = self.tasks[copy.task_id]
         if refuse:
             plan.refused_by.add(copy.provider_id)
-        return [self._set(plan, copy, state, reason), *self._finish_check(copy.task_id)]
+        actions: list[Action] = [self._set(plan, copy, state, reason)]
+        if state in FAILURE_STATES:  # counted against the task's budget (not its provider's)
+            actions.extend(self._count_failure(plan, f"subtask {subtask_id} {state}: {reason}", None))
+        actions.extend(self._finish_check(copy.task_id))
+        return actions
 
     def _taken_back(
         self, subtask_id: str, state: SubtaskState, reason: str, blame: bool, refuse: bool
