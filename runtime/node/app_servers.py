@@ -7,12 +7,12 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from apps.sdk.client import RequestorAppClient
 from environments.app_serving import AppLauncher, AppServer, AppServing
 from runtime.appmanager import AppManager, Descriptor
+from runtime.node.errors import AppUnavailable
 from runtime.serving import serving_of
 
 
@@ -73,7 +73,7 @@ class AppServers:
             try:
                 launcher = await app.serving.open()
             except Exception as exc:  # an environment that cannot serve: the caller reports it as the app's
-                raise GRPCError(Status.UNAVAILABLE, f"{app.env_id} cannot serve {app.name}: {exc}") from exc
+                raise AppUnavailable(f"{app.env_id} cannot serve {app.name}: {exc}") from exc
             self._launchers[app.key] = (app.serving, launcher)
         return self._launchers[app.key][1]
 

@@ -37,6 +37,10 @@ class Duplicate(NodeError):
     """It repeats one already under way (a second upload of the same result)."""
 
 
+class AppUnavailable(NodeError):
+    """The task's app cannot be served (its environment cannot start its server)."""
+
+
 class AppRefused(NodeError):
     """The task's app refused it (its CreateTask answered an error); `app_status` is the app's own gRPC
     status name, kept so the caller hears what the app said."""

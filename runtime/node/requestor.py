@@ -32,7 +32,15 @@ from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, Redundancy
 from runtime.node.app_servers import AppServers, ResolvedApp, resolve_app
-from runtime.node.errors import AppRefused, BadRequest, Duplicate, NotFound, WrongState, is_refusal
+from runtime.node.errors import (
+    AppRefused,
+    AppUnavailable,
+    BadRequest,
+    Duplicate,
+    NotFound,
+    WrongState,
+    is_refusal,
+)
 from runtime.node.market import Balanced, MarketStrategy, ProviderOffer
 from runtime.node.metrics import BYTES, FUEL, SUBTASKS, VERIFICATIONS
 from runtime.node.quorum import Decision, Outcome, decide
@@ -196,7 +204,7 @@ class RequestorNode:
             try:
                 await self._activate(row)
                 await self._reconcile(row.task_id)
-            except (GRPCError, LookupError, OSError) as exc:
+            except (GRPCError, AppUnavailable, LookupError, OSError) as exc:
                 log.error("task %s cannot resume: %s", row.task_id, exc)
                 self._active.pop(row.task_id, None)
                 self.core.handle(TaskClosed(row.task_id))
@@ -316,6 +324,9 @@ class RequestorNode:
             await self._apps.hand_over(app, task_dir.root)
             client = await self._apps.client(app)
             created = await client.create_task(task_id, max_subtasks, params)
+        except AppUnavailable as exc:
+            self.store.set_task_state(task_id, TaskState.FAILED, exc.message)
+            raise
         except GRPCError as exc:
             self.store.set_task_state(task_id, TaskState.FAILED, exc.message or "")
             message = f"app {app_name} refused the task: {exc.message}"

@@ -24,7 +24,16 @@ from apps.sdk.wire_limits import MAX_MESSAGE_BYTES, BoundedProtocol, BoundedServ
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlBase, RequestorBase
 from runtime.node.connections import ConnectionGuard, ConnectionLimits, GuardedProtocol, within_stall_limit
-from runtime.node.errors import AppRefused, BadRequest, Duplicate, NodeError, NotFound, TooLarge, WrongState
+from runtime.node.errors import (
+    AppRefused,
+    AppUnavailable,
+    BadRequest,
+    Duplicate,
+    NodeError,
+    NotFound,
+    TooLarge,
+    WrongState,
+)
 from runtime.node.identity import authenticated_provider, require_signed_calls
 from runtime.node.market import ProviderOffer
 from runtime.node.metrics import BYTES
@@ -47,6 +56,7 @@ STATUSES: tuple[tuple[type[NodeError], Status], ...] = (
     (BadRequest, Status.INVALID_ARGUMENT),
     (WrongState, Status.FAILED_PRECONDITION),
     (Duplicate, Status.ALREADY_EXISTS),
+    (AppUnavailable, Status.UNAVAILABLE),
 )
 """The gRPC status of each kind of node refusal (errors.py), most specific first."""
 

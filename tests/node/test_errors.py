@@ -7,6 +7,7 @@ from grpclib.const import Status
 
 from runtime.node.errors import (
     AppRefused,
+    AppUnavailable,
     BadRequest,
     Duplicate,
     NodeError,
@@ -26,6 +27,7 @@ STATUSES = {
     "input too large": (InputTooLarge("input of 9 bytes exceeds 8"), Status.RESOURCE_EXHAUSTED),
     "not joined": (WrongState("provider 'p' has not joined"), Status.FAILED_PRECONDITION),
     "second upload": (Duplicate("a result for subtask 's' is already arriving"), Status.ALREADY_EXISTS),
+    "app not servable": (AppUnavailable("docker_cpu cannot serve a: no engine"), Status.UNAVAILABLE),
     "the app's own status": (AppRefused("app a refused the task: no", "OUT_OF_RANGE"), Status.OUT_OF_RANGE),
 }
 
