@@ -106,12 +106,12 @@ class ConformanceGate:
         name = f"{assignment.app_name or 'app'} ({assignment.env_id}, id {assignment.app_id[:12]})"
         matching = [report for report in self.reports if report.app.app_id == assignment.app_id]
         if not matching:
-            return f"refused: {name} has no passing conformance report (--require-conformance)"
+            return f"{name} has no passing conformance report (--require-conformance)"
         digest = self.digest_of(assignment)
         if not any(report.app.digest == digest for report in matching):
             tested = ", ".join(sorted({report.app.digest[:19] for report in matching}))
             return (
-                f"refused: {name} would run {digest[:19] if digest else 'an unknown build'}, but its passing "
+                f"{name} would run {digest[:19] if digest else 'an unknown build'}, but its passing "
                 f"conformance reports are of {tested} (--require-conformance)"
             )
         return None

@@ -28,6 +28,7 @@ from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
 from runtime.node.activity import ProviderActivity
 from runtime.node.compute import ComputeRunner
+from runtime.node.errors import REFUSED_PREFIX
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
 from runtime.node.resources import Downloads, HashedFile, read_chunks
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 class Refused(Exception):
     """An assignment this provider will not run (off its whitelist); the message says why."""
+
+    @property
+    def report_reason(self) -> str:
+        """The ReportFailure reason that tells the requestor this was a refusal, not a failure."""
+        return f"{REFUSED_PREFIX}{self}"
 
 
 class RequestorRefused(Exception):
@@ -87,16 +93,14 @@ class Whitelist:
             kind = payload_kind(assignment.env_id)
         except UnknownEnvironment as exc:
             named = repr(assignment.env_id[:64]) + ("..." if len(assignment.env_id) > 64 else "")
-            raise Refused(f"refused: environment {named} is not enabled here") from exc
+            raise Refused(f"environment {named} is not enabled here") from exc
         if kind is PayloadKind.WASM_MODULE:
             digest = assignment.app_module.sha256
             if digest not in self.wasm_modules:
-                raise Refused(
-                    f"refused: wasm module sha256 {digest} of app {assignment.app_name} is not whitelisted"
-                )
+                raise Refused(f"wasm module sha256 {digest} of app {assignment.app_name} is not whitelisted")
         elif kind is PayloadKind.PYTHON_PACKAGE:
             if assignment.app_name not in self.local_apps:
-                raise Refused(f"refused: local app {assignment.app_name!r} is not whitelisted")
+                raise Refused(f"local app {assignment.app_name!r} is not whitelisted")
         elif kind is PayloadKind.CONTAINER_IMAGE:
             self._check_docker(assignment)
         else:
@@ -107,16 +111,12 @@ class Whitelist:
             prerequisites = json.loads(assignment.prerequisites_json or "{}")
             image, digest = str(prerequisites["image"]), prerequisites.get("digest")
         except (ValueError, KeyError, TypeError) as exc:
-            raise Refused(
-                f"refused: docker prerequisites of app {assignment.app_name} are malformed"
-            ) from exc
+            raise Refused(f"docker prerequisites of app {assignment.app_name} are malformed") from exc
         if digest is not None and digest in self.docker_digests:
             return
         if image not in self.docker_repositories:
             pinned = f" (image id {digest})" if digest else ""
-            raise Refused(
-                f"refused: docker image {image}{pinned} of app {assignment.app_name} is not whitelisted"
-            )
+            raise Refused(f"docker image {image}{pinned} of app {assignment.app_name} is not whitelisted")
 
 
 @dataclass
@@ -289,7 +289,7 @@ class ProviderNode:
             self.whitelist.check(assignment)
             runner = self.runners.get(assignment.env_id)
             if runner is None:
-                raise Refused(f"refused: environment {assignment.env_id!r} is not enabled here")
+                raise Refused(f"environment {assignment.env_id!r} is not enabled here")
             task_dir = ProviderTaskDir(
                 self.config.data_dir / "work" / check_id("task id", assignment.task_id)
             )
@@ -305,7 +305,7 @@ class ProviderNode:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
+            reason = exc.report_reason if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
             log.warning("subtask %s failed here: %s", subtask_id, reason)
             self.activity.failed_here(subtask_id, reason)
             with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):

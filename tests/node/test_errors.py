@@ -16,6 +16,7 @@ from runtime.node.errors import (
     WrongState,
     is_refusal,
 )
+from runtime.node.provider import Refused
 from runtime.node.requestor_service import status_of
 from runtime.node.task_inputs import InputRefused, InputTooLarge
 
@@ -44,3 +45,10 @@ def test_each_refusal_has_its_status_and_keeps_its_message(error: NodeError, sta
 )
 def test_a_refusal_is_told_apart_from_a_failure(reason: str, refusal: bool) -> None:
     assert is_refusal(reason) is refusal
+
+
+def test_a_providers_refusal_reaches_the_requestor_as_a_refusal() -> None:
+    refused = Refused("docker image x of app a is not whitelisted")
+    assert refused.report_reason == "refused: docker image x of app a is not whitelisted"
+    assert is_refusal(refused.report_reason)
+    assert not is_refusal(f"{type(refused).__name__}: {refused}")
