@@ -24,7 +24,7 @@ ratios to the node. Prints numbers and ratios; asserts nothing.
 
 `--wasm-build component` runs tutorialapp's Python build as a task-api component (apps/tutorialapp/wasm,
 whose requestor calls keep a warm instance and append to the plan's journal) instead of the shipped C
-module (wasm_apps/tutorialapp, a fresh instance a call rewriting its whole plan); it is compiled once
+module (wasm_apps/tutorialapp, a fresh instance a call, appending to its plan's journal); it is compiled once
 before any timing.
 
     python bench/node_throughput.py [--env wasm|local] [--trivial-subtasks N] [--cpu-subtasks K]

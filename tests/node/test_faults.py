@@ -39,8 +39,9 @@ def expected(params: dict[str, object]) -> dict[str, object]:
 
 
 def plan_of(requestor: Requestor, task_id: str) -> Plan:
-    """The app's own record of its ranges, in the task's dir under the requestor's data dir."""
-    (plan_file,) = requestor.data_dir.glob(f"*/*/{task_id}/{PLAN_FILE}")
+    """The app's own record of its ranges, in the task's dir under the requestor's data dir (a wasm app's
+    in its state folder there; the C module keeps the Python app's format)."""
+    (plan_file,) = requestor.data_dir.glob(f"*/*/{task_id}/**/{PLAN_FILE}")
     return Plan.load(plan_file.parent)
 
 
@@ -74,11 +75,12 @@ def test_a_killed_provider_loses_its_lease_and_another_provider_finishes(cluster
     log.info("killed provider %s: its subtask expired and %s finished the task", doomed.name, rescuer.name)
 
 
-def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: Cluster) -> None:
+@pytest.mark.parametrize("env", ENVS)
+def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: Cluster, env: str) -> None:
     answer = expected(SLOW)
     requestor = cluster.requestor(lease_ms=1500)
-    cluster.provider("worker", requestor, capacity=2)
-    task_id = requestor.submit("tutorialapp", "local", SLOW)
+    cluster.provider("worker", requestor, capacity=2, env=env)
+    task_id = requestor.submit("tutorialapp", env, SLOW)
     wait_until(lambda: requestor.store.states(task_id) == {"assigned": 2}, "both ranges assigned")
     before = {s.subtask_id: s.params for s in requestor.store.subtasks(task_id)}
     requestor.kill9()

@@ -10,7 +10,7 @@ import pytest
 
 from apps.sdk.errors import InvalidArgument
 from apps.tutorialapp import pow
-from apps.tutorialapp.plan import Plan, RangeState
+from apps.tutorialapp.plan import JOURNAL_FILE, PLAN_FILE, Plan, RangeState
 from apps.tutorialapp.requestor import check_claim, parse_params
 from environments.wasm import WasmConfig
 from tests.wasm_apps.wasm_harness import JsonDict, WasmTask, compute
@@ -265,3 +265,71 @@ def test_benchmark_and_malformed_requests(host: ModuleHost, tmp_path: Path) -> N
     assert benchmark.reply is not None and benchmark.reply["score"] > 0
     unknown = host.run("no_such_operation", {}, tmp_path / "t")
     assert unknown.exit_code != 0 and "unknown operation" in unknown.stderr
+
+
+def journal_lines(task: WasmTask) -> list[bytes]:
+    """The plan journal's lines, header first, each with its newline (an unfinished last one without)."""
+    return (task.state_dir / JOURNAL_FILE).read_bytes().splitlines(keepends=True)
+
+
+def test_the_plan_is_written_whole_once_and_then_journalled_per_change_not_per_call(task: WasmTask) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
+    snapshot = (task.state_dir / PLAN_FILE).read_bytes()
+    assert journal_lines(task) == [b'{"generation": 1}\n']
+    subtask_id, subtask = task.next_subtask()
+    assert subtask is not None
+    assert journal_lines(task)[1:] == [f'["assign", 0, "{subtask_id}"]\n'.encode()]
+    for _ in range(3):  # calls that change nothing write nothing
+        assert task.call("has_pending_subtasks") == {"has_pending_subtasks": True}
+    assert task.verify("sub-unknown")["result"] == "FAILURE"
+    assert task.call("abort_subtask", subtask_id="sub-unknown") == {}
+    assert task.call("discard_subtasks", subtask_ids=["sub-unknown"]) == {"discarded_subtask_ids": []}
+    assert len(journal_lines(task)) == 2
+    task.deliver(subtask_id, task.compute(subtask_id, subtask["params"]))
+    assert task.verify(subtask_id) == {"result": "SUCCESS", "reason": ""}
+    nonce = Plan.load(task.state_dir).ranges[0].nonce
+    assert journal_lines(task)[2] == f'["done", 0, {json.dumps(nonce)}]\n'.encode()
+    task.run_to_end()
+    assert (task.state_dir / PLAN_FILE).read_bytes() == snapshot, "create_task's snapshot was rewritten"
+    changes = [json.loads(line) for line in journal_lines(task)[1:]]
+    assert [change[0] for change in changes] == ["assign", "done"] * 3
+    assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result("hello", 8)
+
+
+def test_an_unfinished_last_journal_line_is_ignored_and_cut_off(task: WasmTask) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
+    first, _ = task.next_subtask()
+    with (task.state_dir / JOURNAL_FILE).open("ab") as journal:
+        journal.write(b'["release", 0')  # a process killed mid-append
+    assert task.call("has_pending_subtasks") == {"has_pending_subtasks": True}
+    second, subtask = task.next_subtask()
+    assert subtask is not None and subtask["params"]["start"] == Plan.load(task.state_dir).bounds(1)[0]
+    assert journal_lines(task)[1:] == [
+        f'["assign", 0, "{first}"]\n'.encode(),
+        f'["assign", 1, "{second}"]\n'.encode(),
+    ]
+
+
+def test_a_journal_of_an_older_snapshot_is_ignored_and_replaced(task: WasmTask) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
+    task.next_subtask()
+    # as if create_task was cut short between the new snapshot and its journal
+    (task.state_dir / JOURNAL_FILE).write_bytes(b'{"generation": 0}\n["assign", 2, "sub-old"]\n')
+    assert [r.state for r in Plan.load(task.state_dir).ranges] == [RangeState.PENDING] * 3
+    subtask_id, subtask = task.next_subtask()
+    assert subtask is not None and subtask["params"]["start"] == 0
+    assert journal_lines(task) == [b'{"generation": 1}\n', f'["assign", 0, "{subtask_id}"]\n'.encode()]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"not json\n", b'["assign", 7, "sub-x"]\n', b'["done", 0, "nonce"]\n', b'["grow", 0]\n', b"{}\n"],
+)
+def test_a_journal_line_the_plan_cannot_apply_is_a_corrupt_plan(task: WasmTask, line: bytes) -> None:
+    task.create({"input": "hello", "difficulty": 8, "subtasks": 3})
+    with (task.state_dir / JOURNAL_FILE).open("ab") as journal:
+        journal.write(line)
+    result = task.host.run("has_pending_subtasks", {"task_id": task.task_id}, task.task_dir)
+    assert result.error is not None and result.error["code"] == "INTERNAL"
+    assert result.error["message"].startswith(f"corrupt plan /task/{PLAN_FILE}: ")
+    assert (task.state_dir / JOURNAL_FILE).read_bytes().endswith(line), "a damaged journal was changed"

@@ -6,9 +6,48 @@
 #include <string.h>
 
 #include "files.h"
+#include "journal.h"
 #include "util.h"
 
-/* Loads the plan into `plan` (requestor->size bytes); 0 after failing the call. */
+/* The journal of the plan this call loaded (a module run serves one call): its snapshot's generation, and
+ * whether the journal on disk belongs to that snapshot (else it is started afresh before an append). */
+static int64_t plan_generation;
+static int journal_current;
+
+typedef struct {
+    const requestor_plan *requestor;
+    void *plan;
+} replay_target;
+
+static void assign(const requestor_plan *requestor, void *plan, size_t index, const char *subtask_id);
+static void release_at(const requestor_plan *requestor, void *plan, size_t index);
+
+/* Applies one journal line to the plan being loaded (journal.h's apply). */
+static int apply_change(void *context, const json_value *change, sbuf *why) {
+    const replay_target *target = context;
+    const requestor_plan *requestor = target->requestor;
+    json_value *const *items = change->type == JSON_ARRAY ? change->u.array.items : NULL;
+    size_t count = items ? change->u.array.count : 0;
+    const char *kind = count >= 2 ? json_string(items[0]) : NULL;
+    size_t slots = ((const slot_table *)target->plan)->count;
+    int in_range =
+        kind && json_is_int(items[1]) && items[1]->u.integer >= 0 && (uint64_t)items[1]->u.integer < slots;
+    size_t index = in_range ? (size_t)items[1]->u.integer : 0;
+    int ok = 0;
+    if (in_range && strcmp(kind, "assign") == 0 && count == 3 && json_string(items[2])) {
+        assign(requestor, target->plan, index, json_string(items[2]));
+        ok = 1;
+    } else if (in_range && strcmp(kind, "release") == 0 && count == 2) {
+        release_at(requestor, target->plan, index);
+        ok = 1;
+    } else if (in_range && requestor->apply) {
+        ok = requestor->apply(target->plan, change);
+    }
+    if (!ok) sbuf_printf(why, "%s holds a change this plan cannot apply", requestor->journal_path);
+    return ok;
+}
+
+/* Loads the plan into `plan` (requestor->size bytes), its journal replayed; 0 after failing the call. */
 static int read_plan(guest_call *call, const requestor_plan *requestor, void *plan) {
     memset(plan, 0, requestor->size);
     char *text;
@@ -25,6 +64,13 @@ static int read_plan(guest_call *call, const requestor_plan *requestor, void *pl
     int ok = 0;
     if (!root) sbuf_puts(&why, error);
     else ok = requestor->decode(plan, root, &why);
+    if (ok && requestor->journal_path) {
+        const json_value *generation = json_get(root, JOURNAL_GENERATION);
+        plan_generation = json_is_int(generation) ? generation->u.integer : 0;
+        replay_target target = {requestor, plan};
+        ok = journal_replay(requestor->journal_path, plan_generation, requestor->max_bytes, apply_change, &target,
+                            &journal_current, &why);
+    }
     if (!ok) {
         guest_fail(call, GUEST_INTERNAL, "corrupt plan %s: %s", requestor->path, why.data);
         requestor->free_plan(plan);
@@ -35,15 +81,54 @@ static int read_plan(guest_call *call, const requestor_plan *requestor, void *pl
 }
 
 int requestor_save(guest_call *call, const requestor_plan *requestor, const void *plan) {
+    int64_t generation = 0;
+    if (requestor->journal_path) {
+        int64_t journalled = journal_generation(requestor->journal_path);
+        generation = (journalled > plan_generation ? journalled : plan_generation) + 1;
+    }
     jsonw w;
     jsonw_init(&w);
     jsonw_object_begin(&w);
     requestor->encode(&w, plan);
+    if (requestor->journal_path) {
+        jsonw_key(&w, JOURNAL_GENERATION);
+        jsonw_int(&w, generation);
+    }
     jsonw_object_end(&w);
     int ok = file_write_atomic(requestor->path, w.out.data, w.out.len) == 0;
     if (!ok) guest_fail(call, GUEST_INTERNAL, "cannot write plan %s: %s", requestor->path, strerror(errno));
     jsonw_free(&w);
+    if (ok && requestor->journal_path) {
+        ok = journal_start(requestor->journal_path, generation) == 0;
+        if (!ok) guest_fail(call, GUEST_INTERNAL, "cannot write plan %s: %s", requestor->journal_path, strerror(errno));
+        plan_generation = generation;
+        journal_current = ok;
+    }
     return ok;
+}
+
+int requestor_record(guest_call *call, const requestor_plan *requestor, const void *plan, const jsonw *changes) {
+    if (!requestor->journal_path) return requestor_save(call, requestor, plan);
+    if (changes->out.len == 0) return 1;
+    if ((!journal_current && journal_start(requestor->journal_path, plan_generation) != 0) ||
+        journal_append(requestor->journal_path, changes->out.data, changes->out.len) != 0) {
+        guest_fail(call, GUEST_INTERNAL, "cannot write plan %s: %s", requestor->journal_path, strerror(errno));
+        return 0;
+    }
+    journal_current = 1;
+    return 1;
+}
+
+void requestor_change_begin(jsonw *changes, const char *kind, size_t index) {
+    jsonw_array_begin(changes);
+    jsonw_string(changes, kind);
+    jsonw_int(changes, (int64_t)index);
+}
+
+void requestor_change_end(jsonw *changes) {
+    jsonw_array_end(changes);
+    sbuf_putc(&changes->out, '\n');
+    changes->first[0] = 1; /* the next line is a value of its own, not a list item */
 }
 
 void requestor_result_path(sbuf *out, const char *subtask_id, const char *file) {
@@ -63,6 +148,11 @@ static void *load(guest_call *call) {
 
 static int save(guest_call *call, const void *plan) { return requestor_save(call, call->context, plan); }
 
+/* Records the call's changes (requestor_record). */
+static int record(guest_call *call, const void *plan, const jsonw *changes) {
+    return requestor_record(call, call->context, plan, changes);
+}
+
 static void close_plan(guest_call *call, void *plan) {
     const requestor_plan *requestor = call->context;
     requestor->free_plan(plan);
@@ -77,10 +167,18 @@ static long next_pending(const requestor_plan *requestor, void *plan) {
     return slots_find(slots_of(plan), SLOT_PENDING, slots_of(plan)->count);
 }
 
-/* Makes the subtask's slot pending again; its index, or -1. */
-static long release(const requestor_plan *requestor, void *plan, const char *subtask_id) {
-    long index = slots_release(slots_of(plan), subtask_id);
-    if (index >= 0 && requestor->clear) requestor->clear(plan, (size_t)index);
+static void release_at(const requestor_plan *requestor, void *plan, size_t index) {
+    slots_release_at(slots_of(plan), index);
+    if (requestor->clear) requestor->clear(plan, index);
+}
+
+/* Makes the subtask's slot pending again, the change written into `changes`; its index, or -1. */
+static long release(const requestor_plan *requestor, void *plan, const char *subtask_id, jsonw *changes) {
+    long index = slots_index_of(slots_of(plan), subtask_id);
+    if (index < 0) return -1;
+    release_at(requestor, plan, (size_t)index);
+    requestor_change_begin(changes, "release", (size_t)index);
+    requestor_change_end(changes);
     return index;
 }
 
@@ -139,8 +237,16 @@ void requestor_next_subtask(guest_call *call) {
     void *plan = load(call);
     if (!plan) return;
     long index = next_pending(requestor, plan);
-    if (index >= 0) assign(requestor, plan, (size_t)index, subtask_id);
-    if (save(call, plan)) reply_subtask(call, plan, index);
+    jsonw changes;
+    jsonw_init(&changes);
+    if (index >= 0) {
+        assign(requestor, plan, (size_t)index, subtask_id);
+        requestor_change_begin(&changes, "assign", (size_t)index);
+        jsonw_string(&changes, subtask_id);
+        requestor_change_end(&changes);
+    }
+    if (record(call, plan, &changes)) reply_subtask(call, plan, index);
+    jsonw_free(&changes);
     close_plan(call, plan);
 }
 
@@ -159,17 +265,20 @@ void requestor_verify(guest_call *call) {
     } else if (requestor->accept(call, plan, (size_t)index, subtask_id, &why)) {
         reply_verdict(call, "SUCCESS", "");
     } else {
-        release(requestor, plan, subtask_id);
-        if (save(call, plan)) reply_verdict(call, "FAILURE", why.data);
+        jsonw changes;
+        jsonw_init(&changes);
+        release(requestor, plan, subtask_id, &changes);
+        if (record(call, plan, &changes)) reply_verdict(call, "FAILURE", why.data);
+        jsonw_free(&changes);
     }
     sbuf_free(&why);
     close_plan(call, plan);
 }
 
 /* Releases the subtask's slot for discard_subtasks or abort_subtask; 1 if it held one. */
-static int undo(guest_call *call, void *plan, const char *subtask_id) {
+static int undo(guest_call *call, void *plan, const char *subtask_id, jsonw *changes) {
     const requestor_plan *requestor = call->context;
-    long index = release(requestor, plan, subtask_id);
+    long index = release(requestor, plan, subtask_id, changes);
     if (index >= 0 && requestor->forget) requestor->forget(call, plan, (size_t)index);
     return index >= 0;
 }
@@ -183,14 +292,17 @@ void requestor_discard_subtasks(guest_call *call) {
     }
     void *plan = load(call);
     if (!plan) return;
+    jsonw changes;
+    jsonw_init(&changes);
     jsonw_key(call->reply, "discarded_subtask_ids");
     jsonw_array_begin(call->reply);
     for (size_t i = 0; i < ids->u.array.count; i++) {
         const char *id = json_string(ids->u.array.items[i]);
-        if (id && undo(call, plan, id)) jsonw_string(call->reply, id);
+        if (id && undo(call, plan, id, &changes)) jsonw_string(call->reply, id);
     }
     jsonw_array_end(call->reply);
-    if (save(call, plan) && requestor->discarded) requestor->discarded(call, plan);
+    if (record(call, plan, &changes) && requestor->discarded) requestor->discarded(call, plan);
+    jsonw_free(&changes);
     close_plan(call, plan);
 }
 
@@ -199,8 +311,8 @@ void requestor_has_pending_subtasks(guest_call *call) {
     void *plan = load(call);
     if (!plan) return;
     long index = next_pending(requestor, plan);
-    /* the app's own next_pending may have opened more slots */
-    if (!requestor->next_pending || save(call, plan)) {
+    /* the app's own next_pending may have opened more slots (not in a plan with a journal) */
+    if (!requestor->next_pending || requestor->journal_path || save(call, plan)) {
         jsonw_key(call->reply, "has_pending_subtasks");
         jsonw_bool(call->reply, index >= 0);
     }
@@ -215,7 +327,10 @@ void requestor_abort_subtask(guest_call *call) {
     const char *subtask_id = guest_request_string(call, "subtask_id");
     void *plan = load(call);
     if (!plan) return;
-    undo(call, plan, subtask_id);
-    save(call, plan);
+    jsonw changes;
+    jsonw_init(&changes);
+    undo(call, plan, subtask_id, &changes);
+    record(call, plan, &changes);
+    jsonw_free(&changes);
     close_plan(call, plan);
 }

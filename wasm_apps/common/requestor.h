@@ -5,6 +5,12 @@
  * assign and release slots, save it, and write the replies; the app supplies what is its own: the plan's
  * other members, the parameters of a subtask, and the verification of a result.
  *
+ * A plan with a journal (`journal_path`, journal.h) is written whole only by create_task (its snapshot and an
+ * empty journal); every later call appends one line per change to the journal ["assign", index, subtask_id],
+ * ["release", index], or the app's own, recorded through requestor_record) and writes nothing when it
+ * changes nothing, so a call's writes do not grow with the plan. A call loads the snapshot and replays the
+ * journal. A plan without one is rewritten whole by every call that may change it.
+ *
  * Plan file errors are INTERNAL: "cannot read plan <path>: ...", "corrupt plan <path>: ...",
  * "cannot write plan <path>: ...".
  */
@@ -36,20 +42,35 @@ typedef struct {
     long (*next_pending)(void *plan);
     /* Writes the members of the subtask's "params" for slot `index`. */
     void (*write_params)(jsonw *w, const void *plan, size_t index);
-    /* verify, for the assigned slot `index`: 1 if the result passes and was kept (slot done, plan saved),
+    /* verify, for the assigned slot `index`: 1 if the result passes and was kept (slot done, recorded with requestor_record),
      * else 0 with the reason in `why` (the slot is then made pending again). May fail the call. */
     int (*accept)(guest_call *call, void *plan, size_t index, const char *subtask_id, sbuf *why);
     /* Optional: slot `index` was assigned or made pending: drop the app's data about its result. */
     void (*clear)(void *plan, size_t index);
-    /* Optional: discard_subtasks or abort_subtask made slot `index` pending again (before the plan is saved). */
+    /* Optional: discard_subtasks or abort_subtask made slot `index` pending again (before the plan is saved;
+     * what it changes in a plan with a journal is not journalled). */
     void (*forget)(guest_call *call, const void *plan, size_t index);
     /* Optional: discard_subtasks saved the plan. */
     void (*discarded)(guest_call *call, const void *plan);
+    /* Optional: the plan's journal, e.g. "/task/tutorialapp-plan.journal". With one, next_pending must leave
+     * the plan as it is, and accept records its change with requestor_record. */
+    const char *journal_path;
+    /* With a journal: applies one of the app's own change lines (any but "assign" and "release") to the
+     * plan; 0 if it cannot. */
+    int (*apply)(void *plan, const json_value *change);
 } requestor_plan;
 
-/* Saves the plan (create and accept need not: the caller saves after create, accept saves itself); 0 after
- * failing the call. */
+/* Saves the plan whole (create need not: the caller saves after create); with a journal, as a new snapshot
+ * with an empty journal. 0 after failing the call. */
 int requestor_save(guest_call *call, const requestor_plan *requestor, const void *plan);
+/* Records a call's changes to the plan loaded by this call: the lines of `changes` (requestor_change_*)
+ * appended to the journal and flushed to disk (none: nothing written); a plan without a journal is saved
+ * whole instead. 0 after failing the call. accept calls it for the slot it made done. */
+int requestor_record(guest_call *call, const requestor_plan *requestor, const void *plan, const jsonw *changes);
+/* Writes a change line into `changes`: requestor_change_begin writes ["<kind>", <index>, then the caller
+ * writes its further values, then requestor_change_end closes the line. */
+void requestor_change_begin(jsonw *changes, const char *kind, size_t index);
+void requestor_change_end(jsonw *changes);
 
 /* "/task/subtask_outputs/<subtask_id>/<file>": where the node delivered a subtask's result file. */
 void requestor_result_path(sbuf *out, const char *subtask_id, const char *file);

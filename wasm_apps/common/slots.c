@@ -45,16 +45,13 @@ void slots_assign(slot_table *table, size_t index, const char *subtask_id) {
     s->subtask_id = xstrdup(subtask_id);
 }
 
-long slots_release(slot_table *table, const char *subtask_id) {
-    long index = slots_index_of(table, subtask_id);
-    if (index >= 0) {
-        slot *s = &table->items[index];
-        free(s->subtask_id);
-        s->subtask_id = NULL;
-        s->state = SLOT_PENDING;
-    }
-    return index;
+void slots_release_at(slot_table *table, size_t index) {
+    slot *s = &table->items[index];
+    free(s->subtask_id);
+    s->subtask_id = NULL;
+    s->state = SLOT_PENDING;
 }
+
 
 int slot_read(const json_value *item, slot *out) {
     const char *state = json_string(json_get(item, "state"));

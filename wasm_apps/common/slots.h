@@ -32,8 +32,8 @@ long slots_index_of(const slot_table *table, const char *subtask_id);
 long slots_find(const slot_table *table, slot_state state, size_t end);
 int slots_all_done(const slot_table *table);
 void slots_assign(slot_table *table, size_t index, const char *subtask_id);
-/* Makes the subtask's slot pending again; returns its index, or -1 if it holds none. */
-long slots_release(slot_table *table, const char *subtask_id);
+/* Makes slot `index` pending again. */
+void slots_release_at(slot_table *table, size_t index);
 
 /* Reads the "state" and "subtask_id" members of one array item; 0 if either is bad. */
 int slot_read(const json_value *item, slot *out);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "requestor.h"
 #include "util.h"
 
 void plan_new(pow_plan *plan, const char *input, size_t input_len, int64_t difficulty, int64_t subtasks) {
@@ -30,6 +31,31 @@ void plan_free(void *plan) {
 void plan_clear(void *plan, size_t index) {
     pow_plan *p = plan;
     memset(&p->results[index], 0, sizeof p->results[index]);
+}
+
+void plan_complete(pow_plan *plan, size_t index, range_result result) {
+    plan->ranges.items[index].state = SLOT_DONE;
+    plan->results[index] = result;
+}
+
+void plan_write_done(jsonw *changes, const pow_plan *plan, size_t index) {
+    const range_result *result = &plan->results[index];
+    requestor_change_begin(changes, "done", index);
+    if (result->has_nonce) jsonw_int(changes, result->nonce);
+    else jsonw_null(changes);
+    requestor_change_end(changes);
+}
+
+int plan_apply(void *plan, const json_value *change) {
+    /* requestor.c checked it is a list whose second item is a range's index */
+    const char *kind = json_string(change->u.array.items[0]);
+    if (change->u.array.count != 3 || strcmp(kind, "done") != 0) return 0;
+    const json_value *index = change->u.array.items[1];
+    const json_value *nonce = change->u.array.items[2];
+    if (nonce->type != JSON_NULL && nonce->type != JSON_INT) return 0;
+    range_result result = {nonce->type == JSON_INT, nonce->type == JSON_INT ? nonce->u.integer : 0};
+    plan_complete(plan, (size_t)index->u.integer, result);
+    return 1;
 }
 
 static int load_int(const json_value *root, const char *name, int64_t low, int64_t *out, sbuf *why) {

@@ -6,9 +6,13 @@
  * it finds one). The answer is the nonce of the lowest range that held one, once every range below it is
  * verified empty: the smallest valid nonce >= 0, whatever the split.
  *
- * Persisted as /task/tutorialapp-plan.json in the Python app's format:
+ * Persisted in the Python app's format (apps/tutorialapp/plan.py): a snapshot written at create_task,
+ * /task/tutorialapp-plan.json:
  *   {"input": str, "difficulty": int, "subtasks": int, "range_size": int,
- *    "ranges": [{"state": "pending"|"assigned"|"done", "subtask_id": str|null, "nonce": int|null}, ...]}
+ *    "ranges": [{"state": "pending"|"assigned"|"done", "subtask_id": str|null, "nonce": int|null}, ...],
+ *    "generation": int}
+ * and the journal of the range changes since (common/journal.h), /task/tutorialapp-plan.journal: one line a
+ * change, ["assign", index, subtask_id], ["done", index, nonce|null] or ["release", index].
  */
 #ifndef WASM_APPS_TUTORIAL_PLAN_H
 #define WASM_APPS_TUTORIAL_PLAN_H
@@ -22,6 +26,7 @@
 #include "slots.h"
 
 #define PLAN_FILE "/task/tutorialapp-plan.json"
+#define JOURNAL_FILE "/task/tutorialapp-plan.journal"
 #define PLAN_MAX_BYTES (256u << 20)
 
 /* What a verified range held. */
@@ -51,6 +56,11 @@ void plan_encode(jsonw *w, const void *plan);
 void plan_free(void *plan);
 /* Forgets what range `index` held (it was assigned anew or made pending). */
 void plan_clear(void *plan, size_t index);
+/* Range `index` was verified holding `result`: the plan's change, and its journal line ["done", index, nonce]. */
+void plan_complete(pow_plan *plan, size_t index, range_result result);
+void plan_write_done(jsonw *changes, const pow_plan *plan, size_t index);
+/* Replays a journal line of plan_write_done's (requestor.h's apply); 0 if `change` is not one. */
+int plan_apply(void *plan, const json_value *change);
 
 void plan_bounds(const pow_plan *plan, size_t index, int64_t *start, int64_t *end);
 /* Whether range `index` is the open-ended last one, which always holds a valid nonce. */

@@ -109,9 +109,12 @@ static int accept_range(guest_call *call, void *plan, size_t index, const char *
     pow_plan *p = plan;
     range_result result = {0, 0};
     if (!check_result(p, index, subtask_id, &result.has_nonce, &result.nonce, why)) return 0;
-    p->ranges.items[index].state = SLOT_DONE;
-    p->results[index] = result;
-    if (requestor_save(call, &TUTORIALAPP.plan, p)) write_answer(call, p);
+    plan_complete(p, index, result);
+    jsonw changes;
+    jsonw_init(&changes);
+    plan_write_done(&changes, p, index);
+    if (requestor_record(call, &TUTORIALAPP.plan, p, &changes)) write_answer(call, p);
+    jsonw_free(&changes);
     return 1;
 }
 
@@ -121,5 +124,6 @@ const gwasm_app TUTORIALAPP = {
     .plan = {.path = PLAN_FILE, .max_bytes = PLAN_MAX_BYTES, .size = sizeof(pow_plan), .unit = "range", .min_memory_mib = MIN_MEMORY_MIB,
              .create = create_plan, .decode = plan_decode, .encode = plan_encode, .free_plan = plan_free,
              .next_pending = plan_next_pending, .clear = plan_clear, .write_params = write_params,
-             .accept = accept_range, .discarded = write_answer},
+             .accept = accept_range, .discarded = write_answer,
+             .journal_path = JOURNAL_FILE, .apply = plan_apply},
 };
