@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from apps.sdk import RequestorTaskDir, VerifyResult
-from apps.tutorialapp.plan import Plan, RangeState
+from apps.tutorialapp.plan import RangeState, open_plan
 from apps.tutorialapp.requestor import RESULT_FILE, TutorialRequestor, write_answer
 
 from .serve import serve
@@ -17,18 +17,17 @@ from .serve import serve
 
 class TrustingRequestor(TutorialRequestor):
     async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
-        plan = Plan.load(task_dir.root)
-        index = plan.index_of(subtask_id)
-        if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
-            return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
-        try:
-            claim = json.loads((task_dir.subtask_outputs(subtask_id) / RESULT_FILE).read_text())
-        except (OSError, ValueError):
-            claim = {}
-        nonce = claim.get("nonce") if isinstance(claim, dict) else None
-        plan.ranges[index].nonce = nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else None
-        plan.ranges[index].state = RangeState.DONE  # the bug: no check of the claim at all
-        plan.save(task_dir.root)
+        with open_plan(task_dir.root) as plan:
+            index = plan.index_of(subtask_id)
+            if index is None or plan.ranges[index].state is not RangeState.ASSIGNED:
+                return VerifyResult.FAILURE, f"subtask {subtask_id} holds no assigned range"
+            try:
+                claim = json.loads((task_dir.subtask_outputs(subtask_id) / RESULT_FILE).read_text())
+            except (OSError, ValueError):
+                claim = {}
+            nonce = claim.get("nonce") if isinstance(claim, dict) else None
+            # the bug: the claim is recorded as the range's result with no check at all
+            plan.complete(index, nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else None)
         write_answer(plan, task_dir)
         return VerifyResult.SUCCESS, ""
 
