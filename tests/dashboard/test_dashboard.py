@@ -201,7 +201,19 @@ def test_conformance_reports_and_throughput(nodes: Nodes, browser: Browser) -> N
     page.context.close()
 
 
-def test_provider_dashboard_shows_its_work_and_earnings(nodes: Nodes, browser: Browser) -> None:
+def test_provider_dashboard_shows_its_work_and_earnings(
+    nodes: Nodes, browser: Browser, tmp_path: Path
+) -> None:
+    # Work of its own: under xdist the tests that submit tasks may run on another worker's nodes.
+    requestor = log_in(browser, nodes.requestor_url, nodes.control_token)
+    requestor.goto(nodes.requestor_url + "submit")
+    requestor.select_option("#app", label="mandelbrot (wasm)")
+    params_file = tmp_path / "mandelbrot-params.json"
+    params_file.write_text(json.dumps(MANDELBROT))
+    requestor.set_input_files("#params_file", str(params_file))
+    requestor.click("#submit-form button[type=submit]")
+    submitted(requestor, "mandelbrot")
+    requestor.context.close()
     page = log_in(browser, nodes.provider_url, nodes.provider_token)
     expect(page.locator("h1")).to_have_text(re.compile(r"Provider [0-9a-f]{32}"))
     expect(page.locator("#view")).to_contain_text("wasm")
