@@ -168,6 +168,50 @@ class RequestorAppStub:
         )
 
 
+class RequestorAppBatchBase(abc.ABC):
+
+    @abc.abstractmethod
+    async def NextSubtasks(self, stream: 'grpclib.server.Stream[protos.taskapi_pb2.NextSubtasksRequest, protos.taskapi_pb2.NextSubtasksReply]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def VerifyBatch(self, stream: 'grpclib.server.Stream[protos.taskapi_pb2.VerifyBatchRequest, protos.taskapi_pb2.VerifyBatchReply]') -> None:
+        pass
+
+    def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
+        return {
+            '/golem_task_api.RequestorAppBatch/NextSubtasks': grpclib.const.Handler(
+                self.NextSubtasks,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                protos.taskapi_pb2.NextSubtasksRequest,
+                protos.taskapi_pb2.NextSubtasksReply,
+            ),
+            '/golem_task_api.RequestorAppBatch/VerifyBatch': grpclib.const.Handler(
+                self.VerifyBatch,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                protos.taskapi_pb2.VerifyBatchRequest,
+                protos.taskapi_pb2.VerifyBatchReply,
+            ),
+        }
+
+
+class RequestorAppBatchStub:
+
+    def __init__(self, channel: grpclib.client.Channel) -> None:
+        self.NextSubtasks = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/golem_task_api.RequestorAppBatch/NextSubtasks',
+            protos.taskapi_pb2.NextSubtasksRequest,
+            protos.taskapi_pb2.NextSubtasksReply,
+        )
+        self.VerifyBatch = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/golem_task_api.RequestorAppBatch/VerifyBatch',
+            protos.taskapi_pb2.VerifyBatchRequest,
+            protos.taskapi_pb2.VerifyBatchReply,
+        )
+
+
 class ProviderAppBase(abc.ABC):
 
     @abc.abstractmethod

@@ -164,3 +164,56 @@ class ShutdownRequest(_message.Message):
 class ShutdownReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SubtaskAsk(_message.Message):
+    __slots__ = ("subtask_id", "opaque_node_id")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    OPAQUE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    opaque_node_id: str
+    def __init__(self, subtask_id: _Optional[str] = ..., opaque_node_id: _Optional[str] = ...) -> None: ...
+
+class NextSubtasksRequest(_message.Message):
+    __slots__ = ("task_id", "asks")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ASKS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    asks: _containers.RepeatedCompositeFieldContainer[SubtaskAsk]
+    def __init__(self, task_id: _Optional[str] = ..., asks: _Optional[_Iterable[_Union[SubtaskAsk, _Mapping]]] = ...) -> None: ...
+
+class NextSubtasksReply(_message.Message):
+    __slots__ = ("replies", "has_pending_subtasks")
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    HAS_PENDING_SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[NextSubtaskReply]
+    has_pending_subtasks: bool
+    def __init__(self, replies: _Optional[_Iterable[_Union[NextSubtaskReply, _Mapping]]] = ..., has_pending_subtasks: _Optional[bool] = ...) -> None: ...
+
+class VerifyBatchRequest(_message.Message):
+    __slots__ = ("task_id", "subtask_ids")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    subtask_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., subtask_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VerifiedSubtask(_message.Message):
+    __slots__ = ("reply", "result_info")
+    class ResultInfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_INFO_FIELD_NUMBER: _ClassVar[int]
+    reply: VerifyReply
+    result_info: _containers.ScalarMap[str, str]
+    def __init__(self, reply: _Optional[_Union[VerifyReply, _Mapping]] = ..., result_info: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class VerifyBatchReply(_message.Message):
+    __slots__ = ("verdicts",)
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    verdicts: _containers.RepeatedCompositeFieldContainer[VerifiedSubtask]
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[VerifiedSubtask, _Mapping]]] = ...) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,9 +21,9 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from apps.sdk.channel import AppChannel
 from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
-from apps.sdk.result_info import RESULT_INFO_KEY, decode
+from apps.sdk.result_info import RESULT_INFO_KEY, checked, decode
 from protos import taskapi_pb2 as pb
-from protos.taskapi_grpc import ProviderAppStub, RequestorAppStub
+from protos.taskapi_grpc import ProviderAppStub, RequestorAppBatchStub, RequestorAppStub
 
 T = TypeVar("T")
 
@@ -70,11 +70,15 @@ class _AppClient:
 
 
 class RequestorAppClient(_AppClient):
-    """Typed calls to an app's RequestorApp service."""
+    """Typed calls to an app's RequestorApp service, and batches of them through its RequestorAppBatch
+    service where the app serves it (else through the single calls: see `batches`)."""
 
     def __init__(self, channel: Channel, timeout: float = CALL_TIMEOUT_S) -> None:
         super().__init__(channel, timeout)
         self._stub = RequestorAppStub(channel)
+        self._batch_stub = RequestorAppBatchStub(channel)
+        self.batches = True
+        """False once the app answered a batch call UNIMPLEMENTED: batches go as single calls from then on."""
 
     async def create_task(self, task_id: str, max_subtasks_count: int, params: JsonDict) -> CreatedTask:
         request = pb.CreateTaskRequest(
@@ -89,12 +93,61 @@ class RequestorAppClient(_AppClient):
 
     async def next_subtask(self, task_id: str, subtask_id: str, opaque_node_id: str = "") -> Subtask | None:
         request = pb.NextSubtaskRequest(task_id=task_id, subtask_id=subtask_id, opaque_node_id=opaque_node_id)
-        reply = await self._call(self._stub.NextSubtask(request, timeout=self.timeout))
-        if not reply.HasField("subtask"):
+        return _subtask(await self._call(self._stub.NextSubtask(request, timeout=self.timeout)))
+
+    async def next_subtasks(self, task_id: str, asks: Sequence[tuple[str, str]]) -> list[Subtask | None]:
+        """NextSubtask for each `(subtask_id, opaque_node_id)` in `asks`, in order, in one call where the
+        app serves batches. An error leaves the asks before the failing one in effect (docs/protocol.md)."""
+        subtasks, _ = await self.next_subtasks_with_pending(task_id, asks)
+        return subtasks
+
+    async def next_subtasks_with_pending(
+        self, task_id: str, asks: Sequence[tuple[str, str]]
+    ) -> tuple[list[Subtask | None], bool | None]:
+        """`next_subtasks`, and whether the task has pending subtasks right after them (None when the app
+        does not serve batches and so did not say: ask `has_pending_subtasks`)."""
+        if self.batches:
+            request = pb.NextSubtasksRequest(
+                task_id=task_id,
+                asks=[pb.SubtaskAsk(subtask_id=sid, opaque_node_id=node) for sid, node in asks],
+            )
+            reply = await self._batch_call(self._batch_stub.NextSubtasks(request, timeout=self.timeout))
+            if reply is not None:
+                self._check_count("NextSubtasks", len(asks), len(reply.replies))
+                return [_subtask(one) for one in reply.replies], reply.has_pending_subtasks
+        return [await self.next_subtask(task_id, sid, node) for sid, node in asks], None
+
+    async def verify_batch(
+        self, task_id: str, subtask_ids: Sequence[str]
+    ) -> list[tuple[VerifyResult, str, dict[str, str]]]:
+        """`verify_with_info` for each of `subtask_ids`, in order, in one call where the app serves batches.
+        An error leaves the ids before the failing one verified (docs/protocol.md)."""
+        if self.batches:
+            request = pb.VerifyBatchRequest(task_id=task_id, subtask_ids=subtask_ids)
+            reply = await self._batch_call(self._batch_stub.VerifyBatch(request, timeout=self.timeout))
+            if reply is not None:
+                self._check_count("VerifyBatch", len(subtask_ids), len(reply.verdicts))
+                return [
+                    (VerifyResult(one.reply.result), one.reply.reason, checked(one.result_info))
+                    for one in reply.verdicts
+                ]
+        return [await self.verify_with_info(task_id, subtask_id) for subtask_id in subtask_ids]
+
+    async def _batch_call(self, call: Awaitable[T]) -> T | None:
+        """The batch call's reply; None (and no more batch calls) if the app answers UNIMPLEMENTED."""
+        try:
+            return await self._call(call)
+        except GRPCError as exc:
+            if exc.status is not Status.UNIMPLEMENTED:
+                raise
+            self.batches = False
             return None
-        return Subtask(
-            params=json.loads(reply.subtask.subtask_params_json), resources=list(reply.subtask.resources)
-        )
+
+    def _check_count(self, method: str, asked: int, answered: int) -> None:
+        if answered != asked:
+            raise GRPCError(
+                Status.INTERNAL, f"app at {self._address} answered {method} of {asked} ids with {answered}"
+            )
 
     async def verify(self, task_id: str, subtask_id: str) -> tuple[VerifyResult, str]:
         verdict, reason, _ = await self.verify_with_info(task_id, subtask_id)
@@ -141,6 +194,14 @@ class RequestorAppClient(_AppClient):
 
     async def shutdown(self) -> None:
         await self._call(self._stub.Shutdown(pb.ShutdownRequest(), timeout=self.timeout))
+
+
+def _subtask(reply: pb.NextSubtaskReply) -> Subtask | None:
+    if not reply.HasField("subtask"):
+        return None
+    return Subtask(
+        params=json.loads(reply.subtask.subtask_params_json), resources=list(reply.subtask.resources)
+    )
 
 
 class ProviderAppClient(_AppClient):
