@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from environments.base import PayloadKind
 from environments.registry import UnknownEnvironment, payload_kind
@@ -91,14 +92,23 @@ class ConformanceGate:
             kind = payload_kind(assignment.env_id)
         except UnknownEnvironment:
             return None
-        if kind is PayloadKind.WASM_MODULE:
-            return f"sha256:{assignment.app_module.sha256}" if assignment.app_module.sha256 else None
+        match kind:
+            case PayloadKind.WASM_MODULE:
+                module_sha256 = assignment.app_module.sha256
+                return f"sha256:{module_sha256}" if module_sha256 else None
+            case PayloadKind.PYTHON_PACKAGE:
+                return self._looked_up(assignment, lambda: self.local_digest(assignment.app_name))
+            case PayloadKind.CONTAINER_IMAGE:
+                return self._looked_up(assignment, lambda: self.docker_digest(assignment))
+            case _:
+                assert_never(kind)
+
+    def _looked_up(self, assignment: npb.Assignment, look_up: Callable[[], str | None]) -> str | None:
+        """A digest this machine looks up (a package's files, an image's id), once per environment, app
+        and prerequisites."""
         key = f"{assignment.env_id}/{assignment.app_name}/{assignment.prerequisites_json}"
         if key not in self._digests:
-            if kind is PayloadKind.PYTHON_PACKAGE:
-                self._digests[key] = self.local_digest(assignment.app_name)
-            else:
-                self._digests[key] = self.docker_digest(assignment)
+            self._digests[key] = look_up()
         return self._digests[key]
 
     def refusal(self, assignment: npb.Assignment) -> str | None:
