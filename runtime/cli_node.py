@@ -22,11 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from apps.sdk.wire_limits import BoundedChannel
-from environments.registry import by_preference, environment_ids
+from environments.registry import environment_ids
 from protos import node_pb2 as npb
 from protos.node_grpc import ControlStub
 from runtime.appmanager.manager import default_data_dir
 from runtime.cli_checks import environment_ready
+from runtime.cli_compute import compute_options
 from runtime.cli_dashboard import REPORTS_FOLDER, dashboard_option, provider_run, requestor_dashboard
 from runtime.cli_inputs import input_files, task_options, with_params_file
 from runtime.cli_interrupt import Interrupted, cancel_on_signal, exit_interrupted
@@ -298,23 +299,7 @@ def provider() -> None:
 @provider.command("join")
 @click.argument("address")
 @click.option("--token", envvar="TASKAPI_TOKEN", required=True, help="The requestor's provider token.")
-@click.option(
-    "--env",
-    "envs",
-    multiple=True,
-    default=(by_preference(environment_ids())[0],),
-    show_default=True,
-    type=click.Choice(environment_ids()),
-    help="Environment to offer (repeatable; `taskapi envs list` says which this machine supports). The "
-    "default is the installed environment first by preference: sandboxed, deterministic, metered.",
-)
-@click.option(
-    "--capacity",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Subtasks computed at once.",
-)
+@compute_options(offering=True)
 @click.option(
     "--price",
     default=1.0,

@@ -12,10 +12,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from environments.registry import environment_ids
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager, AppNotAvailable
 from runtime.cli_checks import environment_ready, writable_output
+from runtime.cli_compute import compute_options
 from runtime.cli_dashboard import dashboard_option, run_dashboard
 from runtime.cli_inputs import input_files, task_options, with_params_file
 from runtime.cli_interrupt import Interrupted, exit_interrupted, run_until_signalled
@@ -33,27 +33,13 @@ DEFAULT_OUTPUT = Path("taskapi-output")
 
 @click.command()
 @click.argument("app")
-@click.option(
-    "--env",
-    "env",
-    type=click.Choice(environment_ids()),
-    default=None,
-    help="Environment to compute in (default: wasm where the app has a wasm build; `taskapi envs list` "
-    "says which this machine supports).",
-)
+@compute_options(offering=False)
 @click.option(
     "--providers",
     default=2,
     show_default=True,
     type=click.IntRange(min=1),
     help="Providers started in this process.",
-)
-@click.option(
-    "--capacity",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Subtasks each provider computes at once.",
 )
 @click.option(
     "--set",

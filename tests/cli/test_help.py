@@ -43,6 +43,22 @@ def test_every_env_option_is_a_choice_of_the_registry() -> None:
         assert list(option.type.choices) == environment_ids(), path
 
 
+def test_run_and_provider_join_take_the_same_capacity_option() -> None:
+    def capacity(path: str) -> dict[str, object]:
+        (option,) = [p for p in commands(main)[path].params if p.name == "capacity"]
+        assert isinstance(option, click.Option)
+        return {
+            "opts": option.opts,
+            "type": repr(option.type),
+            "default": option.default,
+            "help": option.help,
+        }
+
+    run = capacity("run")
+    assert run == capacity("provider join")
+    assert run["default"] == 1 and run["type"] == repr(click.IntRange(min=1)), run
+
+
 def test_env_choices_come_from_the_registry() -> None:
     result = CliRunner().invoke(main, ["run", "tutorialapp", "--env", "nosuch"])
     assert result.exit_code == 2
