@@ -28,15 +28,12 @@ from environments.wasm.compiler import compile_artifact
 from environments.wasm.component import ComponentRun, is_component
 from environments.wasm.component_host import define_deterministic_p2
 from environments.wasm.component_values import lift, lower
-from environments.wasm.deterministic import DeterministicHost, HostLimitHit, HostSlot
-from environments.wasm.engine import EngineProfile, EngineSet, deadline_ticks
+from environments.wasm.deterministic import HostLimitHit
+from environments.wasm.engine import EngineProfile
 from environments.wasm.errors import ModuleRejected, WasmError
-from environments.wasm.executor import Capture, Executor, _advance_epoch, _summary, trap_of
-from environments.wasm.quota import OutputWatch
+from environments.wasm.executor_base import CachedExecutor, Capture, error_summary, trap_of, wasi_config
 from environments.wasm.runs import (
     CompileLimits,
-    CompileRequest,
-    CompileResult,
     Trap,
     TrapKind,
     WasmLimits,
@@ -88,38 +85,26 @@ class ComponentCache(ArtifactCache[wc.Component]):
         return wc.Component.deserialize(engine, artifact)
 
 
-class ComponentExecutor:
+class ComponentExecutor(CachedExecutor[wc.Component]):
     """Instantiates components from the compile cache and calls their exports; one call per store."""
 
     def __init__(self, cache_dir: Path, compile_limits: CompileLimits | None = None) -> None:
-        self._cache = ComponentCache(cache_dir, compile_limits)
-        self._engines = EngineSet()
+        super().__init__(ComponentCache(cache_dir, compile_limits))
         self._linkers: dict[tuple[EngineProfile, bool], wc.Linker] = {}
-        self._slot = HostSlot()
         self._live: OrderedDict[Hashable, _LiveInstance] = OrderedDict()
-
-    def compile(self, request: CompileRequest) -> CompileResult:
-        """Make sure the component is compiled and cached (checking its digest when it compiles it)."""
-        started = time.perf_counter()
-        profile = EngineProfile(canonicalize_nans=request.canonicalize_nans)
-        _, cached = self._cache.load(self._engines.get(profile), profile, request.module, request.sha256)
-        return CompileResult(cached=cached, load_ms=(time.perf_counter() - started) * 1000)
 
     def run(self, run: ComponentRun) -> WasmResult:
         """Call the run's export under its limits; every ending is a `WasmResult`."""
         limits = run.limits or WasmLimits()
         deterministic = run.determinism is not None
-        profile = EngineProfile(
-            canonicalize_nans=run.determinism.canonicalize_nans if run.determinism else False
-        )
-        engine = self._engines.get(profile)
-        component, _ = self._cache.load(engine, profile, run.module, run.sha256)
+        profile = self._profile(run)
+        engine, component, _ = self._load(profile, run.module, run.sha256)
         warm_key = _warm_key(run, profile, limits) if run.warm else None
         live = self._live.pop(warm_key, None) if warm_key is not None else None
         if live is None:
             log = Capture(limits.stderr_bytes)
             store = wasmtime.Store(engine)
-            store.set_wasi(Executor._wasi(run, log, log))
+            store.set_wasi(wasi_config(run, log, log))
             store.set_limits(
                 memory_size=limits.memory_bytes // COMPONENT_MEMORIES,
                 table_elements=limits.table_elements_each,
@@ -131,13 +116,7 @@ class ComponentExecutor:
             store, log = live.store, live.log
             log.clear()
         store.set_fuel(limits.fuel)
-        ticks = deadline_ticks(limits.wall_time_s)
-        store.set_epoch_deadline(ticks)
-        writable = [preopen.host for preopen in run.preopens if preopen.writable]
-        watch = OutputWatch(writable, limits, lambda: _advance_epoch(engine, ticks + 1))
-        seed = run.determinism.seed if run.determinism else None
-        self._slot.host = None if seed is None else DeterministicHost(seed, limits.wall_time_s)
-        try:
+        with self._armed(run, limits, engine, store) as watch:
             wall_started, cpu_started = time.perf_counter(), time.thread_time_ns()
             if live is None:
                 instance = self._instantiate(profile, deterministic, store, component, run)
@@ -147,8 +126,6 @@ class ComponentExecutor:
                 reply, exit_code, trap = self._call(store, instance, run, limits)
             wall_ms = (time.perf_counter() - wall_started) * 1000
             cpu_ns = time.thread_time_ns() - cpu_started
-        finally:
-            self._slot.host = None
         if watch.overrun is not None:
             trap = Trap(TrapKind.OUTPUT_LIMIT, watch.overrun)
         elif log.overflowed and trap is None:
@@ -192,7 +169,7 @@ class ComponentExecutor:
             return self._linker(profile, deterministic).instantiate(store, component)
         except wasmtime.WasmtimeError as exc:
             raise ModuleRejected(
-                f"component {run.module.name} cannot be instantiated: {_summary(str(exc))}"
+                f"component {run.module.name} cannot be instantiated: {error_summary(str(exc))}"
             ) from exc
 
     @staticmethod
@@ -235,4 +212,4 @@ def _trap(message: str, limits: WasmLimits) -> Trap:
     code = next((code for text, code in TRAP_CODES.items() if text in message), None)
     if code is not None or "wasm trap" in message:
         return trap_of(code, message, limits)
-    return Trap(TrapKind.HOST_ERROR, f"host error: {_summary(message)}")
+    return Trap(TrapKind.HOST_ERROR, f"host error: {error_summary(message)}")
