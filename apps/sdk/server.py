@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,17 @@ from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Stream
 
+from apps.sdk.batch import BatchRequestorHandler, check_batch
 from apps.sdk.errors import AppError, InvalidArgument, Unavailable
-from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, VerifyResult
+from apps.sdk.handlers import JsonDict, ProviderAppHandler, RequestorAppHandler, Subtask, VerifyResult
 from apps.sdk.parent import die_with_parent
 from apps.sdk.protocol_state import ProtocolState, SubtaskState, TaskRecord, TaskState
-from apps.sdk.result_info import RESULT_INFO_KEY, ReportsResultInfo, encode
+from apps.sdk.result_info import RESULT_INFO_KEY, ReportsResultInfo, checked, encode
 from apps.sdk.sandboxed_files import UnsafePath, check_file
 from apps.sdk.wire_limits import BoundedServer, short_message
 from apps.sdk.workdir import ProviderTaskDir, RequestorWorkDir, check_id
 from protos import taskapi_pb2 as pb
-from protos.taskapi_grpc import ProviderAppBase, RequestorAppBase
+from protos.taskapi_grpc import ProviderAppBase, RequestorAppBase, RequestorAppBatchBase
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +184,43 @@ class RequestorAppService(RequestorAppBase):
             if subtask is None:
                 del record.subtasks[subtask_id]
                 state.save(record)
-                return pb.NextSubtaskReply()
-        return pb.NextSubtaskReply(
-            subtask=pb.SubtaskReply(
-                subtask_params_json=json.dumps(subtask.params), resources=subtask.resources
-            )
+        return _next_subtask_reply(subtask)
+
+    async def next_subtasks(self, request: pb.NextSubtasksRequest) -> pb.NextSubtasksReply:
+        """RequestorAppBatch.NextSubtasks: NextSubtask for each ask, under one hold of the task's lock, the
+        record written ahead and saved once. Every id is checked before any reaches the handler."""
+        state = self._state(request.task_id)
+        asks = [(checked_id("subtask id", ask.subtask_id), ask.opaque_node_id) for ask in request.asks]
+        check_batch("asks", [subtask_id for subtask_id, _ in asks])
+        async with self._lock(request.task_id):
+            record = state.require_active()
+            for subtask_id, _ in asks:
+                state.require_new_subtask(record, subtask_id)
+                record.subtasks[subtask_id] = SubtaskState.ASSIGNED
+            state.save(record)  # written ahead, as for NextSubtask
+            subtasks: list[Subtask | None] = []
+            pending: bool | None = None
+            try:
+                batch = None
+                if isinstance(self._handler, BatchRequestorHandler):
+                    batch = await self._handler.next_subtasks(state.task_dir, asks)
+                if batch is not None:
+                    _check_count("next_subtasks", len(asks), len(batch.subtasks))
+                    subtasks, pending = batch.subtasks, batch.has_pending
+                else:
+                    for subtask_id, opaque_node_id in asks:
+                        subtasks.append(
+                            await self._handler.next_subtask(state.task_dir, subtask_id, opaque_node_id)
+                        )
+            finally:  # ids the app handed nothing (or never reached) are forgotten
+                for (subtask_id, _), subtask in zip_longest(asks, subtasks):
+                    if subtask is None:
+                        del record.subtasks[subtask_id]
+                state.save(record)
+            if pending is None:
+                pending = await self._handler.has_pending_subtasks(state.task_dir)
+        return pb.NextSubtasksReply(
+            replies=[_next_subtask_reply(subtask) for subtask in subtasks], has_pending_subtasks=pending
         )
 
     async def Verify(self, stream: Stream[pb.VerifyRequest, pb.VerifyReply]) -> None:
@@ -203,14 +237,60 @@ class RequestorAppService(RequestorAppBase):
             if next_state is not None:
                 record.subtasks[request.subtask_id] = next_state
                 state.save(record)
-            info = {}
-            if verdict is VerifyResult.SUCCESS and isinstance(self._handler, ReportsResultInfo):
-                try:
-                    info = await self._handler.result_info(state.task_dir, request.subtask_id)
-                except Exception:  # optional facts: the verdict, already recorded, must still arrive
-                    log.exception("result_info failed for subtask %s", request.subtask_id)
-        reply = pb.VerifyReply(result=VerifyResult(verdict).value, reason=reason)  # type: ignore[arg-type]
+            info = await self._result_info(state, request.subtask_id, verdict)
+        reply = _verify_reply(verdict, reason)
         return WithTrailers(reply, {RESULT_INFO_KEY: encode(info)}) if info else reply
+
+    async def verify_batch(self, request: pb.VerifyBatchRequest) -> pb.VerifyBatchReply:
+        """RequestorAppBatch.VerifyBatch: Verify for each id, under one hold of the task's lock, the record
+        saved once. Every id is checked (assigned, results delivered) before any reaches the handler."""
+        state = self._state(request.task_id)
+        subtask_ids = [checked_id("subtask id", subtask_id) for subtask_id in request.subtask_ids]
+        check_batch("subtask_ids", subtask_ids)
+        async with self._lock(request.task_id):
+            record = state.require_active()
+            for subtask_id in subtask_ids:
+                state.require_assigned(record, subtask_id)
+                state.require_results(subtask_id)
+            verdicts: list[tuple[VerifyResult, str]] = []
+            try:
+                batch = None
+                if isinstance(self._handler, BatchRequestorHandler):
+                    batch = await self._handler.verify_batch(state.task_dir, subtask_ids)
+                if batch is not None:
+                    _check_count("verify_batch", len(subtask_ids), len(batch))
+                    verdicts = batch
+                else:
+                    for subtask_id in subtask_ids:
+                        verdicts.append(await self._handler.verify(state.task_dir, subtask_id))
+            finally:  # the verdicts reached stand, as their single calls' would
+                for subtask_id, (verdict, _) in zip(subtask_ids, verdicts, strict=False):
+                    next_state = ProtocolState.after_verify(verdict)
+                    if next_state is not None:
+                        record.subtasks[subtask_id] = next_state
+                state.save(record)
+            infos = [
+                await self._result_info(state, subtask_id, verdict)
+                for subtask_id, (verdict, _) in zip(subtask_ids, verdicts, strict=True)
+            ]
+        return pb.VerifyBatchReply(
+            verdicts=[
+                pb.VerifiedSubtask(reply=_verify_reply(verdict, reason), result_info=info)
+                for (verdict, reason), info in zip(verdicts, infos, strict=True)
+            ]
+        )
+
+    async def _result_info(
+        self, state: ProtocolState, subtask_id: str, verdict: VerifyResult
+    ) -> dict[str, str]:
+        """The facts a handler that reports them gives about a result just verified SUCCESS; {} otherwise."""
+        if verdict is not VerifyResult.SUCCESS or not isinstance(self._handler, ReportsResultInfo):
+            return {}
+        try:
+            return checked(await self._handler.result_info(state.task_dir, subtask_id))
+        except Exception:  # optional facts: the verdict, already recorded, must still arrive
+            log.exception("result_info failed for subtask %s", subtask_id)
+            return {}
 
     async def DiscardSubtasks(
         self, stream: Stream[pb.DiscardSubtasksRequest, pb.DiscardSubtasksReply]
@@ -290,6 +370,37 @@ class RequestorAppService(RequestorAppBase):
         return pb.ShutdownReply()
 
 
+class RequestorAppBatchService(RequestorAppBatchBase):
+    """Serves RequestorAppBatch beside a `RequestorAppService`, sharing its gate, locks and records."""
+
+    def __init__(self, service: RequestorAppService, gate: CallGate) -> None:
+        self._service = service
+        self._gate = gate
+
+    async def NextSubtasks(self, stream: Stream[pb.NextSubtasksRequest, pb.NextSubtasksReply]) -> None:
+        await self._gate.serve(stream, self._service.next_subtasks)
+
+    async def VerifyBatch(self, stream: Stream[pb.VerifyBatchRequest, pb.VerifyBatchReply]) -> None:
+        await self._gate.serve(stream, self._service.verify_batch)
+
+
+def _next_subtask_reply(subtask: Subtask | None) -> pb.NextSubtaskReply:
+    if subtask is None:
+        return pb.NextSubtaskReply()
+    return pb.NextSubtaskReply(
+        subtask=pb.SubtaskReply(subtask_params_json=json.dumps(subtask.params), resources=subtask.resources)
+    )
+
+
+def _verify_reply(verdict: VerifyResult, reason: str) -> pb.VerifyReply:
+    return pb.VerifyReply(result=VerifyResult(verdict).value, reason=reason)  # type: ignore[arg-type]
+
+
+def _check_count(method: str, asked: int, answered: int) -> None:
+    if answered != asked:
+        raise AppError(f"app's {method} answered {answered} of {asked} subtasks")
+
+
 class ProviderAppService(ProviderAppBase):
     """Serves a `ProviderAppHandler` for one task dir.
 
@@ -355,8 +466,12 @@ class ProviderAppService(ProviderAppBase):
 async def serve(
     service: RequestorAppService | ProviderAppService, gate: CallGate, host: str, port: int
 ) -> None:
-    """Serve `service` and the health service until shutdown is requested, then drain calls and stop."""
-    server = BoundedServer([service, Health({service: [gate.health]})])
+    """Serve `service` (a requestor's with RequestorAppBatch beside it) and the health service until shutdown
+    is requested, then drain calls and stop."""
+    handlers: list[Any] = [service, Health({service: [gate.health]})]
+    if isinstance(service, RequestorAppService):
+        handlers.append(RequestorAppBatchService(service, gate))
+    server = BoundedServer(handlers)
     await server.start(host, port)
     log.info("app listening on %s:%d", host, port)
     print(f"taskapi app listening on {host}:{port}", flush=True)

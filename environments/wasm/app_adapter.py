@@ -21,12 +21,14 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from apps.sdk.batch import BatchRequestorHandler, SubtaskBatch
 from apps.sdk.errors import (
     AlreadyExists,
     AppError,
@@ -137,6 +139,15 @@ class _NextSubtask(_Reply):
 class _Verify(_Reply):
     result: Literal["SUCCESS", "FAILURE", "AWAITING_DATA", "INCONCLUSIVE"]
     reason: str = ""
+
+
+class _NextSubtasks(_Reply):
+    replies: list[_NextSubtask]
+    has_pending_subtasks: bool
+
+
+class _VerifyBatch(_Reply):
+    verdicts: list[_Verify]
 
 
 class _Discard(_Reply):
@@ -260,16 +271,34 @@ class WasmApp:
     ) -> tuple[ReplyT, WasmResult]:
         """Run `operation` (under `limits`, else the environment's; `warm` as for `run`); return its checked
         reply and the run (fuel, wall time, usage)."""
-        name = self.module.path.name
+        result = await self.run_or_fail(
+            operation, request, seed=seed, preopens=preopens, limits=limits, warm=warm
+        )
+        return self.checked_reply(operation, result, reply_type), result
+
+    async def run_or_fail(
+        self,
+        operation: str,
+        request: JsonDict,
+        *,
+        seed: str,
+        preopens: tuple[Preopen, ...] = (),
+        limits: WasmLimits | None = None,
+        warm: bool = False,
+    ) -> WasmResult:
+        """`run`, with an `AppError` where the module could not run at all."""
         try:
-            result = await self.run(
-                operation, request, seed=seed, preopens=preopens, limits=limits, warm=warm
-            )
+            return await self.run(operation, request, seed=seed, preopens=preopens, limits=limits, warm=warm)
         except WasmError as exc:
-            raise AppError(f"wasm app {name} could not run {operation}: {exc}") from exc
+            raise AppError(f"wasm app {self.module.path.name} could not run {operation}: {exc}") from exc
+
+    def checked_reply(self, operation: str, result: WasmResult, reply_type: type[ReplyT]) -> ReplyT:
+        """The reply of a run of `operation`; `AppError` if the run failed or its reply is not one."""
         if not result.ok:
-            raise AppError(f"wasm app {name} failed in {operation}: {result.describe_failure()}")
-        return self._parse(operation, self.reply_of(operation, result), reply_type), result
+            raise AppError(
+                f"wasm app {self.module.path.name} failed in {operation}: {result.describe_failure()}"
+            )
+        return self._parse(operation, self.reply_of(operation, result), reply_type)
 
     def _run(
         self,
@@ -328,16 +357,22 @@ class WasmApp:
         return reply.score * 1000 / max(result.wall_ms, 1e-3)
 
 
-class WasmRequestorApp(RequestorAppHandler):
+class WasmRequestorApp(RequestorAppHandler, BatchRequestorHandler):
     """The requestor side of a gWASM app.
 
     `warm` (the default): a component's calls of one task share a live instance (`ComponentRun.warm`;
     the node trusts its own requestor app); False: a fresh instance a call, as for a provider's compute.
+
+    Batches (apps/sdk/batch.py) are one invocation of a command module's `next_subtasks` / `verify_batch`
+    (docs/wasm-apps.md). A module without them exits non-zero on the first (an unknown operation), and from
+    then on, as for a component (its WIT has no batch functions), the SDK server runs the single calls.
     """
 
     def __init__(self, app: WasmApp, *, warm: bool = True) -> None:
         self.app = app
         self.warm = warm
+        self._batches: bool | None = False if app.module.component else None
+        """Whether the module runs batch operations: None until the first batch tells."""
 
     async def _task_call(
         self,
@@ -390,6 +425,48 @@ class WasmRequestorApp(RequestorAppHandler):
     async def verify(self, task_dir: RequestorTaskDir, subtask_id: str) -> tuple[VerifyResult, str]:
         reply = await self._task_call("verify", task_dir, _Verify, subtask_id)
         return VerifyResult[reply.result], reply.reason
+
+    async def next_subtasks(
+        self, task_dir: RequestorTaskDir, asks: Sequence[tuple[str, str]]
+    ) -> SubtaskBatch | None:
+        request = [{"subtask_id": subtask_id, "opaque_node_id": node} for subtask_id, node in asks]
+        reply = await self._batch_call("next_subtasks", task_dir, _NextSubtasks, asks=request)
+        if reply is None:
+            return None
+        subtasks = [
+            None if one.subtask is None else Subtask(one.subtask.params, list(one.subtask.resources))
+            for one in reply.replies
+        ]
+        return SubtaskBatch(subtasks, reply.has_pending_subtasks)
+
+    async def verify_batch(
+        self, task_dir: RequestorTaskDir, subtask_ids: Sequence[str]
+    ) -> list[tuple[VerifyResult, str]] | None:
+        reply = await self._batch_call("verify_batch", task_dir, _VerifyBatch, subtask_ids=list(subtask_ids))
+        if reply is None:
+            return None
+        return [(VerifyResult[one.result], one.reason) for one in reply.verdicts]
+
+    async def _batch_call(
+        self, operation: str, task_dir: RequestorTaskDir, reply_type: type[ReplyT], **fields: Any
+    ) -> ReplyT | None:
+        """A batch operation's reply, in the task's deterministic profile (one run serves many subtasks);
+        None when the module does not run batches."""
+        if self._batches is False:
+            return None
+        task_id = task_dir.root.name
+        result = await self.app.run_or_fail(
+            operation,
+            {"task_id": task_id, **fields},
+            seed=operation_seed(task_id),
+            preopens=requestor_preopens(task_dir),
+        )
+        if self._batches is None:
+            # A first batch that exits non-zero without trapping met an operation the module lacks.
+            self._batches = result.trap is not None or result.exit_code == 0
+            if not self._batches:
+                return None
+        return self.app.checked_reply(operation, result, reply_type)
 
     async def discard_subtasks(self, task_dir: RequestorTaskDir, subtask_ids: list[str]) -> list[str]:
         reply = await self._task_call("discard_subtasks", task_dir, _Discard, subtask_ids=subtask_ids)

@@ -21,6 +21,9 @@ from protos import taskapi_pb2
 WIT_FILE = Path(__file__).resolve().parents[2] / "protos" / "taskapi.wit"
 NODE_SERVED_RPCS = {"Shutdown"}
 """Rpcs the node answers itself, so no component exports them."""
+SDK_SERVED_SERVICES = {"RequestorAppBatch"}
+"""Services the SDK server answers for every app through the app's single calls (apps/sdk/batch.py), so no
+component exports them."""
 INTERFACES = {"RequestorApp": "requestor", "ProviderApp": "provider"}
 SCALARS = {
     FieldDescriptor.TYPE_STRING: "string",
@@ -105,7 +108,12 @@ def expected_signature(method_input: Descriptor, method_output: Descriptor) -> s
 
 
 def services() -> list[ServiceDescriptor]:
-    return list(taskapi_pb2.DESCRIPTOR.services_by_name.values())
+    """The services a component's functions serve."""
+    return [
+        service
+        for name, service in taskapi_pb2.DESCRIPTOR.services_by_name.items()
+        if name not in SDK_SERVED_SERVICES
+    ]
 
 
 def test_every_rpc_is_a_function_with_the_same_messages(wit: Wit) -> None:

@@ -14,6 +14,11 @@
 static int64_t plan_generation;
 static int journal_current;
 
+/* While a batch runs (verify_batch), requestor_record keeps the changes here, written once at its end. */
+static int batching;
+static sbuf batch_lines;
+static int batch_changed;
+
 typedef struct {
     const requestor_plan *requestor;
     void *plan;
@@ -107,15 +112,23 @@ int requestor_save(guest_call *call, const requestor_plan *requestor, const void
     return ok;
 }
 
-int requestor_record(guest_call *call, const requestor_plan *requestor, const void *plan, const jsonw *changes) {
+/* Writes a call's change lines (or, without a journal, the whole plan); 0 after failing the call. */
+static int write_changes(guest_call *call, const requestor_plan *requestor, const void *plan, const sbuf *lines) {
     if (!requestor->journal_path) return requestor_save(call, requestor, plan);
-    if (changes->out.len == 0) return 1;
+    if (lines->len == 0) return 1;
     if ((!journal_current && journal_start(requestor->journal_path, plan_generation) != 0) ||
-        journal_append(requestor->journal_path, changes->out.data, changes->out.len) != 0) {
+        journal_append(requestor->journal_path, lines->data, lines->len) != 0) {
         guest_fail(call, GUEST_INTERNAL, "cannot write plan %s: %s", requestor->journal_path, strerror(errno));
         return 0;
     }
     journal_current = 1;
+    return 1;
+}
+
+int requestor_record(guest_call *call, const requestor_plan *requestor, const void *plan, const jsonw *changes) {
+    if (!batching) return write_changes(call, requestor, plan, &changes->out);
+    sbuf_append(&batch_lines, changes->out.data, changes->out.len);
+    batch_changed = 1;
     return 1;
 }
 
@@ -231,30 +244,89 @@ void requestor_create_task(guest_call *call) {
     close_plan(call, plan);
 }
 
+/* Assigns the next pending slot, if any, to `subtask_id`, the change written into `changes`; its index, or -1. */
+static long hand_out(const requestor_plan *requestor, void *plan, const char *subtask_id, jsonw *changes) {
+    long index = next_pending(requestor, plan);
+    if (index >= 0) {
+        assign(requestor, plan, (size_t)index, subtask_id);
+        requestor_change_begin(changes, "assign", (size_t)index);
+        jsonw_string(changes, subtask_id);
+        requestor_change_end(changes);
+    }
+    return index;
+}
+
 void requestor_next_subtask(guest_call *call) {
     const requestor_plan *requestor = call->context;
     const char *subtask_id = guest_request_string(call, "subtask_id");
     void *plan = load(call);
     if (!plan) return;
-    long index = next_pending(requestor, plan);
     jsonw changes;
     jsonw_init(&changes);
-    if (index >= 0) {
-        assign(requestor, plan, (size_t)index, subtask_id);
-        requestor_change_begin(&changes, "assign", (size_t)index);
-        jsonw_string(&changes, subtask_id);
-        requestor_change_end(&changes);
-    }
+    long index = hand_out(requestor, plan, subtask_id, &changes);
     if (record(call, plan, &changes)) reply_subtask(call, plan, index);
     jsonw_free(&changes);
     close_plan(call, plan);
 }
 
-void requestor_verify(guest_call *call) {
+/* The request's list `name` of `count` items whose `key` member (or, with key NULL, the item itself) is a
+ * string, as an array of those strings (free() it); NULL after failing the call. */
+static const char **request_ids(guest_call *call, const char *name, const char *key, size_t *count) {
+    const json_value *items = json_get(call->request, name);
+    if (!items || items->type != JSON_ARRAY) {
+        guest_fail(call, GUEST_INVALID_ARGUMENT, "request field '%s' must be a list", name);
+        return NULL;
+    }
+    *count = items->u.array.count;
+    const char **ids = xcalloc(*count + 1, sizeof *ids);
+    for (size_t i = 0; i < *count; i++) {
+        const json_value *item = items->u.array.items[i];
+        ids[i] = json_string(key ? json_get(item, key) : item);
+        if (!ids[i]) {
+            if (key) guest_fail(call, GUEST_INVALID_ARGUMENT, "request field '%s[%zu].%s' must be a string", name, i, key);
+            else guest_fail(call, GUEST_INVALID_ARGUMENT, "request field '%s[%zu]' must be a string", name, i);
+            free(ids);
+            return NULL;
+        }
+    }
+    return ids;
+}
+
+void requestor_next_subtasks(guest_call *call) {
     const requestor_plan *requestor = call->context;
-    const char *subtask_id = guest_request_string(call, "subtask_id");
+    size_t count;
+    const char **ids = request_ids(call, "asks", "subtask_id", &count);
+    if (!ids) return;
     void *plan = load(call);
-    if (!plan) return;
+    if (!plan) {
+        free(ids);
+        return;
+    }
+    jsonw changes;
+    jsonw_init(&changes);
+    jsonw_key(call->reply, "replies");
+    jsonw_array_begin(call->reply);
+    for (size_t i = 0; i < count; i++) {
+        long index = hand_out(requestor, plan, ids[i], &changes);
+        jsonw_object_begin(call->reply);
+        reply_subtask(call, plan, index);
+        jsonw_object_end(call->reply);
+    }
+    jsonw_array_end(call->reply);
+    /* before recording: the app's own next_pending may open slots in a plan without a journal */
+    long pending = next_pending(requestor, plan);
+    if (record(call, plan, &changes)) {
+        jsonw_key(call->reply, "has_pending_subtasks");
+        jsonw_bool(call->reply, pending >= 0);
+    }
+    jsonw_free(&changes);
+    close_plan(call, plan);
+    free(ids);
+}
+
+/* Verifies one subtask of the loaded plan and writes its verdict into the reply object being written. */
+static void verify_one(guest_call *call, void *plan, const char *subtask_id) {
+    const requestor_plan *requestor = call->context;
     const slot_table *slots = slots_of(plan);
     long index = slots_index_of(slots, subtask_id);
     sbuf why;
@@ -272,7 +344,41 @@ void requestor_verify(guest_call *call) {
         jsonw_free(&changes);
     }
     sbuf_free(&why);
+}
+
+void requestor_verify(guest_call *call) {
+    const char *subtask_id = guest_request_string(call, "subtask_id");
+    void *plan = load(call);
+    if (!plan) return;
+    verify_one(call, plan, subtask_id);
     close_plan(call, plan);
+}
+
+void requestor_verify_batch(guest_call *call) {
+    size_t count;
+    const char **ids = request_ids(call, "subtask_ids", NULL, &count);
+    if (!ids) return;
+    void *plan = load(call);
+    if (!plan) {
+        free(ids);
+        return;
+    }
+    batching = 1;
+    sbuf_init(&batch_lines);
+    batch_changed = 0;
+    jsonw_key(call->reply, "verdicts");
+    jsonw_array_begin(call->reply);
+    for (size_t i = 0; i < count && !guest_failed(call); i++) {
+        jsonw_object_begin(call->reply);
+        verify_one(call, plan, ids[i]);
+        jsonw_object_end(call->reply);
+    }
+    jsonw_array_end(call->reply);
+    batching = 0;
+    if (!guest_failed(call) && batch_changed) write_changes(call, call->context, plan, &batch_lines);
+    sbuf_free(&batch_lines);
+    close_plan(call, plan);
+    free(ids);
 }
 
 /* Releases the subtask's slot for discard_subtasks or abort_subtask; 1 if it held one. */

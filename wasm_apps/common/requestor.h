@@ -79,6 +79,13 @@ void requestor_result_path(sbuf *out, const char *subtask_id, const char *file);
 void requestor_create_task(guest_call *call);
 void requestor_next_subtask(guest_call *call);
 void requestor_verify(guest_call *call);
+/* Batches (docs/wasm-apps.md): next_subtask for each of the request's "asks" ([{"subtask_id",
+ * "opaque_node_id"}, ...]), replying {"replies": [{"subtask": ...}, ...], "has_pending_subtasks": bool}, and
+ * verify for each of its "subtask_ids", replying {"verdicts": [{"result", "reason"}, ...]}: the plan loaded
+ * once and the batch's changes recorded once (one journal append), with the single calls' replies and
+ * effects. A verify_batch that fails records nothing. */
+void requestor_next_subtasks(guest_call *call);
+void requestor_verify_batch(guest_call *call);
 void requestor_discard_subtasks(guest_call *call);
 void requestor_has_pending_subtasks(guest_call *call);
 void requestor_abort_task(guest_call *call);
