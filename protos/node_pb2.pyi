@@ -15,18 +15,20 @@ class EnvOffer(_message.Message):
     def __init__(self, env_id: _Optional[str] = ..., benchmark_score: _Optional[float] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("provider_id", "envs", "price", "capacity", "memory_mib")
+    __slots__ = ("provider_id", "envs", "price", "capacity", "memory_mib", "queue")
     PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     provider_id: str
     envs: _containers.RepeatedCompositeFieldContainer[EnvOffer]
     price: float
     capacity: int
     memory_mib: int
-    def __init__(self, provider_id: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[EnvOffer, _Mapping]]] = ..., price: _Optional[float] = ..., capacity: _Optional[int] = ..., memory_mib: _Optional[int] = ...) -> None: ...
+    queue: int
+    def __init__(self, provider_id: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[EnvOffer, _Mapping]]] = ..., price: _Optional[float] = ..., capacity: _Optional[int] = ..., memory_mib: _Optional[int] = ..., queue: _Optional[int] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("offer",)

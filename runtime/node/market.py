@@ -18,6 +18,8 @@ CPU_NS_UNIT = 1e9
 
 MAX_CAPACITY = 1024
 """The most subtasks one provider may offer to compute at once."""
+MAX_QUEUE = 64
+"""The most assignments one provider may offer to hold queued beyond its capacity."""
 MAX_ENV_ID_CHARS = 32
 
 
@@ -30,6 +32,14 @@ class ProviderOffer:
 
     memory_mib: int = 0
     """Memory offered per subtask (0: not stated, as by a provider from before memory was offered)."""
+    queue: int = 0
+    """Assignments it holds beyond `capacity`, queued for a free compute slot (0: none, as by a provider
+    from before the queue)."""
+
+    @property
+    def holds(self) -> int:
+        """The most copies it may hold at once: computing and queued."""
+        return self.capacity + self.queue
 
     @classmethod
     def checked(
@@ -39,14 +49,17 @@ class ProviderOffer:
         price: float,
         capacity: int,
         memory_mib: int = 0,
+        queue: int = 0,
     ) -> ProviderOffer:
         """An offer from the wire, or ValueError naming the field that is out of bounds: a price that is
-        not a finite number >= 0, a capacity outside 1..MAX_CAPACITY, an environment that is unknown,
-        offered twice or scored with anything but a finite number >= 0."""
+        not a finite number >= 0, a capacity outside 1..MAX_CAPACITY, a queue above MAX_QUEUE, an
+        environment that is unknown, offered twice or scored with anything but a finite number >= 0."""
         if not math.isfinite(price) or price < 0:
             raise ValueError(f"offer.price must be a finite number >= 0, got {price!r}")
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValueError(f"offer.capacity must be 1 to {MAX_CAPACITY}, got {capacity}")
+        if not 0 <= queue <= MAX_QUEUE:
+            raise ValueError(f"offer.queue must be 0 to {MAX_QUEUE}, got {queue}")
         if not envs:
             raise ValueError("offer.envs is empty: offer at least one environment")
         scores: dict[str, float] = {}
@@ -64,7 +77,7 @@ class ProviderOffer:
             if not math.isfinite(score) or score < 0:
                 raise ValueError(f"{field}.benchmark_score must be a finite number >= 0, got {score!r}")
             scores[env_id] = score
-        return cls(provider_id, scores, price, capacity, memory_mib)
+        return cls(provider_id, scores, price, capacity, memory_mib, queue)
 
     def has_memory_for(self, min_memory_mib: int) -> bool:
         """Whether it offers at least `min_memory_mib` (an offer that does not state its memory is taken
@@ -78,6 +91,7 @@ class ProviderOffer:
             "price": self.price,
             "capacity": self.capacity,
             "memory_mib": self.memory_mib,
+            "queue": self.queue,
         }
 
 

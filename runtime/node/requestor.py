@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from apps.sdk.client import RequestorAppClient
-from apps.sdk.handlers import VerifyResult
+from apps.sdk.handlers import Subtask, VerifyResult
 from apps.sdk.sandboxed_files import UnsafePath, copy_file, copy_tree
 from apps.sdk.workdir import RequestorTaskDir, RequestorWorkDir, check_id
 from protos import node_pb2 as npb
@@ -94,6 +94,7 @@ from runtime.node.states import (
 from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.task_inputs import InputStaging
 from runtime.node.verification import Verification, VerificationConfig
+from runtime.node.verify_batches import VerifyBatches
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,11 @@ STOP_VERIFY_GRACE_S = 1.0
 """How long stop() lets running verifications finish before it cancels them (within a 2 s stop)."""
 
 
+def _same_call(action: Action, ask: AskApp) -> bool:
+    """Whether `action` is an AskApp that goes in the same NextSubtasks call as `ask`."""
+    return isinstance(action, AskApp) and (action.round_id, action.task_id) == (ask.round_id, ask.task_id)
+
+
 def _new_subtask_id(task_id: str) -> str:
     """A fresh subtask id of the task (replicas get ids of the same shape as primaries)."""
     return f"{task_id}-{uuid.uuid4().hex[:10]}"
@@ -191,6 +197,8 @@ class RequestorNode:
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self._verifying: set[asyncio.Future[tuple[str, str]]] = set()
+        self._verify_batches = VerifyBatches()
+        """Deliveries of a task arriving while its app verifies go to the app together."""
         self._settling: set[str] = set()
         self._receiving: set[str] = set()
         """Subtasks whose result is arriving (one upload per subtask at a time)."""
@@ -239,6 +247,7 @@ class RequestorNode:
             for verification in late:
                 verification.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self._verify_batches.close()
         await self._apps.close()
         await self.verification.close()
         self.store.close()
@@ -451,36 +460,55 @@ class RequestorNode:
             self.core.handle(RoundAbandoned(round_id))
         return assignments
 
-    async def _ask_app(self, ask: AskApp) -> list[Action]:
-        """Ask the app's NextSubtask under the request's id; the core's answer to what came back."""
-        task_id, subtask_id = ask.task_id, ask.subtask_id
+    async def _ask_app(self, asks: list[AskApp]) -> list[Action]:
+        """Ask the app for a subtask under each request's id, a round's requests of one task in one call
+        (NextSubtasks); the core's answers to what came back, in order. A failed call answers each of its
+        requests as one failed NextSubtask did."""
+        round_id, task_id = asks[0].round_id, asks[0].task_id
         active = self._active.get(task_id)
         if active is None:
-            return self.core.handle(NoSubtask(ask.round_id, subtask_id))
-        self.store.add_subtask(subtask_id, task_id, ask.provider_id)
-        opaque_node_id = hashlib.sha256(ask.provider_id.encode()).hexdigest()[:16]
+            return self._answer(NoSubtask(round_id, ask.subtask_id) for ask in asks)
+        with self.store.transaction():
+            for ask in asks:
+                self.store.add_subtask(ask.subtask_id, task_id, ask.provider_id)
+        calls = [(ask.subtask_id, hashlib.sha256(ask.provider_id.encode()).hexdigest()[:16]) for ask in asks]
         try:
-            subtask = await active.client.next_subtask(task_id, subtask_id, opaque_node_id)
+            subtasks = await active.client.next_subtasks(task_id, calls)
         except GRPCError as exc:
             message = f"NextSubtask failed: {exc.status.name} {exc.message}"
             log.warning("task %s: %s", task_id, message)
-            return self.core.handle(AppFailed(ask.round_id, subtask_id, message))
+            if len(asks) > 1:  # the asks before the failing one took work on the app: it goes back
+                await self._run([AbortOnApp(task_id, ask.subtask_id) for ask in asks])
+            return self._answer(AppFailed(round_id, ask.subtask_id, message) for ask in asks)
         except (OSError, StreamTerminatedError, asyncio.CancelledError) as exc:
             if self._active.get(task_id) is not active:  # the task ended: no request left to reconcile
-                self.store.forget_subtask(subtask_id)
+                for ask in asks:
+                    self.store.forget_subtask(ask.subtask_id)
             elif not isinstance(exc, asyncio.CancelledError):  # cancelled: a restart reconciles it
-                broken = RequestBroken(ask.round_id, subtask_id, f"NextSubtask broke off: {exc}")
-                return self.core.handle(broken)
+                reason = f"NextSubtask broke off: {exc}"
+                return self._answer(RequestBroken(round_id, ask.subtask_id, reason) for ask in asks)
             raise
+        return self._answer(
+            self._offer_of(active, round_id, ask.subtask_id, subtask)
+            for ask, subtask in zip(asks, subtasks, strict=True)
+        )
+
+    def _answer(self, events: Iterable[Event]) -> list[Action]:
+        """Feed the core the answers of one app call, in order; the actions they call for, in order."""
+        return [action for event in events for action in self.core.handle(event)]
+
+    def _offer_of(self, active: ActiveTask, round_id: int, subtask_id: str, subtask: Subtask | None) -> Event:
+        """The core's event for what the app handed out under `subtask_id` (its resources checked)."""
+        task_id = active.row.task_id
         if subtask is None or self._active.get(task_id) is not active:
-            return self.core.handle(NoSubtask(ask.round_id, subtask_id))
+            return NoSubtask(round_id, subtask_id)
         try:
             resources = self._subtask_resources(active, subtask.resources)
         except (ValueError, OSError) as exc:
             log.warning("task %s: NextSubtask named a bad resource: %s", task_id, exc)
-            return self.core.handle(AppFailed(ask.round_id, subtask_id, str(exc), bad_resource=True))
+            return AppFailed(round_id, subtask_id, str(exc), bad_resource=True)
         payload = (json.dumps(subtask.params), resources)
-        return self.core.handle(SubtaskOffered(ask.round_id, subtask_id, now_ms(), payload))
+        return SubtaskOffered(round_id, subtask_id, now_ms(), payload)
 
     def _subtask_resources(self, active: ActiveTask, names: list[str]) -> list[dict[str, Any]]:
         """The files of `subtask_inputs/` a NextSubtask named, registered for providers to fetch.
@@ -780,7 +808,7 @@ class RequestorNode:
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
         task_id = active.row.task_id
         try:
-            verdict, reason, info = await active.client.verify_with_info(task_id, subtask_id)
+            verdict, reason, info = await self._verify_batches.verify(active.client, task_id, subtask_id)
         except GRPCError as exc:
             verdict, reason, info = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}", {}
         if info:
@@ -830,14 +858,19 @@ class RequestorNode:
         queue = deque(actions)
         while queue:
             action = queue.popleft()
-            follow_up = await self._execute(action, assignments)
+            if isinstance(action, AskApp):  # with the asks right after it for the same task: one call
+                asks = [action]
+                while queue and _same_call(queue[0], action):
+                    asks.append(queue.popleft())  # type: ignore[arg-type]
+                follow_up = await self._ask_app(asks)
+            else:
+                follow_up = await self._execute(action, assignments)
             queue.extendleft(reversed(follow_up))
 
     async def _execute(self, action: Action, assignments: list[npb.Assignment] | None) -> list[Action]:
-        """Run one action against the store and the app; the core's answer to what came back, if any."""
+        """Run one action (not an AskApp) against the store and the app; the core's answer to what came
+        back, if any."""
         match action:
-            case AskApp():
-                return await self._ask_app(action)
             case Assign():
                 assignment = self._assign_copy(action)
                 if assignments is not None:

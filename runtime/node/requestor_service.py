@@ -102,6 +102,7 @@ class RequestorService(RequestorBase):
                 offer.price,
                 offer.capacity,
                 offer.memory_mib,
+                offer.queue,
             )
             reply = self.node.join(provider_offer)
         await stream.send_message(reply)

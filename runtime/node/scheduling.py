@@ -13,20 +13,25 @@ What the core keeps:
 - per open task (`TaskPlan`): its live copies (requested, wanted, assigned or delivered subtasks: primaries
   and their replicas) with provider and lease deadline, the providers that refused it or were dropped from
   it, its failure budget, its app's NextSubtask errors in a row, since when no provider may take it;
-- the rounds of RequestWork in progress (`Round`: which tasks a provider may still be given, and how many
-  slots are left).
+- the rounds of RequestWork in progress (`Round`: which tasks a provider may still be given, how many
+  slots are left, how many of the app's answers it awaits).
+
+A round asks the app for all the slots it can fill from one task at once: one AskApp per slot, in a row,
+which the shell sends as one NextSubtasks call; the round moves on once every answer is in (to the same
+task while the app offered a subtask for each, else to the next).
 
 The store stays the durable record (every action that changes a subtask is written there by the shell);
 a restarted shell rebuilds the core from it (`TaskOpened` carries a task's live copies).
 
 Invariants the core keeps (tests/node/test_scheduling_core.py drives it with Hypothesis):
-- a provider is never given more than its offer's capacity (requested and assigned copies count) nor more
-  than the slots it asked for in one round;
+- a provider never holds more than its offer's capacity plus queue (requested and assigned copies count)
+  nor is given more than the slots it asked for in one round;
 - two live copies of one subtask never go to the same provider, and a subtask has more than one live copy
   only while its task wants replicas (quorum > 1);
 - no action names a task once the core has failed, finished or closed it;
 - a task fails once its failures exceed `max_failures`, or its app failed `max_app_errors` NextSubtask
-  calls in a row, or no joined provider may take it for `stranded_ms`, each with a reason naming it;
+  calls in a row (a call of several asks counts once), or no joined provider may take it for
+  `stranded_ms`, each with a reason naming it;
 - a provider that caused `max_provider_failures` failures in a task is dropped from it;
 - a task is finished only when none of its copies is live and the app says nothing is pending.
 """
@@ -43,7 +48,8 @@ from runtime.node.market import MarketStrategy, ProviderOffer
 from runtime.node.states import FAILURE_STATES, SubtaskState
 
 COMPUTING_STATES = (SubtaskState.REQUESTED, SubtaskState.ASSIGNED)
-"""Copies that take a slot of their provider's capacity (a delivered one is no longer computed)."""
+"""Copies that take a place among what their provider holds, computing or queued (capacity + queue; a
+delivered one is no longer computed)."""
 LIVE = frozenset({SubtaskState.REQUESTED, SubtaskState.WANTED, SubtaskState.ASSIGNED, SubtaskState.DELIVERED})
 MAX_SLOTS = 64
 """The most subtasks one RequestWork may be given."""
@@ -121,6 +127,12 @@ class Round:
     now_ms: int
     task_ids: list[str]
     given: int = 0
+    asking: int = 0
+    """AskApps of its current task whose answer has not come."""
+    refused: bool = False
+    """An answer of its current asks brought no subtask: the round moves on to its next task."""
+    app_failed: bool = False
+    """An answer of its current asks was an app error (counted once for the call)."""
 
 
 # events
@@ -425,7 +437,7 @@ class SchedulingCore:
         return None if task_id is None else self.tasks[task_id].copies[subtask_id]
 
     def computing(self, provider_id: str) -> int:
-        """Copies the provider holds to compute (requested for it or assigned to it)."""
+        """Copies the provider holds to compute or queued (requested for it or assigned to it)."""
         return self._computing[provider_id]
 
     def shut_out(self, task_id: str, excluded: frozenset[str], dropped: frozenset[str]) -> str | None:
@@ -567,32 +579,39 @@ class SchedulingCore:
         self._rounds[event.round_id] = Round(event.provider_id, slots, event.now_ms, task_ids)
         return self._continue(event.round_id, [])
 
-    def _has_room(self, round_: Round) -> bool:
+    def _room(self, round_: Round) -> int:
+        """How many more copies the round may give: slots left, and places left in its provider's
+        capacity + queue (requested copies count)."""
         offer = self.offers.get(round_.provider_id)
-        return (
-            offer is not None
-            and round_.given < round_.slots
-            and self.computing(round_.provider_id) < offer.capacity
-        )
+        if offer is None:
+            return 0
+        slots_left = round_.slots - round_.given - round_.asking
+        return max(0, min(slots_left, offer.holds - self.computing(round_.provider_id)))
+
+    def _has_room(self, round_: Round) -> bool:
+        return self._room(round_) > 0
 
     def _continue(self, round_id: int, actions: list[Action]) -> list[Action]:
-        """Give the round's provider copies until it is full or no task has any: stops at an AskApp."""
+        """Give the round's provider copies until it is full or no task has any: stops at the first task
+        whose app must be asked, with one AskApp for each place left."""
         round_ = self._rounds.get(round_id)
         while round_ is not None and round_.task_ids:
             plan = self.tasks.get(round_.task_ids[0])
             while plan is not None and self._has_room(round_):
                 replica = self._replica_for(plan, round_.provider_id)
                 if replica is None:
-                    request = Copy(
-                        self._new_id(plan.spec.task_id),
-                        plan.spec.task_id,
-                        round_.provider_id,
-                        SubtaskState.REQUESTED,
-                    )
-                    self._add(plan, request)
-                    actions.append(
-                        AskApp(round_id, plan.spec.task_id, request.subtask_id, round_.provider_id)
-                    )
+                    for _ in range(self._room(round_)):
+                        request = Copy(
+                            self._new_id(plan.spec.task_id),
+                            plan.spec.task_id,
+                            round_.provider_id,
+                            SubtaskState.REQUESTED,
+                        )
+                        self._add(plan, request)
+                        round_.asking += 1
+                        actions.append(
+                            AskApp(round_id, plan.spec.task_id, request.subtask_id, round_.provider_id)
+                        )
                     return actions
                 self._move(replica, SubtaskState.ASSIGNED, round_.provider_id)
                 replica.deadline_ms = round_.now_ms + self.budgets.lease_ms
@@ -621,13 +640,13 @@ class SchedulingCore:
         return None
 
     def _answered(self, event: SubtaskOffered | NoSubtask | AppFailed | RequestBroken) -> list[Action]:
-        """The app's answer to an AskApp; the round moves on to its next task unless a subtask came."""
+        """The app's answer to an AskApp; once all the round's asks are answered, it moves on to its next
+        task unless a subtask came for each."""
         actions: list[Action] = []
         copy = self.copy(event.subtask_id)
         plan = None if copy is None else self.tasks[copy.task_id]
-        if plan is None or copy is None:  # the task ended while the app was asked
-            if not isinstance(event, RequestBroken):
-                actions.append(ForgetRequest(event.subtask_id))
+        if plan is None or copy is None:
+            pass  # the task ended while the app was asked: the shell aborted the request with it
         elif isinstance(event, SubtaskOffered):
             actions.extend(self._offered(plan, copy, event))
         elif isinstance(event, NoSubtask):
@@ -641,16 +660,33 @@ class SchedulingCore:
             else:
                 self._remove(plan, copy)
                 actions.append(ForgetRequest(copy.subtask_id))
-            actions.extend(self._app_error(plan, event.message))
+            if self._first_failure_of_call(event.round_id):
+                actions.extend(self._app_error(plan, event.message))
         else:
             actions.append(AbortOnApp(plan.spec.task_id, copy.subtask_id))
             actions.append(self._set(plan, copy, SubtaskState.ABANDONED, event.reason))
         if event.round_id is None:
             return actions
         round_ = self._rounds.get(event.round_id)
-        if round_ is not None and not isinstance(event, SubtaskOffered) and round_.task_ids:
+        if round_ is None:
+            return actions
+        round_.asking -= 1
+        round_.refused |= not isinstance(event, SubtaskOffered)
+        if round_.asking > 0:
+            return actions
+        if round_.refused and round_.task_ids:
             round_.task_ids.pop(0)
+        round_.refused = round_.app_failed = False
         return self._continue(event.round_id, actions)
+
+    def _first_failure_of_call(self, round_id: int) -> bool:
+        """Whether an AppFailed is the first of its NextSubtasks call: one call counts once among the app's
+        errors in a row, however many asks it carried."""
+        round_ = self._rounds.get(round_id)
+        if round_ is None:
+            return True
+        first, round_.app_failed = not round_.app_failed, True
+        return first
 
     def _offered(self, plan: TaskPlan, copy: Copy, event: SubtaskOffered) -> list[Action]:
         round_ = self._rounds.get(event.round_id)

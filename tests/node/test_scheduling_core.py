@@ -1,15 +1,17 @@
 """The requestor's pure scheduling core (runtime/node/scheduling.py) as a Hypothesis state machine.
 
 No store, no app, no sockets: the machine plays the shell and the app. It opens tasks (with and without
-replicas), joins providers of random capacity, and sends the core every event the shell sends: RequestWork
-rounds (answering each AskApp as an app would: a subtask, nothing, an error, a broken connection),
+replicas), joins providers of random capacity and queue, and sends the core every event the shell sends:
+RequestWork rounds (answering a round's AskApps for one task together, as the shell's one NextSubtasks call
+does, each as an app would: a subtask, nothing, an error, a broken connection),
 deliveries and verdicts (quorums settled as quorum.py would), failures, leaves, renewals, ticks of a
 clock it advances, aborts. It keeps its own record of every subtask's state, built only from the core's
 actions, and checks after each action:
 
 - every SetState is a transition the store's table allows (states.py), from the state the actions led to;
-- a provider never holds more requested and assigned copies than its capacity, nor gets more than the
-  slots it asked for in one round;
+- a provider never holds more requested and assigned copies than its capacity plus queue (its capacity
+  alone with queue 0, as before the queue), nor gets more than the slots it asked for in one round;
+- a round asks the app for one task at a time, all its asks for that task in a row;
 - no provider holds two live copies of one subtask, and a task without replicas has one copy per subtask;
 - no action names a task after it was failed, finished or closed;
 - a task fails "too many failures" only past `max_failures` failures, and always then; "the app failed"
@@ -25,6 +27,7 @@ number of examples, default 150).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import Counter
@@ -132,6 +135,10 @@ class CoreMachine(RuleBasedStateMachine):
         """Assignments per provider in the round being driven."""
         self.checks: list[str] = []
         """Tasks whose HasPendingSubtasks is on its way (other events may come first, as in the shell)."""
+        self.asked: set[tuple[int, str]] = set()
+        """(round, task) of the NextSubtasks call being answered."""
+        self.call_failed = False
+        """An ask of the call being answered failed."""
 
     def new_id(self, task_id: str) -> str:
         self.ids += 1
@@ -145,7 +152,36 @@ class CoreMachine(RuleBasedStateMachine):
         queue = list(self.core.handle(event))
         while queue:
             action = queue.pop(0)
-            queue[:0] = self.act(action, data)
+            if isinstance(action, AskApp):
+                batch = [action]
+                while queue and isinstance(queue[0], AskApp) and self.same_call(queue[0], action):
+                    batch.append(queue.pop(0))  # type: ignore[arg-type]
+                queue[:0] = self.ask_app(batch, data)
+            else:
+                queue[:0] = self.act(action, data)
+
+    @staticmethod
+    def same_call(ask: AskApp, first: AskApp) -> bool:
+        return (ask.round_id, ask.task_id) == (first.round_id, first.task_id)
+
+    def ask_app(self, batch: list[AskApp], data: st.DataObject) -> list[Action]:
+        """The shell's one NextSubtasks call for a round's asks of one task: every answer fed back in order,
+        their actions run after."""
+        first = batch[0]
+        assert first.task_id not in self.ended, f"{first} names task {first.task_id}, which ended"
+        assert (first.round_id, first.task_id) not in self.asked, f"task {first.task_id} asked twice at once"
+        for ask in batch:
+            assert ask.subtask_id not in self.subtasks
+            self.subtasks[ask.subtask_id] = SubtaskRecord(ask.task_id, ask.provider_id, S.REQUESTED)
+            self.check_capacity(ask.provider_id)
+        self.asked.add((first.round_id, first.task_id))
+        self.call_failed = False
+        answers = [self.app_answer(ask.round_id, ask.subtask_id, data) for ask in batch]
+        follow_up: list[Action] = []
+        for answer in answers:
+            follow_up.extend(self.core.handle(answer))
+        self.asked.discard((first.round_id, first.task_id))
+        return follow_up
 
     def act(self, action: Action, data: st.DataObject) -> list[Action]:
         task_id = getattr(action, "task_id", None)
@@ -153,11 +189,6 @@ class CoreMachine(RuleBasedStateMachine):
             task_id = self.subtasks[action.subtask_id].task_id
         assert task_id not in self.ended, f"{action} names task {task_id}, which ended"
         match action:
-            case AskApp(round_id, task_id, subtask_id, provider_id):
-                assert subtask_id not in self.subtasks
-                self.subtasks[subtask_id] = SubtaskRecord(task_id, provider_id, S.REQUESTED)
-                self.check_capacity(provider_id)
-                return self.core.handle(self.app_answer(round_id, subtask_id, data))
             case Assign(task_id, subtask_id, provider_id, deadline_ms, _):
                 record = self.subtasks[subtask_id]
                 self.move(subtask_id, S.ASSIGNED)
@@ -229,7 +260,8 @@ class CoreMachine(RuleBasedStateMachine):
         app = self.tasks[self.subtasks[subtask_id].task_id]
         roll = data.draw(st.integers(0, 7), "NextSubtask")
         if roll == 0:
-            app.errors_in_a_row += 1
+            app.errors_in_a_row += 0 if self.call_failed else 1  # a call's errors count once
+            self.call_failed = True
             return AppFailed(round_id, subtask_id, "boom", bad_resource=data.draw(st.booleans()))
         if roll == 1:
             return RequestBroken(round_id, subtask_id, "connection lost")
@@ -257,7 +289,8 @@ class CoreMachine(RuleBasedStateMachine):
 
     def check_capacity(self, provider_id: str) -> None:
         computing = self.computing(provider_id)
-        assert computing <= self.offers[provider_id].capacity, f"{provider_id} holds {computing}"
+        offer = self.offers[provider_id]
+        assert computing <= offer.capacity + offer.queue, f"{provider_id} holds {computing}"
 
     def live(self, task_id: str, states: Iterable[SubtaskState] = LIVE_SUBTASK_STATES) -> list[str]:
         wanted = set(states)
@@ -282,13 +315,13 @@ class CoreMachine(RuleBasedStateMachine):
     @initialize(
         quorum=st.sampled_from((1, 2)),
         units=st.integers(1, 4),
-        capacities=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+        capacities=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 2)), min_size=1, max_size=3),
     )
-    def a_task_and_providers(self, quorum: int, units: int, capacities: list[int]) -> None:
+    def a_task_and_providers(self, quorum: int, units: int, capacities: list[tuple[int, int]]) -> None:
         """Every example starts with work and someone to do it."""
         self.open_task(quorum, units, ENVS[0])
-        for p, capacity in zip(PROVIDERS, capacities, strict=False):
-            self.join(p, capacity, ENVS)
+        for p, (capacity, queue) in zip(PROVIDERS, capacities, strict=False):
+            self.join(p, capacity, queue, ENVS)
 
     @rule(quorum=st.sampled_from((1, 1, 2, 3)), units=st.integers(1, 4), env=st.sampled_from(ENVS))
     def open_task(self, quorum: int, units: int, env: str) -> None:
@@ -297,9 +330,14 @@ class CoreMachine(RuleBasedStateMachine):
         self.tasks[task_id] = AppTask(spec, units, units)
         assert self.core.handle(TaskOpened(spec)) == []
 
-    @rule(p=st.sampled_from(PROVIDERS), capacity=st.integers(1, 3), envs=st.sampled_from((ENVS, ENVS[:1])))
-    def join(self, p: str, capacity: int, envs: tuple[str, ...]) -> None:
-        offer = ProviderOffer(p, dict.fromkeys(envs, 1.0), 0.0, capacity)
+    @rule(
+        p=st.sampled_from(PROVIDERS),
+        capacity=st.integers(1, 3),
+        queue=st.sampled_from((0, 0, 1, 2)),
+        envs=st.sampled_from((ENVS, ENVS[:1])),
+    )
+    def join(self, p: str, capacity: int, queue: int, envs: tuple[str, ...]) -> None:
+        offer = ProviderOffer(p, dict.fromkeys(envs, 1.0), 0.0, capacity, queue=queue)
         # A provider joins again with its offer unchanged, as long as it holds copies.
         offer = self.offers.get(p, offer)
         self.offers[p] = offer
@@ -431,7 +469,8 @@ class CoreMachine(RuleBasedStateMachine):
     @invariant()
     def no_provider_is_over_capacity(self) -> None:
         for provider_id, offer in self.offers.items():
-            assert self.core.computing(provider_id) == self.computing(provider_id) <= offer.capacity
+            held = self.core.computing(provider_id)
+            assert held == self.computing(provider_id) <= offer.capacity + offer.queue
 
 
 def test_the_scheduling_core_keeps_its_invariants() -> None:
@@ -451,3 +490,33 @@ def test_the_scheduling_core_keeps_its_invariants() -> None:
     print(
         f"scheduling core: {steps} steps, {events} events in {elapsed:.2f} s ({steps / elapsed:.0f} steps/s)"
     )
+
+
+def asks_of_a_round(capacity: int, queue: int, slots: int, pending: int) -> list[list[AskApp]]:
+    """The NextSubtasks calls (the AskApps of each batch) one RequestWork round makes for a provider with
+    this capacity and queue, the app offering `pending` subtasks and then none."""
+    ids = itertools.count()
+    core = SchedulingCore(BUDGETS, Balanced(), lambda task_id: f"{task_id}-{next(ids)}")
+    core.handle(TaskOpened(TaskSpec("t", "wasm", {})))
+    core.handle(ProviderJoined(ProviderOffer("p", {"wasm": 1.0}, 0.0, capacity, queue=queue)))
+    calls: list[list[AskApp]] = []
+    actions = core.handle(ProviderAsked(1, "p", slots, 0))
+    while actions:
+        batch = [action for action in actions if isinstance(action, AskApp)]
+        if not batch:
+            break
+        calls.append(batch)
+        actions = []
+        for ask in batch:
+            answer: Event = SubtaskOffered(1, ask.subtask_id, 0) if pending else NoSubtask(1, ask.subtask_id)
+            pending = max(0, pending - 1)
+            actions.extend(core.handle(answer))
+    return calls
+
+
+def test_a_round_asks_the_app_once_for_every_place_of_capacity_and_queue() -> None:
+    assert [len(batch) for batch in asks_of_a_round(capacity=1, queue=2, slots=8, pending=10)] == [3]
+    assert [len(batch) for batch in asks_of_a_round(capacity=2, queue=0, slots=8, pending=10)] == [2]
+    assert [len(batch) for batch in asks_of_a_round(capacity=4, queue=4, slots=3, pending=10)] == [3]
+    # The app had fewer than asked: the round moves on (no second call), as after one NoSubtask before.
+    assert [len(batch) for batch in asks_of_a_round(capacity=4, queue=0, slots=8, pending=2)] == [4]

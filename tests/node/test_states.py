@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -205,17 +205,19 @@ def test_an_abort_during_verification_leaves_the_subtask_aborted(
         (assignment,) = provider.request_work(slots=1, wait_ms=30_000).value().assignments
         client = node._active[task_id].client
         verifying, answer = asyncio.Event(), asyncio.Event()
-        real_verify = client.verify_with_info
+        real_verify = client.verify_batch
         verdicts: list[tuple[VerifyResult, str, dict[str, str]]] = []
 
-        async def held_verify(task: str, subtask: str) -> tuple[VerifyResult, str, dict[str, str]]:
-            verdict = await real_verify(task, subtask)
-            verdicts.append(verdict)
+        async def held_verify(
+            task: str, subtasks: Sequence[str]
+        ) -> list[tuple[VerifyResult, str, dict[str, str]]]:
+            batch = await real_verify(task, subtasks)
+            verdicts.extend(batch)
             verifying.set()
             await answer.wait()  # the app's answer is on its way back when the task is aborted
-            return verdict
+            return batch
 
-        monkeypatch.setattr(client, "verify_with_info", held_verify)
+        monkeypatch.setattr(client, "verify_batch", held_verify)
         result = ResultFile("result.json", honest_result(assignment.subtask_params_json))
 
         async def race() -> GRPCError:

@@ -130,13 +130,19 @@ class RawProvider:
         self._channel.close()
 
     def join(
-        self, envs: Sequence[str] = ("local",), capacity: int = 1, price: float = 1.0, score: float = 1.0
+        self,
+        envs: Sequence[str] = ("local",),
+        capacity: int = 1,
+        price: float = 1.0,
+        score: float = 1.0,
+        queue: int = 0,
     ) -> Reply[npb.JoinReply]:
         offer = npb.Offer(
             provider_id=self.provider_id,
             envs=[npb.EnvOffer(env_id=env, benchmark_score=score) for env in envs],
             price=price,
             capacity=capacity,
+            queue=queue,
         )
         request = npb.JoinRequest(offer=offer)
         return self.loop.call(self.stub.Join(request, metadata=self.metadata), "Join")

@@ -40,7 +40,7 @@ from runtime.node.identity import (
     sign_calls,
     signed_metadata,
 )
-from runtime.node.market import MAX_CAPACITY
+from runtime.node.market import MAX_CAPACITY, MAX_QUEUE
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import RequestorServer, bearer, serve_requestor
 from tests.node.wire import Control, Loop, RawProvider, Reply, ResultFile, honest_result, named_key
@@ -373,6 +373,8 @@ INVALID_OFFERS = [
     ({"capacity": 0}, "offer.capacity"),
     ({"capacity": MAX_CAPACITY + 1}, "offer.capacity"),
     ({"capacity": 2**32 - 1}, "offer.capacity"),
+    ({"queue": MAX_QUEUE + 1}, "offer.queue"),
+    ({"queue": 2**32 - 1}, "offer.queue"),
     ({"envs": []}, "offer.envs"),
     ({"envs": ["nope"]}, "offer.envs[0].env_id"),
     ({"envs": ["local", "x" * 40]}, "offer.envs[1].env_id"),
@@ -404,14 +406,18 @@ def test_an_invalid_offer_is_refused_naming_its_field(
 # Leases never past capacity.
 
 
-@pytest.mark.parametrize(("capacity", "slots", "concurrent"), [(1, 8, 1), (1, 8, 8), (3, 8, 1), (3, 2, 6)])
-def test_a_provider_never_holds_more_leases_than_its_capacity(
-    served: Served, capacity: int, slots: int, concurrent: int
+@pytest.mark.parametrize(
+    ("capacity", "queue", "slots", "concurrent"),
+    [(1, 0, 8, 1), (1, 0, 8, 8), (3, 0, 8, 1), (3, 0, 2, 6), (1, 2, 8, 1), (2, 3, 8, 8)],
+)
+def test_a_provider_never_holds_more_leases_than_its_capacity_and_queue(
+    served: Served, capacity: int, queue: int, slots: int, concurrent: int
 ) -> None:
     task_id = served.submit(subtasks=16)
     provider = served.provider("greedy")
     try:
-        provider.join(capacity=capacity).value()
+        provider.join(capacity=capacity, queue=queue).value()
+        holds = capacity + queue
 
         async def ask_at_once() -> list[npb.WorkReply]:
             request = npb.WorkRequest(provider_id=provider.provider_id, slots=slots, wait_ms=0)
@@ -422,13 +428,13 @@ def test_a_provider_never_holds_more_leases_than_its_capacity(
 
         replies = served.loop.run(ask_at_once(), "RequestWork at once")
         handed = [a for reply in replies for a in reply.assignments]
-        assert len(handed) == capacity, handed
+        assert len(handed) == holds, handed
         assert provider.request_work(slots=slots).value().assignments == [], "past capacity"
-        assert served.node.store.computing(provider.provider_id) == capacity
+        assert served.node.store.computing(provider.provider_id) == holds
         # A lease given back makes room for exactly one more.
         provider.report_failure(handed[0].subtask_id, "RuntimeError: out of disk").value()
         assert len(provider.request_work(slots=slots).value().assignments) == 1
-        assert served.node.store.computing(provider.provider_id) == capacity
+        assert served.node.store.computing(provider.provider_id) == holds
     finally:
         served.control.abort(task_id)
         provider.close()
