@@ -19,7 +19,9 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from apps.sdk.batch import check_batch
 from apps.sdk.channel import AppChannel
+from apps.sdk.errors import InvalidArgument
 from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
 from apps.sdk.result_info import RESULT_INFO_KEY, checked, decode
 from protos import taskapi_pb2 as pb
@@ -106,6 +108,7 @@ class RequestorAppClient(_AppClient):
     ) -> tuple[list[Subtask | None], bool | None]:
         """`next_subtasks`, and whether the task has pending subtasks right after them (None when the app
         does not serve batches and so did not say: ask `has_pending_subtasks`)."""
+        _check_batch("asks", [subtask_id for subtask_id, _ in asks])
         if self.batches:
             request = pb.NextSubtasksRequest(
                 task_id=task_id,
@@ -122,6 +125,7 @@ class RequestorAppClient(_AppClient):
     ) -> list[tuple[VerifyResult, str, dict[str, str]]]:
         """`verify_with_info` for each of `subtask_ids`, in order, in one call where the app serves batches.
         An error leaves the ids before the failing one verified (docs/protocol.md)."""
+        _check_batch("subtask_ids", subtask_ids)
         if self.batches:
             request = pb.VerifyBatchRequest(task_id=task_id, subtask_ids=subtask_ids)
             reply = await self._batch_call(self._batch_stub.VerifyBatch(request, timeout=self.timeout))
@@ -194,6 +198,14 @@ class RequestorAppClient(_AppClient):
 
     async def shutdown(self) -> None:
         await self._call(self._stub.Shutdown(pb.ShutdownRequest(), timeout=self.timeout))
+
+
+def _check_batch(field: str, subtask_ids: Sequence[str]) -> None:
+    """Refuse a batch as an app serving batches would (INVALID_ARGUMENT), whether or not this one does."""
+    try:
+        check_batch(field, subtask_ids)
+    except InvalidArgument as exc:
+        raise GRPCError(Status.INVALID_ARGUMENT, exc.message) from exc
 
 
 def _subtask(reply: pb.NextSubtaskReply) -> Subtask | None:

@@ -77,3 +77,26 @@ def test_a_fallen_back_batch_fails_as_its_single_call_does(tmp_path: Path) -> No
             assert "unknown subtask 's9'" in (error.value.message or "")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [([], "asks is empty"), (["s1", "s2", "s1"], "asks names subtask 's1' twice")],
+)
+def test_a_bad_batch_is_refused_alike_by_a_client_that_fell_back(
+    tmp_path: Path, ids: list[str], message: str
+) -> None:
+    async def scenario() -> None:
+        async with without_batches(tmp_path) as client:
+            await client.create_task("t1", 8, {})
+            client.batches = False
+            with pytest.raises(GRPCError) as error:
+                await client.next_subtasks("t1", [(subtask_id, "n") for subtask_id in ids])
+            assert error.value.status is Status.INVALID_ARGUMENT
+            assert message in (error.value.message or "")
+            with pytest.raises(GRPCError) as error:
+                await client.verify_batch("t1", ids)
+            assert error.value.status is Status.INVALID_ARGUMENT
+            assert await client.next_subtasks("t1", [("s1", "n")]) == [Subtask(params={"subtask": "s1"})]
+
+    asyncio.run(scenario())
