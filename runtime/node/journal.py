@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.node.row_cache import RowCache
+from runtime.node.schema import use_wal
 from runtime.node.store import now_ms
 
 DB_NAME = "verification.sqlite"
@@ -61,8 +63,7 @@ def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        use_wal(db)
     db.row_factory = sqlite3.Row
     return db
 
@@ -104,10 +105,16 @@ class Entry:
 
 
 class Journal:
-    """The `journal` table; every write commits before it returns."""
+    """The `journal` table; every write commits before it returns.
+
+    A writing journal (`create`) is its table's only writer: it keeps the entries it read, amended by its
+    own writes (`RowCache`), so reading an entry again costs no statement. A reading one keeps none (the
+    writer is elsewhere).
+    """
 
     def __init__(self, db: sqlite3.Connection, create: bool = True) -> None:
         self._db = db
+        self._entries: RowCache[Entry] = RowCache(size=4096 if create else 0)
         if create:
             db.executescript(SCHEMA)
 
@@ -132,6 +139,7 @@ class Journal:
                 entry.assigned_ms,
             ),
         )
+        self._entries.forget(entry.subtask_id)  # replaced whole: read again when asked for
 
     def delivered(self, subtask_id: str, output_path: Path, sha256: str, fuel: int, wall_ms: int) -> None:
         """What the provider claimed: its output file, the file's digest, the fuel and wall time."""
@@ -140,22 +148,34 @@ class Journal:
             " WHERE subtask_id = ?",
             (str(output_path), sha256, fuel, wall_ms, subtask_id),
         )
+        self._entries.amend(
+            subtask_id, output_path=str(output_path), output_sha256=sha256, fuel=fuel, wall_ms=wall_ms
+        )
 
     def reexecuted(self, subtask_id: str, sha256: str | None, fuel: int | None, checked: str) -> None:
         self._db.execute(
             "UPDATE journal SET reexec_sha256 = ?, reexec_fuel = ?, checked = ? WHERE subtask_id = ?",
             (sha256, fuel, checked, subtask_id),
         )
+        self._entries.amend(subtask_id, reexec_sha256=sha256, reexec_fuel=fuel, checked=checked)
 
     def judged(self, subtask_id: str, verdict: str, reason: str = "") -> None:
         self._db.execute(
             "UPDATE journal SET verdict = ?, reason = ?, judged_ms = ? WHERE subtask_id = ?",
             (verdict, reason, now_ms(), subtask_id),
         )
+        self._entries.amend(subtask_id, verdict=verdict, reason=reason)
 
     def get(self, subtask_id: str) -> Entry | None:
+        kept = self._entries.get(subtask_id)
+        if kept is not None:
+            return kept
         row = self._db.execute("SELECT * FROM journal WHERE subtask_id = ?", (subtask_id,)).fetchone()
-        return None if row is None else _entry(row)
+        if row is None:
+            return None
+        entry = _entry(row)
+        self._entries.keep(subtask_id, entry)
+        return entry
 
     def unchecked_accepted(self, provider_id: str) -> list[Entry]:
         """The provider's accepted results that no re-execution has confirmed (audit candidates)."""

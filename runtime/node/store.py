@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.node.schema import Migration, columns, execute_ddl, migrate
+from runtime.node.row_cache import RowCache
+from runtime.node.schema import Migration, columns, execute_ddl, migrate, use_wal
 from runtime.node.states import (
     SUBTASK_TRANSITIONS,
     TASK_TRANSITIONS,
@@ -111,7 +112,27 @@ def _result_info(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE subtasks ADD COLUMN result_info_json TEXT NOT NULL DEFAULT '{}'")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_first_schema, _replicas, _memory_needs, _history, _result_info)
+def _history_by_trigger(db: sqlite3.Connection) -> None:
+    """The database records each state a subtask is written in, in the statement that writes it: one
+    statement a transition instead of two, and no state without its history row after a crash."""
+    record = (
+        "INSERT INTO subtask_history (subtask_id, state, reason, at_ms)"
+        " VALUES (NEW.subtask_id, NEW.state, NEW.reason, NEW.updated_ms)"
+    )
+    db.execute(f"CREATE TRIGGER subtask_history_on_insert AFTER INSERT ON subtasks BEGIN {record}; END")
+    db.execute(
+        f"CREATE TRIGGER subtask_history_on_update AFTER UPDATE OF state ON subtasks BEGIN {record}; END"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _first_schema,
+    _replicas,
+    _memory_needs,
+    _history,
+    _result_info,
+    _history_by_trigger,
+)
 """The store's schema, version by version: `PRAGMA user_version` counts those a store has had."""
 
 
@@ -163,27 +184,35 @@ class SubtaskRow:
 
 
 class Store:
-    """One SQLite connection; every method commits before it returns."""
+    """One SQLite connection; every method commits before it returns (inside `transaction()`: with it).
+
+    The store is its database's only writer: it keeps the subtask rows it read, amended by its own writes
+    (`RowCache`), so reading a subtask again costs no statement.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA foreign_keys=ON")
         migrate(self._db, path, MIGRATIONS)
+        self._subtasks: RowCache[SubtaskRow] = RowCache()
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The store's writes inside commit together or not at all (a rollback drops the kept rows, which
+        may show its writes). Write through the store's methods: a row written through the yielded
+        connection directly is not seen by `subtask()` while an older copy of it is kept."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._subtasks.clear()
             raise
         self._db.execute("COMMIT")
 
@@ -254,7 +283,6 @@ class Store:
             " VALUES (?, ?, ?, ?, ?)",
             (subtask_id, task_id, SubtaskState.REQUESTED, provider_id, now_ms()),
         )
-        self._record(subtask_id, SubtaskState.REQUESTED)
 
     def assign_subtask(
         self, subtask_id: str, params_json: str, resources: list[dict[str, Any]], deadline_ms: int
@@ -262,8 +290,9 @@ class Store:
         self._transition(
             subtask_id,
             SubtaskState.ASSIGNED,
-            "params_json = ?, resources_json = ?, deadline_ms = ?",
-            (params_json, json.dumps(resources), deadline_ms),
+            params_json=params_json,
+            resources=resources,
+            deadline_ms=deadline_ms,
         )
 
     def want_replica(self, replica_id: str, primary: SubtaskRow) -> None:
@@ -281,12 +310,9 @@ class Store:
                 primary.subtask_id,
             ),
         )
-        self._record(replica_id, SubtaskState.WANTED)
 
     def take_replica(self, replica_id: str, provider_id: str, deadline_ms: int) -> None:
-        self._transition(
-            replica_id, SubtaskState.ASSIGNED, "provider_id = ?, deadline_ms = ?", (provider_id, deadline_ms)
-        )
+        self._transition(replica_id, SubtaskState.ASSIGNED, provider_id=provider_id, deadline_ms=deadline_ms)
 
     def copies(self, primary_id: str) -> list[SubtaskRow]:
         """A primary and all its replicas, in creation order."""
@@ -298,17 +324,20 @@ class Store:
 
     def set_subtask_state(self, subtask_id: str, state: SubtaskState, reason: str = "") -> None:
         """Move a subtask to `state`; IllegalTransition (nothing written) if the table forbids it."""
-        self._transition(subtask_id, state, "reason = ?", (reason,), reason)
+        self._transition(subtask_id, state, reason=reason)
 
-    def _transition(
-        self, subtask_id: str, state: SubtaskState, sets: str, values: tuple[Any, ...], reason: str = ""
-    ) -> None:
-        """One conditional UPDATE: the row changes only from a state that may become `state`."""
+    def _transition(self, subtask_id: str, state: SubtaskState, reason: str = "", **fields: Any) -> None:
+        """One conditional UPDATE: the row changes only from a state that may become `state`. Its reason
+        becomes `reason` (a transition's own), the `SubtaskRow` fields named take their new values, and a
+        trigger records the new state in `subtask_history`."""
         allowed = sources(SUBTASK_TRANSITIONS, state)
+        columns = dict(_column(name, value) for name, value in fields.items())
+        updated_ms = now_ms()
+        sets = "".join(f"{column} = ?, " for column in columns)
         cursor = self._db.execute(
-            f"UPDATE subtasks SET state = ?, {sets}, updated_ms = ? WHERE subtask_id = ?"
-            f" AND state IN ({','.join('?' * len(allowed))})",
-            (state, *values, now_ms(), subtask_id, *allowed),
+            f"UPDATE subtasks SET state = ?, reason = ?, {sets}updated_ms = ?"
+            f" WHERE subtask_id = ? AND state IN ({','.join('?' * len(allowed))})",
+            (state, reason, *columns.values(), updated_ms, subtask_id, *allowed),
         )
         if not cursor.rowcount:
             row = self.subtask(subtask_id)
@@ -317,12 +346,8 @@ class Store:
             )
             log.error("refused: %s", error)
             raise error
-        self._record(subtask_id, state, reason)
-
-    def _record(self, subtask_id: str, state: SubtaskState, reason: str = "") -> None:
-        self._db.execute(
-            "INSERT INTO subtask_history (subtask_id, state, reason, at_ms) VALUES (?, ?, ?, ?)",
-            (subtask_id, state, reason, now_ms()),
+        self._subtasks.amend(
+            subtask_id, state=SubtaskState(state), reason=reason, updated_ms=updated_ms, **fields
         )
 
     def history(self, subtask_id: str) -> list[str]:
@@ -337,6 +362,7 @@ class Store:
         cursor = self._db.execute(
             "DELETE FROM subtasks WHERE subtask_id = ? AND state = ?", (subtask_id, SubtaskState.REQUESTED)
         )
+        self._subtasks.forget(subtask_id)
         if cursor.rowcount:
             self._db.execute("DELETE FROM subtask_history WHERE subtask_id = ?", (subtask_id,))
 
@@ -344,8 +370,11 @@ class Store:
         self._transition(
             subtask_id,
             SubtaskState.DELIVERED,
-            "result_name = ?, result_sha256 = ?, wall_ms = ?, cpu_ns = ?, fuel = ?",
-            (result_name, sha256, usage["wall_ms"], usage["cpu_ns"], usage["fuel"]),
+            result_name=result_name,
+            result_sha256=sha256,
+            wall_ms=usage["wall_ms"],
+            cpu_ns=usage["cpu_ns"],
+            fuel=usage["fuel"],
         )
 
     def renew_leases(self, provider_id: str, subtask_ids: list[str], deadline_ms: int) -> list[str]:
@@ -362,6 +391,7 @@ class Store:
             )
             if cursor.rowcount:
                 held.append(subtask_id)
+                self._subtasks.amend(subtask_id, deadline_ms=deadline_ms)
         return [subtask_id for subtask_id in subtask_ids if subtask_id not in held]
 
     def computing(self, provider_id: str) -> int:
@@ -374,8 +404,15 @@ class Store:
         return int(row[0])
 
     def subtask(self, subtask_id: str) -> SubtaskRow | None:
+        kept = self._subtasks.get(subtask_id)
+        if kept is not None:
+            return kept
         row = self._db.execute("SELECT * FROM subtasks WHERE subtask_id = ?", (subtask_id,)).fetchone()
-        return None if row is None else _subtask_row(row)
+        if row is None:
+            return None
+        subtask = _subtask_row(row)
+        self._subtasks.keep(subtask_id, subtask)
+        return subtask
 
     def subtasks(self, *, task_id: str | None = None, states: tuple[str, ...] = ()) -> list[SubtaskRow]:
         query, args = "SELECT * FROM subtasks WHERE 1=1", []
@@ -482,6 +519,11 @@ def _task_row(row: sqlite3.Row) -> TaskRow:
         row["finished_ms"],
         row["min_memory_mib"],
     )
+
+
+def _column(field: str, value: Any) -> tuple[str, Any]:
+    """A `SubtaskRow` field's value as the subtasks column that stores it."""
+    return ("resources_json", json.dumps(value)) if field == "resources" else (field, value)
 
 
 def _subtask_row(row: sqlite3.Row) -> SubtaskRow:

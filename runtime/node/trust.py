@@ -112,43 +112,66 @@ def is_inflated(claimed: float, best_speed: float, samples: int, policy: TrustPo
     return claimed > policy.speed_tolerance * best_speed
 
 
+def _record(row: sqlite3.Row) -> TrustRecord:
+    return TrustRecord(
+        row["provider_id"],
+        row["clean"],
+        row["accepted"],
+        row["reexecuted"],
+        row["rejected"],
+        row["forged"],
+        bool(row["blacklisted"]),
+        row["claimed_score"],
+        row["best_speed"],
+        row["speed_samples"],
+        bool(row["benchmark_inflated"]),
+    )
+
+
 class TrustStore:
-    """The `trust` and `dropped` tables; every method commits before it returns."""
+    """The `trust` and `dropped` tables; every method commits before it returns.
+
+    Reads are answered from memory: each provider's record as its last write returned it (`RETURNING`),
+    and every drop, all read once at start. So the store must be its database's only writer, as a
+    requestor's is (other processes only read it).
+    """
 
     def __init__(self, db: sqlite3.Connection, policy: TrustPolicy) -> None:
         self._db = db
         self.policy = policy
         db.executescript(SCHEMA)
+        self._records: dict[str, TrustRecord] = {}
+        self._dropped: set[tuple[str, str]] = {
+            (str(row[0]), str(row[1])) for row in db.execute("SELECT provider_id, task_id FROM dropped")
+        }
 
     def get(self, provider_id: str) -> TrustRecord:
-        row = self._db.execute("SELECT * FROM trust WHERE provider_id = ?", (provider_id,)).fetchone()
-        if row is None:
-            return TrustRecord(provider_id)
-        return TrustRecord(
-            provider_id,
-            row["clean"],
-            row["accepted"],
-            row["reexecuted"],
-            row["rejected"],
-            row["forged"],
-            bool(row["blacklisted"]),
-            row["claimed_score"],
-            row["best_speed"],
-            row["speed_samples"],
-            bool(row["benchmark_inflated"]),
-        )
-
-    def _ensure(self, provider_id: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO trust (provider_id, updated_ms) VALUES (?, ?)", (provider_id, now_ms())
-        )
+        record = self._records.get(provider_id)
+        if record is None:
+            row = self._db.execute("SELECT * FROM trust WHERE provider_id = ?", (provider_id,)).fetchone()
+            record = TrustRecord(provider_id) if row is None else _record(row)
+            self._records[provider_id] = record
+        return record
 
     def _update(self, provider_id: str, assignments: str, args: tuple[object, ...] = ()) -> None:
-        self._ensure(provider_id)
+        """One UPDATE of the provider's row (its first write inserts the row first); `get` answers with
+        the record the UPDATE returned from then on."""
+        update = f"UPDATE trust SET {assignments}, updated_ms = ? WHERE provider_id = ? RETURNING *"
+        values = (*args, now_ms(), provider_id)
+        row = self._db.execute(update, values).fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO trust (provider_id, updated_ms) VALUES (?, ?)", (provider_id, now_ms())
+            )
+            row = self._db.execute(update, values).fetchone()
+        self._records[provider_id] = _record(row)
+
+    def _add_drop(self, provider_id: str, task_id: str, reason: str) -> None:
         self._db.execute(
-            f"UPDATE trust SET {assignments}, updated_ms = ? WHERE provider_id = ?",
-            (*args, now_ms(), provider_id),
+            "INSERT OR IGNORE INTO dropped (provider_id, task_id, reason, dropped_ms) VALUES (?, ?, ?, ?)",
+            (provider_id, task_id, reason, now_ms()),
         )
+        self._dropped.add((provider_id, task_id))
 
     def accepted(self, provider_id: str, reexecuted: bool) -> None:
         """A result passed: the app's Verify, and its re-execution if it had one."""
@@ -177,26 +200,15 @@ class TrustStore:
             " blacklisted = MAX(blacklisted, ?)",
             (count, was_accepted, int(self.policy.blacklist)),
         )
-        self._db.execute(
-            "INSERT OR IGNORE INTO dropped (provider_id, task_id, reason, dropped_ms) VALUES (?, ?, ?, ?)",
-            (provider_id, task_id, reason, now_ms()),
-        )
+        self._add_drop(provider_id, task_id, reason)
 
     def drop(self, provider_id: str, task_id: str, reason: str) -> None:
         """Stop assigning the task's subtasks to the provider (persists across restarts)."""
-        self._db.execute(
-            "INSERT OR IGNORE INTO dropped (provider_id, task_id, reason, dropped_ms) VALUES (?, ?, ?, ?)",
-            (provider_id, task_id, reason, now_ms()),
-        )
+        self._add_drop(provider_id, task_id, reason)
 
     def excluded(self, provider_id: str, task_id: str) -> bool:
         """Whether the provider may not take this task's subtasks (dropped from it, or blacklisted)."""
-        row = self._db.execute(
-            "SELECT 1 FROM dropped WHERE provider_id = ? AND task_id = ?"
-            " UNION ALL SELECT 1 FROM trust WHERE provider_id = ? AND blacklisted",
-            (provider_id, task_id, provider_id),
-        ).fetchone()
-        return row is not None
+        return (provider_id, task_id) in self._dropped or self.get(provider_id).blacklisted
 
     def drops(self) -> list[tuple[str, str, str]]:
         """Every drop as (provider id, task id, reason), oldest first."""
@@ -206,8 +218,7 @@ class TrustStore:
         return [(str(row[0]), str(row[1]), str(row[2])) for row in rows]
 
     def dropped_from(self, task_id: str) -> set[str]:
-        rows = self._db.execute("SELECT provider_id FROM dropped WHERE task_id = ?", (task_id,)).fetchall()
-        return {str(row[0]) for row in rows}
+        return {provider_id for provider_id, dropped_task in self._dropped if dropped_task == task_id}
 
     def speed(self, provider_id: str, claimed: float, observed: float) -> bool:
         """Record one subtask's observed speed (Mfuel/s) against the claim; return whether it is inflated."""

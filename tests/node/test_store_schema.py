@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.node.schema import SchemaTooNew, migrate, version
+from runtime.node.schema import PAGE_BYTES, SchemaTooNew, migrate, version
 from runtime.node.states import IllegalTransition, SubtaskState, TaskState
 from runtime.node.store import MIGRATIONS, Store
 
@@ -168,3 +168,18 @@ def test_result_info_gathers_each_keys_values_over_the_accepted_results_only(tmp
         assert store.result_info("t1") == {"denoiser": "OIDN", "device": "CPU, OPTIX (NVIDIA H100)"}
     finally:
         store.close()
+
+
+def test_a_new_store_has_small_pages_and_an_older_store_keeps_its_own(tmp_path: Path) -> None:
+    new = Store(tmp_path / "new.sqlite")
+    assert new._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_BYTES
+    new.close()
+    path = tmp_path / "requestor.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("PRAGMA journal_mode = WAL")
+        migrate(db, path, MIGRATIONS[:-1])  # before the history trigger: add_rows writes its own
+        add_rows(db)
+    assert_newest_with_rows_intact(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
