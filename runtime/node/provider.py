@@ -151,6 +151,7 @@ class ProviderNode:
         self._heartbeat_ms = 5000
         self.completed = 0
         self._downloads = Downloads()
+        self._prepared_tasks: set[str] = set()  # task dirs made once, not on every compute
         self.activity = ProviderActivity()
 
     async def benchmarks(self, refresh: bool = False) -> dict[str, float]:
@@ -293,7 +294,9 @@ class ProviderNode:
             task_dir = ProviderTaskDir(
                 self.config.data_dir / "work" / check_id("task id", assignment.task_id)
             )
-            task_dir.prepare()
+            if assignment.task_id not in self._prepared_tasks:
+                task_dir.prepare()
+                self._prepared_tasks.add(assignment.task_id)
             module = await self._fetch_module(stub, metadata, assignment)
             for resource in assignment.resources:
                 target = task_dir.subtask_inputs / check_id("resource name", resource.name)
