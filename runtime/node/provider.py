@@ -1,5 +1,11 @@
 """The provider: dials a requestor, takes subtasks it is allowed to run, computes them and returns results.
 
+It computes up to `capacity` subtasks at once and, while its computes are short (provider_queue.py), holds
+up to `queue` more assignments (offered at Join) that start as soon as a compute slot frees; their inputs
+are fetched while they wait, their leases renewed by heartbeat, and one the requestor cancels is dropped
+unstarted. A compute slot frees when its compute ends: the result's upload and the wait for its verdict go
+on beside the next compute, at most `UNJUDGED_PER_SLOT` per slot (past that, the slot waits).
+
 Failures are reported at once (never left to a lease timeout); results are retried while the lease
 lasts, so a requestor restart loses no finished work.
 """
@@ -30,12 +36,19 @@ from runtime.node.activity import ProviderActivity
 from runtime.node.compute import ComputeRunner
 from runtime.node.errors import REFUSED_PREFIX
 from runtime.node.identity import ProviderKey, sign_calls
+from runtime.node.provider_queue import ComputeTimes
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
 from runtime.node.resources import Downloads, HashedFile, read_chunks
 from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_unless_stopped
 from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = 2
+"""Assignments a provider offers to hold beyond its capacity (docs/node.md, Batching in the node)."""
+UNJUDGED_PER_SLOT = 4
+"""Results computed but not yet judged (uploading, or awaiting the verdict) a provider keeps per compute
+slot; past that, a finished compute keeps its slot until one is judged."""
 
 
 class Refused(Exception):
@@ -130,6 +143,8 @@ class ProviderConfig:
     tls: ssl.SSLContext | None = None
     memory_mib: int | None = None
     """Memory offered per subtask; None: this machine's memory shared by `capacity` subtasks."""
+    queue: int = DEFAULT_QUEUE
+    """Assignments held beyond `capacity`, waiting for a compute slot (used while computes are short)."""
 
     def offered_memory_mib(self) -> int:
         if self.memory_mib is not None:
@@ -139,7 +154,8 @@ class ProviderConfig:
 
 
 class ProviderNode:
-    """One provider: `run()` until `stop` is set, computing up to `capacity` subtasks at once."""
+    """One provider: `run()` until `stop` is set, computing up to `capacity` subtasks at once and holding up
+    to `queue` more."""
 
     def __init__(self, config: ProviderConfig, runners: list[ComputeRunner], whitelist: Whitelist) -> None:
         self.config = config
@@ -148,6 +164,13 @@ class ProviderNode:
         self.key = ProviderKey.load_or_create(config.data_dir)
         self.provider_id = self.key.provider_id
         self._running: dict[str, asyncio.Task[None]] = {}
+        """Every assignment held: queued, computing, or its result on its way."""
+        self._uncomputed: set[str] = set()
+        """Assignments queued or computing (what capacity + queue bound)."""
+        self._slot_freed = asyncio.Event()
+        self._compute_slots = asyncio.Semaphore(config.capacity)
+        self._unjudged = asyncio.Semaphore(config.capacity * UNJUDGED_PER_SLOT)
+        self.times = ComputeTimes()
         self._heartbeat_ms = 5000
         self.completed = 0
         self._downloads = Downloads()
@@ -205,6 +228,7 @@ class ProviderNode:
             price=self.config.price,
             capacity=self.config.capacity,
             memory_mib=self.config.offered_memory_mib(),
+            queue=self.config.queue,
         )
         backoff = Backoff()
         while not stop.is_set():
@@ -236,12 +260,15 @@ class ProviderNode:
 
     async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
         backoff = Backoff()
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             self._running = {k: t for k, t in self._running.items() if not t.done()}
-            free = self.config.capacity - len(self._running)
+            free = self._places() - len(self._uncomputed)
             if free <= 0:
-                await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
                 continue
+            asked = loop.time()
             try:
                 reply = await stub.RequestWork(
                     npb.WorkRequest(provider_id=self.provider_id, slots=free, wait_ms=500),
@@ -254,14 +281,27 @@ class ProviderNode:
                     await self._join(stub, metadata, stop)
                 continue
             backoff.reset()
+            if reply.assignments:
+                self.times.asked(loop.time() - asked)
             for assignment in reply.assignments:
                 self.activity.started(assignment)
+                self._uncomputed.add(assignment.subtask_id)
                 running = asyncio.create_task(self._execute(stub, metadata, assignment))
                 running.add_done_callback(functools.partial(self._ended, assignment.subtask_id))
                 self._running[assignment.subtask_id] = running
 
+    def _places(self) -> int:
+        """How many assignments to hold uncomputed now: the capacity, and the queue while it pays."""
+        return self.config.capacity + (self.config.queue if self.times.queue_pays() else 0)
+
     def _ended(self, subtask_id: str, _: asyncio.Task[None]) -> None:
         self.activity.ended(subtask_id)
+        self._computed(subtask_id)
+
+    def _computed(self, subtask_id: str) -> None:
+        """The assignment no longer waits for or takes a compute slot: room for the next."""
+        self._uncomputed.discard(subtask_id)
+        self._slot_freed.set()
 
     async def _heartbeat_forever(self, stub: RequestorStub, metadata: dict[str, str]) -> None:
         while True:
@@ -285,6 +325,24 @@ class ProviderNode:
     async def _execute(
         self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
     ) -> None:
+        try:
+            computed = await self._compute(stub, metadata, assignment)
+        finally:
+            self._computed(assignment.subtask_id)
+        if computed is None:
+            return
+        result, usage = computed
+        try:
+            await self._submit(stub, metadata, assignment, result, usage)
+        finally:
+            result.close()
+            self._unjudged.release()
+
+    async def _compute(
+        self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
+    ) -> tuple[HashedFile, npb.Usage] | None:
+        """Fetch the inputs, wait for a compute slot, compute; the result (holding a place among the
+        unjudged ones), or None once a failure was reported."""
         subtask_id = assignment.subtask_id
         try:
             self.whitelist.check(assignment)
@@ -301,10 +359,18 @@ class ProviderNode:
             for resource in assignment.resources:
                 target = task_dir.subtask_inputs / check_id("resource name", resource.name)
                 await self._fetch(stub, metadata, resource, target)
-            outcome = await runner.compute(assignment, task_dir, module)
-            # Opened without following links: a guest's link to a host file is refused (UnsafePath),
-            # and the bytes sent are the bytes hashed here.
-            result = await asyncio.to_thread(HashedFile.open, task_dir.root, outcome.output)
+            async with self._compute_slots:
+                began = asyncio.get_running_loop().time()
+                outcome = await runner.compute(assignment, task_dir, module)
+                self.times.computed(asyncio.get_running_loop().time() - began)
+                # Opened without following links: a guest's link to a host file is refused (UnsafePath),
+                # and the bytes sent are the bytes hashed here.
+                result = await asyncio.to_thread(HashedFile.open, task_dir.root, outcome.output)
+                try:
+                    await self._unjudged.acquire()  # the slot stays taken while too many await verdicts
+                except BaseException:
+                    result.close()
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -317,11 +383,8 @@ class ProviderNode:
                     metadata=metadata,
                     timeout=10,
                 )
-            return
-        try:
-            await self._submit(stub, metadata, assignment, result, outcome.usage)
-        finally:
-            result.close()
+            return None
+        return result, outcome.usage
 
     async def _fetch_module(
         self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
