@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -75,17 +76,24 @@ class Downloads:
     Concurrent subtasks needing the same file (the app's module, a shared resource) wait for the download
     in flight instead of writing the same file. Each download goes to a temporary file of its own, its
     sha256 is checked, and it replaces the target atomically, so a reader sees the old file or the whole
-    new one, never a part.
+    new one, never a part. A file hashed once is not hashed again (every subtask needs the module) while
+    its identity is unchanged: any write to it, or another file in its place, changes that (but for a
+    write of the same size within the same tick of the kernel's clock as the hash).
     """
 
     def __init__(self) -> None:
         self._in_flight: dict[Path, asyncio.Future[None]] = {}
+        self._verified: dict[Path, tuple[str, FileIdentity]] = {}
 
     async def ensure(self, target: Path, sha256: str, download: Download, what: str) -> None:
         """Make `target` hold the bytes with digest `sha256`, downloading them unless a verified copy is
         there. ValueError (naming `what`) if the bytes that arrive have another digest."""
         while True:
-            if await asyncio.to_thread(_holds, target, sha256):
+            identity = _identity(target)
+            if identity is not None and self._verified.get(target) == (sha256, identity):
+                return
+            if identity is not None and await asyncio.to_thread(_holds, target, sha256):
+                self._verified[target] = (sha256, identity)  # if the file changed since, it no longer matches
                 return
             in_flight = self._in_flight.get(target)
             if in_flight is None:
@@ -101,6 +109,22 @@ class Downloads:
             del self._in_flight[target]
         if not done.cancelled():
             done.exception()  # retrieved here: its waiters (if any are left) raise it themselves
+
+
+FileIdentity = tuple[int, int, int, int, int]
+"""A file's device, inode, size, and modification and change times (ns): another file in its place, or
+bytes written to it, change it (the change time also when the modification time is set back)."""
+
+
+def _identity(path: Path) -> FileIdentity | None:
+    """The identity of the regular file at `path`; None if there is none."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def _holds(target: Path, sha256: str) -> bool:

@@ -120,3 +120,29 @@ def test_capacity_4_with_a_cold_module_cache_fails_no_subtask(tmp_path: Path) ->
         assert "failed" not in states, f"run {run}: {states}"
         modules = tmp_path / f"run-{run}" / "provider-0" / "modules"
         assert leftovers(modules) == [], f"run {run}: temporary files left in {modules}"
+
+
+@pytest.mark.parametrize("change", ["rewritten in place", "replaced", "removed"])
+def test_a_verified_file_that_changed_is_checked_and_fetched_again(tmp_path: Path, change: str) -> None:
+    """A file hashed once is not hashed on every call, but any change to it since is seen."""
+    target, source, downloads = tmp_path / "m.wasm", Source(), Downloads()
+
+    async def scenario() -> None:
+        await downloads.ensure(target, DIGEST, source, "module")
+        await downloads.ensure(target, DIGEST, source, "module")  # verified: nothing to fetch
+        assert source.calls == 1
+        await asyncio.sleep(0.05)  # past the kernel clock's tick of the hash
+        tampered = DATA.replace(b"module", b"MODULE", 1)
+        if change == "rewritten in place":
+            with open(target, "r+b") as handle:
+                handle.write(tampered[:64])
+        elif change == "replaced":
+            (tmp_path / "other").write_bytes(tampered)
+            (tmp_path / "other").replace(target)
+        else:
+            target.unlink()
+        await downloads.ensure(target, DIGEST, source, "module")
+
+    asyncio.run(scenario())
+    assert source.calls == 2
+    assert target.read_bytes() == DATA
