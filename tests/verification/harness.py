@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import signal
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeRunner, WasmRunner
-from runtime.node.identity import ProviderKey
+from runtime.node.identity import KEY_FILE, ProviderKey
 from runtime.node.journal import Entry
 from runtime.node.provider import ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
@@ -45,6 +49,25 @@ async def measure_benchmark() -> float:
         return float((await environment.benchmark()).score)
     finally:
         await environment.clean_up()
+
+
+def named_key(data_dir: Path, name: str) -> ProviderKey:
+    """Provider `name`'s key in `data_dir`, made from its name when there is none yet.
+
+    So a provider's id is the same in every run, and with it the requestor's seeded sampling stream for it
+    (`VerificationConfig.seed` seeds one stream per provider id): a fresh random key would give every run
+    other draws, and a test's outcome would depend on them.
+    """
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        seed = hashlib.sha256(f"taskapi test provider {name}".encode()).digest()
+        pem = Ed25519PrivateKey.from_private_bytes(seed).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+            handle.write(pem)
+    return ProviderKey.load_or_create(data_dir)
 
 
 def config(policy: TrustPolicy | None = None, seed: int | None = None) -> RequestorConfig:
@@ -78,8 +101,9 @@ class ProcessProvider:
 class Harness:
     """`async with Harness(root) as h:` a requestor serving; `h.provider(...)` adds providers.
 
-    Providers are named by the tests; their ids are those of their keys (`id(name)`), made in their data
-    dirs, so a provider started again under the same name is the same provider.
+    Providers are named by the tests; their ids are those of their keys (`id(name)`), made from their
+    names in their data dirs (`named_key`), so a provider started again under the same name is the same
+    provider, and has the same id in every run.
     """
 
     root: Path
@@ -99,7 +123,7 @@ class Harness:
     def id(self, name: str) -> str:
         """The provider id of provider `name`: that of the key in its data dir (made there if none yet)."""
         if name not in self._ids:
-            self._ids[name] = ProviderKey.load_or_create(self.root / name).provider_id
+            self._ids[name] = named_key(self.root / name, name).provider_id
         return self._ids[name]
 
     async def __aenter__(self) -> Harness:

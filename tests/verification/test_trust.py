@@ -21,7 +21,11 @@ SEED = 7
 def test_a_trusted_provider_that_turns_is_caught_and_its_earlier_forgeries_audited(
     tmp_path: Path, honest_score: float
 ) -> None:
-    # A seeded sampler and one result at a time: the turncoat's k-th result always meets the same draw.
+    # A seeded sampler, one stream per provider id, and one result at a time: the turncoat's k-th result
+    # meets the same draw in every run, whichever provider asks first. Its id is the same in every run too
+    # (its key is made from its name, harness.named_key): with a fresh random key each run drew otherwise,
+    # and about one run in six re-executed its first forgery at delivery, leaving the audit nothing to find.
+    # With SEED its 31st result, the first forged, is accepted unchecked and its 32nd is caught.
     requestor_config = config(TrustPolicy(probation=5, floor=0.1), seed=SEED)
 
     async def scenario() -> None:
