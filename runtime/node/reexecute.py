@@ -24,7 +24,7 @@ from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
 from runtime.node.journal import Entry
-from runtime.node.resources import CHUNK_BYTES, HashedFile, sha256_file
+from runtime.node.resources import CHUNK_BYTES, HashedFile, VerifiedFiles
 
 
 class Unverifiable(Exception):
@@ -48,6 +48,7 @@ class Reexecutor:
     def __init__(self, scratch: Path | None = None) -> None:
         self._scratch = scratch
         self._runners: dict[str, WasmRunner] = {}
+        self._modules = VerifiedFiles()  # hashed once, not on every re-execution
 
     def _wasm(self, env_id: str) -> WasmRunner:
         if env_id not in self._runners:
@@ -64,7 +65,7 @@ class Reexecutor:
         Raises `Unverifiable` when the module or an input is missing or no longer has its recorded digest.
         Errors of the run itself (a trap, a bad reply) propagate.
         """
-        module = _checked_module(entry)
+        module = _checked_module(entry, self._modules)
         if self._scratch is not None:
             self._scratch.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="reexec-", dir=self._scratch))
@@ -94,7 +95,7 @@ class Reexecutor:
             await runner.close()
 
 
-def _checked_module(entry: Entry) -> Path:
+def _checked_module(entry: Entry, modules: VerifiedFiles) -> Path:
     """The subtask's module, checked; `Unverifiable` unless it ran as a wasm module in a deterministic
     environment installed here."""
     module = Path(entry.module_path)
@@ -107,7 +108,7 @@ def _checked_module(entry: Entry) -> Path:
         raise Unverifiable(
             f"subtask {entry.subtask_id} ran in {entry.env_id}, which is no deterministic wasm environment"
         )
-    if not module.is_file() or sha256_file(module) != entry.module_sha256:
+    if not modules.holds(module, entry.module_sha256):
         raise Unverifiable(f"module {module} is missing or no longer has sha256 {entry.module_sha256}")
     return module
 

@@ -66,6 +66,33 @@ class ResourceRegistry:
             return None
 
 
+class VerifiedFiles:
+    """The digests of files this node hashed, each kept while the file's identity is unchanged: a file
+    used again and again (the app's module, by every subtask) is hashed once, not on every use. Any write
+    to it, or another file in its place, changes its identity (but for a write of the same size within the
+    same tick of the kernel's clock as the hash)."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[str, FileIdentity]] = {}
+
+    def known(self, path: Path, sha256: str) -> bool:
+        """Whether `path` is a regular file hashed before with digest `sha256`, unchanged since (a stat)."""
+        identity = _identity(path)
+        return identity is not None and self._known.get(path) == (sha256, identity)
+
+    def holds(self, path: Path, sha256: str) -> bool:
+        """Whether `path` is a regular file with digest `sha256`, hashing it unless it is `known`."""
+        identity = _identity(path)
+        if identity is None:
+            return False
+        if self._known.get(path) == (sha256, identity):
+            return True
+        if sha256_file(path) != sha256:
+            return False
+        self._known[path] = (sha256, identity)  # if the file changed since the stat, this no longer matches
+        return True
+
+
 Download = Callable[[BinaryIO], Awaitable[None]]
 """Writes a file's bytes into the open temporary file it is given."""
 
@@ -76,24 +103,21 @@ class Downloads:
     Concurrent subtasks needing the same file (the app's module, a shared resource) wait for the download
     in flight instead of writing the same file. Each download goes to a temporary file of its own, its
     sha256 is checked, and it replaces the target atomically, so a reader sees the old file or the whole
-    new one, never a part. A file hashed once is not hashed again (every subtask needs the module) while
-    its identity is unchanged: any write to it, or another file in its place, changes that (but for a
-    write of the same size within the same tick of the kernel's clock as the hash).
+    new one, never a part. A file already verified is not hashed again while it is unchanged
+    (`VerifiedFiles`).
     """
 
     def __init__(self) -> None:
         self._in_flight: dict[Path, asyncio.Future[None]] = {}
-        self._verified: dict[Path, tuple[str, FileIdentity]] = {}
+        self._verified = VerifiedFiles()
 
     async def ensure(self, target: Path, sha256: str, download: Download, what: str) -> None:
         """Make `target` hold the bytes with digest `sha256`, downloading them unless a verified copy is
         there. ValueError (naming `what`) if the bytes that arrive have another digest."""
         while True:
-            identity = _identity(target)
-            if identity is not None and self._verified.get(target) == (sha256, identity):
+            if self._verified.known(target, sha256):  # no thread needed for a stat
                 return
-            if identity is not None and await asyncio.to_thread(_holds, target, sha256):
-                self._verified[target] = (sha256, identity)  # if the file changed since, it no longer matches
+            if await asyncio.to_thread(self._verified.holds, target, sha256):
                 return
             in_flight = self._in_flight.get(target)
             if in_flight is None:
@@ -125,10 +149,6 @@ def _identity(path: Path) -> FileIdentity | None:
     if not stat.S_ISREG(found.st_mode):
         return None
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
-
-
-def _holds(target: Path, sha256: str) -> bool:
-    return target.is_file() and sha256_file(target) == sha256
 
 
 async def _download(target: Path, sha256: str, download: Download, what: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,7 +18,7 @@ import pytest
 
 from runtime.node.compute import WasmRunner
 from runtime.node.embedded import run_embedded
-from runtime.node.resources import Downloads
+from runtime.node.resources import Downloads, VerifiedFiles
 from runtime.node.runners import builtin_whitelist
 
 DATA = b"module bytes " * 50_000
@@ -146,3 +147,24 @@ def test_a_verified_file_that_changed_is_checked_and_fetched_again(tmp_path: Pat
     asyncio.run(scenario())
     assert source.calls == 2
     assert target.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("change", ["rewritten in place", "replaced", "removed", "none"])
+def test_a_file_verified_once_holds_its_digest_only_while_unchanged(tmp_path: Path, change: str) -> None:
+    """What the re-execution's check of an app's module relies on (runtime/node/reexecute.py)."""
+    module, files = tmp_path / "app.wasm", VerifiedFiles()
+    module.write_bytes(DATA)
+    assert files.holds(module, DIGEST) and files.known(module, DIGEST)
+    assert not files.holds(module, hashlib.sha256(b"other").hexdigest())
+    time.sleep(0.05)  # past the kernel clock's tick of the hash
+    if change == "rewritten in place":
+        with open(module, "r+b") as handle:
+            handle.write(b"MODULE")
+    elif change == "replaced":
+        (tmp_path / "new").write_bytes(DATA[:-1] + b"!")
+        (tmp_path / "new").replace(module)
+    elif change == "removed":
+        module.unlink()
+    unchanged = change == "none"
+    assert files.known(module, DIGEST) is unchanged
+    assert files.holds(module, DIGEST) is unchanged
