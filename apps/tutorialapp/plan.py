@@ -4,9 +4,9 @@ There are `subtasks` ranges (at most CreateTask's max_subtasks_count), so a task
 successful subtasks, whatever its input. Range i covers nonces [i * range_size, (i + 1) * range_size),
 range_size = ceil(2**difficulty / subtasks), except the last, which is open-ended: [start, OPEN_END). A
 valid nonce turns up about once in 2**difficulty tries, so the open range holds one (its provider searches
-until it finds it), and an honest result for it always names one. The answer is the nonce of the lowest
-range that held one, once every range below it is verified empty: so it is the smallest valid nonce >= 0,
-whatever the split.
+until it finds it), and an honest result for it always names one; it is handed out only once every range
+below it is done (see `next_pending`). The answer is the nonce of the lowest range that held one, once every
+range below it is verified empty: so it is the smallest valid nonce >= 0, whatever the split.
 
 On disk a plan is an `apps.sdk.journal.Journal`: a snapshot (`PLAN_FILE`: the parameters and every range,
 written whole by `save`, at CreateTask) and a journal of the range changes since (`JOURNAL_FILE`: one JSON
@@ -132,12 +132,19 @@ class Plan:
         return self.ranges[hit].nonce
 
     def next_pending(self) -> int | None:
-        """Index of the lowest range worth computing now (none above a range known to hold a nonce)."""
+        """Index of the lowest range worth computing now (none above a range known to hold a nonce).
+
+        The open-ended last range waits until every range below it is done: it is searched until a nonce
+        turns up, which is wasted work whenever a range below holds one, so a second provider must not start
+        it while the first may still find the answer lower down.
+        """
         if self.answer() is not None:
             return None
         lowest_hit = self._lowest_hit()
         pending = self._lowest_pending()
         if pending is None or (lowest_hit is not None and pending > lowest_hit):
+            return None
+        if self.is_open(pending) and self._done_below < pending:
             return None
         return pending
 

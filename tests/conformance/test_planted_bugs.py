@@ -25,7 +25,7 @@ PLANTED_BUGS = {
     "verify_anything": ("verify_rejects_mutated_result", 40),
     "early_round": ("next_subtask_only_when_pending", 100),
     "writes_outside": ("compute_writes_only_subtask_dir", 40),
-    "first_come": ("result_independent_of_arrival_order", 200),
+    "first_come": ("result_independent_of_arrival_order", 500),
     "hanging_shutdown": ("shutdown_graceful_and_prompt", 20),
     # beyond the list: one bug for each remaining whole-task property
     "lost_discard": ("discard_makes_work_pending", 100),

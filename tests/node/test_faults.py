@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # Range 0 holds no valid nonce and is searched in full (2**21 hashes, seconds of Python); the answer
 # 2463733 lies 366581 nonces into range 1, so range 1 finishes well before range 0.
 SLOW = {"input": "node-fault-3", "difficulty": 22, "subtasks": 2}
+# The same search in 4 ranges of 2**20: ranges 0 and 1 hold no valid nonce and are searched in full; the
+# answer lies 366581 nonces into range 2, so range 2 finishes at about a third of their time. The open range 3
+# is never handed out: it waits until every range below it is done, and by then the answer is known.
+SLOW_IN_FOUR = {**SLOW, "subtasks": 4}
 # Quick tasks: a few ranges of 2**15 nonces; the answer 144086 / 29098 needs one or several rounds.
 CHEAT = {"input": "node-cheat", "difficulty": 16, "subtasks": 2}
 FLAKY = {"input": "node-raise", "difficulty": 16, "subtasks": 2}
@@ -77,18 +81,18 @@ def test_a_killed_provider_loses_its_lease_and_another_provider_finishes(cluster
 
 @pytest.mark.parametrize("env", ENVS)
 def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: Cluster, env: str) -> None:
-    answer = expected(SLOW)
+    answer = expected(SLOW_IN_FOUR)
     requestor = cluster.requestor(lease_ms=1500)
-    cluster.provider("worker", requestor, capacity=2, env=env)
-    task_id = requestor.submit("tutorialapp", env, SLOW)
-    wait_until(lambda: requestor.store.states(task_id) == {"assigned": 2}, "both ranges assigned")
+    cluster.provider("worker", requestor, capacity=3, env=env)
+    task_id = requestor.submit("tutorialapp", env, SLOW_IN_FOUR)
+    wait_until(lambda: requestor.store.states(task_id) == {"assigned": 3}, "three ranges assigned")
     before = {s.subtask_id: s.params for s in requestor.store.subtasks(task_id)}
     requestor.kill9()
 
-    # The provider keeps computing while the requestor is down: range 1 (early answer) finishes during
-    # the outage and waits for delivery; range 0 is still being computed when the requestor is back.
-    (quick,) = [sid for sid, params in before.items() if params["start"] > 0]
-    wait_until(lambda: any(cluster.root.glob(f"worker/**/{quick}/result.json")), "range 1 finishing")
+    # The provider keeps computing while the requestor is down: range 2 (early answer) finishes during
+    # the outage and waits for delivery; ranges 0 and 1 are still being computed when the requestor is back.
+    (quick,) = [sid for sid, params in before.items() if params["start"] == 2 * 2**20]
+    wait_until(lambda: any(cluster.root.glob(f"worker/**/{quick}/result.json")), "range 2 finishing")
     restarted = cluster.restart(requestor)
     status = restarted.wait_for_task(task_id)
 
@@ -99,11 +103,11 @@ def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: C
         "work was lost or computed twice across the restart"
     )
     plan = plan_of(restarted, task_id)
-    assert [r.state for r in plan.ranges] == [RangeState.DONE, RangeState.DONE]
+    assert [r.state for r in plan.ranges] == [RangeState.DONE] * 3 + [RangeState.PENDING]
     for subtask_id in before:
         restarted.wait_for_log(f"subtask {subtask_id} accepted")
     restarted.wait_for_log(f"task {task_id} finished")
-    log.info("requestor killed mid-task: restarted, both computed ranges delivered, nothing recomputed")
+    log.info("requestor killed mid-task: restarted, the three computed ranges delivered, nothing recomputed")
 
 
 @pytest.mark.parametrize("env", ENVS)

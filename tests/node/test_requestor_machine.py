@@ -178,12 +178,16 @@ class TaskModel:
         return None
 
     def next_pending(self) -> int | None:
-        """The lowest range worth computing (the last, open-ended range always holds a nonce)."""
+        """The lowest range worth computing (the last, open-ended range always holds a nonce, and waits
+        until every range below it is done)."""
         if self.answer() is not None:
             return None
         hits = [i for i, r in enumerate(self.ranges) if r.state == "done" and self.hit(i) is not None]
         lowest_hit = min(hits, default=len(self.ranges))
-        return next((i for i in range(lowest_hit) if self.ranges[i].state == "pending"), None)
+        index = next((i for i in range(lowest_hit) if self.ranges[i].state == "pending"), None)
+        if index == self.subtasks - 1 and any(r.state != "done" for r in self.ranges[:index]):
+            return None
+        return index
 
     def params(self, index: int) -> dict[str, object]:
         start, end = self.bounds(index)
@@ -532,7 +536,8 @@ def test_work_given_back_after_the_answer_is_certain_finishes_the_task(harness: 
 
     The task must finish then and there, not when some provider next asks for work (perhaps never).
     """
-    params = {"input": "beta", "difficulty": 6, "subtasks": 2}  # range 0 holds nonce 12
+    # range 0 holds nonce 12; the open-ended range 2 is not handed out while ranges 0 and 1 are out
+    params = {"input": "beta", "difficulty": 6, "subtasks": 3}
     task_id = harness.control.submit("tutorialapp", "local", params).value().task_id
     provider = RawProvider(harness.loop, HOST, harness.port, PROVIDER_TOKEN, "lone-provider")
     try:

@@ -162,5 +162,13 @@ long plan_next_pending(void *plan) {
             break;
         }
     }
-    return slots_find(&p->ranges, SLOT_PENDING, lowest_hit);
+    long pending = slots_find(&p->ranges, SLOT_PENDING, lowest_hit);
+    /* The open-ended last range waits until every range below it is done: it is searched until a nonce
+     * turns up, wasted work whenever a range below holds one. */
+    if (pending >= 0 && plan_is_open(p, (size_t)pending)) {
+        for (long i = 0; i < pending; i++) {
+            if (p->ranges.items[i].state != SLOT_DONE) return -1;
+        }
+    }
+    return pending;
 }
