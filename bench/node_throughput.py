@@ -13,8 +13,10 @@ includes starting the app server) to its end. CPU-ms per subtask counts this pro
 their wasm) and the app server processes, over the whole run (starting the app server included). The time
 split per subtask is measured cheaply in the node: scheduling (the requestor choosing and recording a
 subtask, the app's NextSubtask included), transfer (receiving, hashing and storing the result), compute
-(the provider's runner), verify (the app's Verify and any re-execution), and other: what is left of a
-provider slot's time per subtask (RequestWork and SubmitResult round trips, waiting for work).
+(the provider's runner), verify (the app's Verify and any re-execution), and idle: what is left of a
+provider compute slot's time per subtask beyond its compute (RequestWork round trips, waiting for work or
+for a place among the unjudged results; a result's upload and verdict overlap the next compute).
+Scheduling and verify are per subtask, batches shared out among their subtasks.
 
 Then, in the same run: the cost of a task as it grows (2 providers, `--scaling-subtasks A B` trivial
 subtasks: wall and CPU per subtask of the bigger over the smaller; 1.0 is linear), and the peers on the
@@ -89,9 +91,10 @@ class Split:
 
     verify_of: dict[str, float] = field(default_factory=dict)  # per subtask, to keep it out of transfer
 
-    def add(self, stage: str, began: float) -> None:
+    def add(self, stage: str, began: float, count: int = 1) -> None:
+        """`count` subtasks went through `stage` together since `began`."""
         self.seconds[stage] += time.perf_counter() - began
-        self.counts[stage] += 1
+        self.counts[stage] += count
 
 
 class TimedRequestor(RequestorNode):
@@ -99,12 +102,12 @@ class TimedRequestor(RequestorNode):
 
     split: Split
 
-    async def _ask_app(self, ask: AskApp) -> list[Action]:
+    async def _ask_app(self, asks: list[AskApp]) -> list[Action]:
         began = time.perf_counter()
         try:
-            return await super()._ask_app(ask)
+            return await super()._ask_app(asks)
         finally:
-            self.split.add("scheduling", began)
+            self.split.add("scheduling", began, len(asks))
 
     async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
         began = time.perf_counter()
@@ -226,9 +229,9 @@ async def run_task(
 def report(run: Run, capacity: int) -> None:
     split = run.split
     per = {stage: 1000 * seconds / max(1, split.counts[stage]) for stage, seconds in split.seconds.items()}
-    # A provider slot's time per accepted subtask; what the stages leave of it is round trips and idling.
+    # A provider compute slot's time per accepted subtask; what its compute leaves of it is idling.
     slot_ms = 1000 * run.wall_s * run.providers * capacity / max(1, run.accepted)
-    per["other"] = slot_ms - sum(per.values())
+    per["idle"] = slot_ms - per["compute"]
     parts = ", ".join(f"{stage} {ms:.1f}" for stage, ms in per.items())
     print(
         f"  {run.label:<10} {run.providers} provider(s): {run.accepted:4d} subtasks in {run.wall_s:6.2f} s"

@@ -206,7 +206,7 @@ def test_queued_leases_are_renewed_by_heartbeat(tmp_path: Path) -> None:
             start_provider(pair, tmp_path, capacity=1, queue=2)
             assert pair.provider is not None and pair.runner is not None
             provider_id = pair.provider.provider_id
-            task_id = await pair.node.submit_task("tutorialapp", "local", {**QUICK, "subtasks": 3}, 3)
+            task_id = await pair.node.submit_task("tutorialapp", "local", {**QUICK, "subtasks": 4}, 4)
             await until(lambda: len(pair.held_by(task_id, provider_id)) == 3, "3 held")
             await asyncio.sleep(2.0)  # more than three leases: only heartbeats keep the queued ones
             assert len(pair.held_by(task_id, provider_id)) == 3
@@ -261,8 +261,8 @@ def test_a_round_asks_the_app_once_and_concurrent_deliveries_are_verified_togeth
     pair = loop.run(served.__aenter__(), "requestor start")
     provider = RawProvider(loop, HOST, pair.port, pair.token, "batching")
     try:
-        params = {**QUICK, "subtasks": 4}
-        task_id = loop.run(pair.node.submit_task("tutorialapp", "local", params, 4), "submit")
+        params = {**QUICK, "subtasks": 5}  # 4 closed ranges and the open one
+        task_id = loop.run(pair.node.submit_task("tutorialapp", "local", params, 5), "submit")
         client = pair.node._active[task_id].client
         asks: list[list[tuple[str, str]]] = []
         real_next = client.next_subtasks
