@@ -15,17 +15,22 @@ MANY_TILES = {"width": 32, "height": 120, "parts": 120, "max_iter": 32}
 HEAVY_POW = {"input": "speed", "difficulty": 22, "subtasks": 16}
 """Ranges of 262144 nonces, ~1.4e9 fuel each (0.1-0.4 s): long enough for their timing to say
 something. The answer lies in the tenth range, so about ten subtasks are computed."""
-SEED = 7
+SEED = 220
+"""The sampler's seed in the turncoat test. Its stream for the turncoat (whose id is made from its name)
+has its 13th to 31st draws all above 0.2. The turncoat's first forgery, its 31st result, meets its 25th draw
+when every earlier result was judged before it, or a few earlier or later ones when the provider's
+pipelining left up to 3 results unjudged (a rate of at most 5/27 then): above the rate either way, so the
+forgery goes unchecked; about its 39th result is caught. Seed 7 drew 0.177 there: a lag of 2 results
+re-executed the first forgery at delivery and left the audit nothing to find."""
 
 
 def test_a_trusted_provider_that_turns_is_caught_and_its_earlier_forgeries_audited(
     tmp_path: Path, honest_score: float
 ) -> None:
-    # A seeded sampler, one stream per provider id, and one result at a time: the turncoat's k-th result
-    # meets the same draw in every run, whichever provider asks first. Its id is the same in every run too
-    # (its key is made from its name, harness.named_key): with a fresh random key each run drew otherwise,
-    # and about one run in six re-executed its first forgery at delivery, leaving the audit nothing to find.
-    # With SEED its 31st result, the first forged, is accepted unchecked and its 32nd is caught.
+    # A seeded sampler, one stream per provider id: the turncoat's draws are the same in every run,
+    # whichever provider asks first. Its id is the same in every run too (its key is made from its name,
+    # harness.named_key): with a fresh random key each run drew otherwise, and about one run in six
+    # re-executed its first forgery at delivery, leaving the audit nothing to find. See SEED.
     requestor_config = config(TrustPolicy(probation=5, floor=0.1), seed=SEED)
 
     async def scenario() -> None:
