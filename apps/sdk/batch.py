@@ -48,15 +48,13 @@ class BatchRequestorHandler(abc.ABC):
         """`verify` for each id; None if this handler cannot batch now (the server calls `verify` per id)."""
 
 
-def check_batch(field: str, subtask_ids: Sequence[str]) -> None:
-    """Refuse (InvalidArgument naming `field`) a batch of no ids, of more than MAX_BATCH, or naming an id
-    twice."""
+def check_batch(field: str, subtask_ids: Sequence[str], *, limit: int | None = MAX_BATCH) -> None:
+    """Refuse (InvalidArgument naming `field`) a batch of no ids, of more than `limit` (None: no limit), or
+    naming an id twice."""
     if not subtask_ids:
         raise InvalidArgument(f"{field} is empty: a batch names 1 to {MAX_BATCH} subtasks")
-    if len(subtask_ids) > MAX_BATCH:
-        raise InvalidArgument(
-            f"{field} names {len(subtask_ids)} subtasks, over the limit of {MAX_BATCH} a batch"
-        )
+    if limit is not None and len(subtask_ids) > limit:
+        raise InvalidArgument(f"{field} names {len(subtask_ids)} subtasks, over the limit of {limit} a batch")
     seen: set[str] = set()
     for subtask_id in subtask_ids:
         if subtask_id in seen:

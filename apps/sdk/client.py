@@ -19,7 +19,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from apps.sdk.batch import check_batch
+from apps.sdk.batch import MAX_BATCH, check_batch
 from apps.sdk.channel import AppChannel
 from apps.sdk.errors import InvalidArgument
 from apps.sdk.handlers import CreatedTask, JsonDict, Subtask, VerifyResult
@@ -28,6 +28,7 @@ from protos import taskapi_pb2 as pb
 from protos.taskapi_grpc import ProviderAppStub, RequestorAppBatchStub, RequestorAppStub
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 CALL_TIMEOUT_S = 300.0
 
@@ -98,8 +99,9 @@ class RequestorAppClient(_AppClient):
         return _subtask(await self._call(self._stub.NextSubtask(request, timeout=self.timeout)))
 
     async def next_subtasks(self, task_id: str, asks: Sequence[tuple[str, str]]) -> list[Subtask | None]:
-        """NextSubtask for each `(subtask_id, opaque_node_id)` in `asks`, in order, in one call where the
-        app serves batches. An error leaves the asks before the failing one in effect (docs/protocol.md)."""
+        """NextSubtask for each `(subtask_id, opaque_node_id)` in `asks`, in order, in one call (one per
+        MAX_BATCH asks) where the app serves batches. An error leaves the asks before the failing one in
+        effect (docs/protocol.md)."""
         subtasks, _ = await self.next_subtasks_with_pending(task_id, asks)
         return subtasks
 
@@ -109,33 +111,46 @@ class RequestorAppClient(_AppClient):
         """`next_subtasks`, and whether the task has pending subtasks right after them (None when the app
         does not serve batches and so did not say: ask `has_pending_subtasks`)."""
         _check_batch("asks", [subtask_id for subtask_id, _ in asks])
-        if self.batches:
-            request = pb.NextSubtasksRequest(
-                task_id=task_id,
-                asks=[pb.SubtaskAsk(subtask_id=sid, opaque_node_id=node) for sid, node in asks],
-            )
-            reply = await self._batch_call(self._batch_stub.NextSubtasks(request, timeout=self.timeout))
-            if reply is not None:
-                self._check_count("NextSubtasks", len(asks), len(reply.replies))
-                return [_subtask(one) for one in reply.replies], reply.has_pending_subtasks
-        return [await self.next_subtask(task_id, sid, node) for sid, node in asks], None
+        subtasks: list[Subtask | None] = []
+        pending: bool | None = None
+        for chunk in _chunks(asks):
+            reply = None
+            if self.batches:
+                request = pb.NextSubtasksRequest(
+                    task_id=task_id,
+                    asks=[pb.SubtaskAsk(subtask_id=sid, opaque_node_id=node) for sid, node in chunk],
+                )
+                reply = await self._batch_call(self._batch_stub.NextSubtasks(request, timeout=self.timeout))
+            if reply is None:
+                subtasks += [await self.next_subtask(task_id, sid, node) for sid, node in chunk]
+                pending = None
+                continue
+            self._check_count("NextSubtasks", len(chunk), len(reply.replies))
+            subtasks += [_subtask(one) for one in reply.replies]
+            pending = reply.has_pending_subtasks
+        return subtasks, pending
 
     async def verify_batch(
         self, task_id: str, subtask_ids: Sequence[str]
     ) -> list[tuple[VerifyResult, str, dict[str, str]]]:
-        """`verify_with_info` for each of `subtask_ids`, in order, in one call where the app serves batches.
-        An error leaves the ids before the failing one verified (docs/protocol.md)."""
+        """`verify_with_info` for each of `subtask_ids`, in order, in one call (one per MAX_BATCH ids) where
+        the app serves batches. An error leaves the ids before the failing one verified (docs/protocol.md)."""
         _check_batch("subtask_ids", subtask_ids)
-        if self.batches:
-            request = pb.VerifyBatchRequest(task_id=task_id, subtask_ids=subtask_ids)
-            reply = await self._batch_call(self._batch_stub.VerifyBatch(request, timeout=self.timeout))
-            if reply is not None:
-                self._check_count("VerifyBatch", len(subtask_ids), len(reply.verdicts))
-                return [
-                    (VerifyResult(one.reply.result), one.reply.reason, checked(one.result_info))
-                    for one in reply.verdicts
-                ]
-        return [await self.verify_with_info(task_id, subtask_id) for subtask_id in subtask_ids]
+        verdicts: list[tuple[VerifyResult, str, dict[str, str]]] = []
+        for chunk in _chunks(subtask_ids):
+            reply = None
+            if self.batches:
+                request = pb.VerifyBatchRequest(task_id=task_id, subtask_ids=chunk)
+                reply = await self._batch_call(self._batch_stub.VerifyBatch(request, timeout=self.timeout))
+            if reply is None:
+                verdicts += [await self.verify_with_info(task_id, subtask_id) for subtask_id in chunk]
+                continue
+            self._check_count("VerifyBatch", len(chunk), len(reply.verdicts))
+            verdicts += [
+                (VerifyResult(one.reply.result), one.reply.reason, checked(one.result_info))
+                for one in reply.verdicts
+            ]
+        return verdicts
 
     async def _batch_call(self, call: Awaitable[T]) -> T | None:
         """The batch call's reply; None (and no more batch calls) if the app answers UNIMPLEMENTED."""
@@ -201,11 +216,17 @@ class RequestorAppClient(_AppClient):
 
 
 def _check_batch(field: str, subtask_ids: Sequence[str]) -> None:
-    """Refuse a batch as an app serving batches would (INVALID_ARGUMENT), whether or not this one does."""
+    """Refuse a batch as an app serving batches would (INVALID_ARGUMENT), whether or not this one does; one
+    longer than an app takes goes in several calls."""
     try:
-        check_batch(field, subtask_ids)
+        check_batch(field, subtask_ids, limit=None)
     except InvalidArgument as exc:
         raise GRPCError(Status.INVALID_ARGUMENT, exc.message) from exc
+
+
+def _chunks(items: Sequence[U]) -> list[Sequence[U]]:
+    """`items` in consecutive pieces of at most MAX_BATCH, the most one batch call may carry."""
+    return [items[first : first + MAX_BATCH] for first in range(0, len(items), MAX_BATCH)]
 
 
 def _subtask(reply: pb.NextSubtaskReply) -> Subtask | None:

@@ -1,6 +1,6 @@
 """RequestorAppClient's batch calls against an app that does not serve RequestorAppBatch: the first batch
 call meets UNIMPLEMENTED and the client falls back to the single calls, for the rest of its life, with the
-same replies and the same errors as those single calls."""
+same replies and the same errors as those single calls. And a batch longer than an app takes in one call."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from apps.sdk import Subtask, VerifyResult
+from apps.sdk.batch import MAX_BATCH
 from apps.sdk.channel import AppChannel
 from apps.sdk.client import RequestorAppClient
 from apps.sdk.process import HOST, free_port
-from apps.sdk.server import CallGate, RequestorAppService
+from apps.sdk.server import CallGate, RequestorAppBatchService, RequestorAppService
 
 from .helpers import FailingRequestor
 
@@ -98,5 +99,34 @@ def test_a_bad_batch_is_refused_alike_by_a_client_that_fell_back(
                 await client.verify_batch("t1", ids)
             assert error.value.status is Status.INVALID_ARGUMENT
             assert await client.next_subtasks("t1", [("s1", "n")]) == [Subtask(params={"subtask": "s1"})]
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_longer_than_an_app_takes_goes_in_several_calls(tmp_path: Path) -> None:
+    """An SDK server that serves batches (and refuses more than MAX_BATCH ids a call) answers the client's
+    batch of MAX_BATCH + 4 ids, in order."""
+
+    async def scenario() -> None:
+        gate = CallGate()
+        service = RequestorAppService(tmp_path, FailingRequestor(), gate)
+        server = Server([service, RequestorAppBatchService(service, gate)])
+        port = free_port()
+        await server.start(HOST, port)
+        client = RequestorAppClient(AppChannel(HOST, port))
+        try:
+            await client.create_task("t1", 8, {})
+            ids = [f"s{number}" for number in range(MAX_BATCH + 4)]
+            subtasks, pending = await client.next_subtasks_with_pending("t1", [(i, "n") for i in ids])
+            assert subtasks == [Subtask(params={"subtask": i}) for i in ids]
+            assert pending is True
+            for subtask_id in ids:
+                deliver(tmp_path, "t1", subtask_id)
+            assert await client.verify_batch("t1", ids) == [(VerifyResult.SUCCESS, "", {})] * len(ids)
+            assert client.batches
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
 
     asyncio.run(scenario())
