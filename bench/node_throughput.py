@@ -74,7 +74,7 @@ CPU_BOUND = {
     "wasm": {"input": "bench-cpu24-17", "difficulty": 24},
     "local": {"input": "bench-cpu-30", "difficulty": 21},
 }
-GOALS = {"trivial subtasks/s": 300.0, "2 vs 1 providers, CPU-bound": 1.8}
+GOALS = {"trivial subtasks/s": 500.0, "2 vs 1 providers, CPU-bound": 1.8}
 COMPONENT_BUILD = Path(__file__).resolve().parents[1] / "apps" / "tutorialapp" / "wasm"
 
 
