@@ -35,8 +35,9 @@ from runtime.cli_settings import parse_settings
 from runtime.cli_trust import trust_json, trust_table, verification_options
 from runtime.conformance.gate import require_conformance
 from runtime.node.connections import ConnectionLimits, raise_open_file_limit
+from runtime.node.market import MAX_QUEUE
 from runtime.node.metrics import serve_metrics
-from runtime.node.provider import ProviderConfig, ProviderNode, RequestorRefused
+from runtime.node.provider import DEFAULT_QUEUE, ProviderConfig, ProviderNode, RequestorRefused
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import bearer, serve_requestor
 from runtime.node.runners import builtin_whitelist, runners_for
@@ -301,6 +302,14 @@ def provider() -> None:
 @click.option("--token", envvar="TASKAPI_TOKEN", required=True, help="The requestor's provider token.")
 @compute_options(offering=True)
 @click.option(
+    "--queue",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    type=click.IntRange(0, MAX_QUEUE),
+    help="Assignments to hold beyond --capacity, started as soon as a compute slot frees; used only while "
+    "computes are short next to a round trip to the requestor (0: never).",
+)
+@click.option(
     "--price",
     default=1.0,
     show_default=True,
@@ -323,6 +332,7 @@ def provider_join(
     token: str,
     envs: tuple[str, ...],
     capacity: int,
+    queue: int,
     price: float,
     allow: tuple[str, ...],
     tls_ca: str | None,
@@ -348,7 +358,9 @@ def provider_join(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--require-conformance") from exc
     tls = client_tls(tls_ca)
-    config = ProviderConfig(host, port, token, data_dir / "provider", capacity=capacity, price=price, tls=tls)
+    config = ProviderConfig(
+        host, port, token, data_dir / "provider", capacity=capacity, queue=queue, price=price, tls=tls
+    )
     node = ProviderNode(config, runners, whitelist)
     click.echo(f"provider {node.provider_id} joining {host}:{port} with {', '.join(envs)}", err=True)
     try:

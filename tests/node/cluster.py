@@ -114,10 +114,15 @@ class StoreView:
         return None if row is None else str(row[0])
 
     def providers(self) -> list[str]:
+        return list(self.offers())
+
+    def offers(self) -> dict[str, dict[str, Any]]:
+        """Each joined provider's offer, as the requestor stored it."""
         if not self.path.exists():
-            return []
+            return {}
         with self._connect() as db:
-            return [str(row[0]) for row in db.execute("SELECT provider_id FROM providers").fetchall()]
+            rows = db.execute("SELECT provider_id, offer_json FROM providers").fetchall()
+        return {str(row[0]): json.loads(row[1]) for row in rows}
 
 
 class NodeProcess:

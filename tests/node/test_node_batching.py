@@ -13,16 +13,20 @@ import asyncio
 import contextlib
 import json
 import secrets
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from apps.sdk.handlers import Subtask, VerifyResult
 from apps.sdk.workdir import ProviderTaskDir
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeOutcome, ComputeRunner
+from runtime.node.market import MAX_QUEUE
 from runtime.node.provider import UNJUDGED_PER_SLOT, ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
@@ -30,7 +34,7 @@ from runtime.node.runners import builtin_whitelist, runners_for
 from runtime.node.states import SubtaskState
 from runtime.node.verification import VerificationConfig
 
-from .cluster import Cluster, Provider, expected_result, wait_until
+from .cluster import TASKAPI, Cluster, Provider, expected_result, wait_until
 from .queued_provider import QueueAlways
 from .wire import Loop, RawProvider, ResultFile, honest_result
 
@@ -342,3 +346,19 @@ def test_a_provider_killed_with_a_queue_loses_it_after_the_lease_and_another_fin
     assert [states[subtask_id] for subtask_id in lost] == ["expired"] * 3, "queued work not given back"
     accepted = [s for s in requestor.store.subtasks(task_id) if s.state == "accepted"]
     assert accepted and {s.provider_id for s in accepted} == {rescuer.provider_id}
+
+
+@pytest.mark.parametrize("queue", [0, 5])
+def test_provider_join_offers_the_queue_it_is_given(cluster: Cluster, queue: int) -> None:
+    requestor = cluster.requestor()
+    provider = cluster.provider("queued", requestor, options=("--queue", str(queue)))
+    wait_until(lambda: provider.provider_id in requestor.store.offers(), "the provider joining")
+    offer = requestor.store.offers()[provider.provider_id]
+    assert (offer["capacity"], offer["queue"]) == (1, queue)
+
+
+def test_provider_join_refuses_a_queue_past_the_protocol_limit(tmp_path: Path) -> None:
+    command = [TASKAPI, "provider", "join", "127.0.0.1:9", "--token", "t", "--queue", str(MAX_QUEUE + 1)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 2
+    assert "--queue" in run.stderr and f"{MAX_QUEUE + 1} is not in the range 0<=x<={MAX_QUEUE}" in run.stderr
