@@ -32,7 +32,8 @@ Invariants the core keeps (tests/node/test_scheduling_core.py drives it with Hyp
 - a task fails once its failures exceed `max_failures`, or its app failed `max_app_errors` NextSubtask
   calls in a row (a call of several asks counts once), or no joined provider may take it for
   `stranded_ms`, each with a reason naming it;
-- a provider that caused `max_provider_failures` failures in a task is dropped from it;
+- a provider that caused `max_provider_failures` failures in a task is dropped from it, and its failures
+  there past that (copies it still held, results on their way) do not count against the task's budget;
 - a task is finished only when none of its copies is live and the app says nothing is pending.
 """
 
@@ -801,6 +802,10 @@ class SchedulingCore:
         actions: list[Action] = []
         if provider_id:
             plan.failures_by_provider[provider_id] += 1
+            if plan.failures_by_provider[provider_id] > self.budgets.max_provider_failures:
+                # Already dropped: what it still delivers (copies it held, results on their way) is its
+                # failure, not the task's, so one provider cannot spend the task's whole budget.
+                plan.failures -= 1
             if plan.failures_by_provider[provider_id] == self.budgets.max_provider_failures:
                 plan.dropped.add(provider_id)
                 reason = f"{self.budgets.max_provider_failures} failures in this task; last: {message}"

@@ -16,8 +16,8 @@ actions, and checks after each action:
 - no action names a task after it was failed, finished or closed;
 - a task fails "too many failures" only past `max_failures` failures, and always then; "the app failed"
   only after `max_app_errors` NextSubtask errors in a row; a stranded task only after `stranded_ms`;
-- a provider is dropped from a task exactly when it caused `max_provider_failures` failures there, and
-  never gets a copy of that task afterwards;
+- a provider is dropped from a task exactly when it caused `max_provider_failures` failures there (its
+  failures past that do not count against the task's budget), and never gets a copy of that task afterwards;
 - a task finishes only when none of its copies is live and its app has nothing pending or handed out.
 
 Each example starts with a task and 1-3 providers. About a thousand steps a second on the loaded 2-core
@@ -279,7 +279,10 @@ class CoreMachine(RuleBasedStateMachine):
         record.state = state
 
     def blame(self, record: SubtaskRecord) -> None:
-        self.tasks[record.task_id].blamed[record.provider_id] += 1
+        app = self.tasks[record.task_id]
+        app.blamed[record.provider_id] += 1
+        if app.blamed[record.provider_id] > BUDGETS.max_provider_failures:
+            app.failures -= 1  # a dropped provider's further failures are its own, not the task's
 
     def computing(self, provider_id: str) -> int:
         return sum(

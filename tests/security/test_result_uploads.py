@@ -141,7 +141,8 @@ def test_uploads_of_different_subtasks_arrive_side_by_side(requestor: Requestor)
     provider = requestor.raw_provider("uploader")
     provider.join(envs=["local"], capacity=2).value()
     control = requestor.control()
-    task_id = control.submit("tutorialapp", "local", {**TASK, "subtasks": 2}).value().task_id
+    # three ranges: the open-ended last one waits until both below it are done
+    task_id = control.submit("tutorialapp", "local", {**TASK, "subtasks": 3}).value().task_id
     try:
         assignments = provider.request_work(slots=2, wait_ms=30_000).value().assignments
         assert len(assignments) == 2
