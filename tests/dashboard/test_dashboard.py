@@ -120,7 +120,8 @@ def test_a_cheaters_rejected_result_shows_with_its_reason_and_its_task_is_aborte
     page.goto(nodes.requestor_url + "providers")
     cheater = page.locator("#providers tr", has=page.locator(".refused", has_text=reason))
     expect(cheater).to_have_count(1)
-    expect(cheater.locator(".rejected-count")).to_have_text("1 rejected")
+    # at least the one shown; more where it had further results on their way when the first was judged
+    expect(cheater.locator(".rejected-count")).to_have_text(re.compile(r"^\s*[1-9][0-9]* rejected"))
     screenshot(page, "providers")
     page.goto(nodes.requestor_url + "tasks")
     row = page.locator(f"#tasks tr[data-task='{task_id}']")
