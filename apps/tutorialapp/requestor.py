@@ -25,12 +25,14 @@ IMAGE = {"image": "taskapi/tutorialapp", "tag": "0.1.0"}
 MIN_MEMORY_MIB = 64
 """What CreateTask says a provider needs: the builds' `resources.min_memory_mib` (a test keeps them equal)."""
 MAX_DIFFICULTY = 40
+DEFAULT_SUBTASKS = 8
+"""Nonce ranges of a task that names no `subtasks` (descriptor.json's default)."""
 MAX_SPOT_CHECKS = 4096
 RESULT_FILE = "result.json"
 
 
-def _int_param(params: JsonDict, name: str, low: int, high: int) -> int:
-    value = params.get(name)
+def _int_param(params: JsonDict, name: str, low: int, high: int, default: int | None = None) -> int:
+    value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(f"task parameter {name!r} must be an integer in [{low}, {high}], got {value!r}")
     return value
@@ -45,7 +47,7 @@ def parse_params(params: JsonDict, max_subtasks_count: int) -> Plan:
     if not isinstance(text, str):
         raise InvalidArgument(f"task parameter 'input' must be a string, got {text!r}")
     difficulty = _int_param(params, "difficulty", 0, MAX_DIFFICULTY)
-    subtasks = _int_param(params, "subtasks", 1, 10_000)
+    subtasks = _int_param(params, "subtasks", 1, 10_000, DEFAULT_SUBTASKS)
     return Plan.new(text, difficulty, min(subtasks, max_subtasks_count))
 
 

@@ -11,7 +11,7 @@ import pytest
 from apps.sdk.errors import InvalidArgument
 from apps.tutorialapp import pow
 from apps.tutorialapp.plan import JOURNAL_FILE, PLAN_FILE, Plan, RangeState
-from apps.tutorialapp.requestor import check_claim, parse_params
+from apps.tutorialapp.requestor import DEFAULT_SUBTASKS, check_claim, parse_params
 from environments.wasm import WasmConfig
 from tests.wasm_apps.wasm_harness import JsonDict, WasmTask, compute
 from wasm_apps import module_path
@@ -48,6 +48,19 @@ def empty_first_round_input(difficulty: int) -> str:
     """An input with no valid nonce in [0, 2**difficulty): only the open-ended last range finds one."""
     candidates: Iterator[str] = (f"rounds-{i}" for i in range(10_000))
     return next(t for t in candidates if pow.search(t, difficulty, 0, 2**difficulty) is None)
+
+
+@pytest.mark.parametrize("max_subtasks", [100, 3])
+def test_a_task_naming_no_subtasks_is_split_into_the_default_ranges_like_the_python_app(
+    task: WasmTask, max_subtasks: int
+) -> None:
+    params = {"input": "hello", "difficulty": 8}
+    assert "error" not in task.create(params, max_subtasks)
+    plan = Plan.load(task.state_dir)
+    assert plan == parse_params(params, max_subtasks)
+    assert plan.subtasks == min(DEFAULT_SUBTASKS, max_subtasks)
+    task.run_to_end()
+    assert (task.task_dir / "task_outputs" / "result.json").read_bytes() == expected_result("hello", 8)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +252,6 @@ def test_abort_subtask_returns_its_range_and_verify_refuses_it(task: WasmTask) -
         ({"input": "a", "difficulty": 2.0, "subtasks": 1}, "difficulty"),
         ({"input": "a", "difficulty": 10**30, "subtasks": 1}, "difficulty"),
         ({"input": "a", "difficulty": 3, "subtasks": 0}, "subtasks"),
-        ({"input": "a", "difficulty": 3}, "subtasks"),
     ],
 )
 def test_bad_parameters_are_refused_naming_them(task: WasmTask, params: JsonDict, named: str) -> None:

@@ -18,6 +18,7 @@
 
 #define MAX_DIFFICULTY 40
 #define MAX_SUBTASKS 10000
+#define DEFAULT_SUBTASKS 8 /* descriptor.json's default for `subtasks` */
 #define RESULT_MAX_BYTES (1u << 20)
 #define ANSWER_FILE "/task/task_outputs/" RESULT_FILE
 #define MIN_MEMORY_MIB 64 /* descriptor.json resources.min_memory_mib (a test keeps them equal) */
@@ -27,10 +28,11 @@ static int create_plan(guest_call *call, void *plan, const json_value *params, i
     static const char *const known[] = {"input", "difficulty", "subtasks", NULL};
     static const char *const kind = "task parameter";
     const json_value *input;
+    static const int64_t default_subtasks = DEFAULT_SUBTASKS;
     int64_t difficulty, subtasks;
     if (!params_only(call, params, kind, known) || !params_string(call, params, kind, "input", &input) ||
         !params_int(call, params, kind, "difficulty", 0, MAX_DIFFICULTY, NULL, &difficulty) ||
-        !params_int(call, params, kind, "subtasks", 1, MAX_SUBTASKS, NULL, &subtasks))
+        !params_int(call, params, kind, "subtasks", 1, MAX_SUBTASKS, &default_subtasks, &subtasks))
         return 0;
     plan_new(plan, input->u.string.data, input->u.string.len, difficulty,
              subtasks < max_subtasks ? subtasks : max_subtasks);
