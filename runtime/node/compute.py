@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -68,12 +69,16 @@ class AppServerRunner:
         self.env_id = self._environment.env_id
         self._servings: dict[str, tuple[AppServing, AppLauncher]] = {}
         self._servers: dict[str, tuple[AppServer, ProviderAppClient]] = {}
+        # Concurrent computes (capacity > 1) must not each open a serving or start a task's server:
+        # the one stored last would orphan the other.
+        self._starting = asyncio.Lock()
 
     async def _launcher(self, app: App) -> AppLauncher:
         """The build's launcher, its serving opened on first use (closed by `close()`)."""
-        if app.label() not in self._servings:
-            serving = serving_of(app)
-            self._servings[app.label()] = (serving, await serving.open())
+        async with self._starting:
+            if app.label() not in self._servings:
+                serving = serving_of(app)
+                self._servings[app.label()] = (serving, await serving.open())
         return self._servings[app.label()][1]
 
     async def compute(
@@ -94,9 +99,10 @@ class AppServerRunner:
     async def _reusable_server(
         self, key: str, launch: AppLauncher, task_dir: ProviderTaskDir
     ) -> ProviderAppClient:
-        if key not in self._servers or not self._servers[key][0].running:
-            server = launch("provider", task_dir.root, True)
-            self._servers[key] = (server, ProviderAppClient(await server.start()))
+        async with self._starting:
+            if key not in self._servers or not self._servers[key][0].running:
+                server = launch("provider", task_dir.root, True)
+                self._servers[key] = (server, ProviderAppClient(await server.start()))
         return self._servers[key][1]
 
     async def _single_call(

@@ -21,6 +21,8 @@ import pytest
 from apps.sdk.parent import PARENT_PID_ENV
 from apps.sdk.process import free_port, python_app_command
 
+from ..processes import children, gone
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,24 +44,6 @@ PARENT = textwrap.dedent(
     asyncio.run(main())
     """
 )
-
-
-def gone(pid: int) -> bool:
-    """No such process, or only its zombie is left (a container's init may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def children(pid: int) -> list[int]:
-    """The processes `pid` started, from any of its threads (the wasm pool starts its workers from one)."""
-    return [
-        int(child)
-        for thread in Path(f"/proc/{pid}/task").iterdir()
-        for child in (thread / "children").read_text().split()
-    ]
 
 
 def wait_gone(pid: int, guard_s: float = GONE_GUARD_S) -> bool:
