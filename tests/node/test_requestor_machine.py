@@ -19,7 +19,8 @@ The model states the intended behaviour (docs/protocol.md and the node's module 
   (`rejected`, and its provider gets no more of the task); both return the range to pending, as do a
   reported failure (`failed`), an expired lease and a Leave (`expired`);
 - more than `max_failures` such outcomes fail the task; a provider that caused `max_provider_failures`
-  of them (a refused result, a reported failure, an expired lease: not a Leave) gets no more of the task;
+  of them (a refused result, a reported failure, an expired lease: not a Leave) gets no more of the task,
+  and what it still held and fails after that counts against it alone, not the task (until a restart);
   aborting a task aborts its live subtasks;
 - a task finishes as soon as its answer is certain and no subtask is live, whatever made it so;
 - a restarted requestor keeps every task and subtask state and every live lease; providers holding
@@ -157,6 +158,9 @@ class TaskModel:
     barred: set[str] = field(default_factory=set)  # dropped from the task: stored, outlives a restart
     refused: set[str] = field(default_factory=set)  # refused the task's app: forgotten by a restart
     failures_by: Counter[str] = field(default_factory=Counter)
+    # A dropped provider's further failures (what it still held) do not count against the task; a
+    # restart forgets this with failures_by, and then every stored failure counts again.
+    forgiven: int = 0
 
     def __post_init__(self) -> None:
         self.range_size = max(1, -(-(2**self.difficulty) // self.subtasks))
@@ -252,7 +256,8 @@ class RequestorMachine(RuleBasedStateMachine):
         return [s for s in self.subtasks.values() if s.state == "assigned"]
 
     def failures(self) -> int:
-        return sum(s.state in ("rejected", "failed", "expired") for s in self.subtasks.values())
+        given_back = sum(s.state in ("rejected", "failed", "expired") for s in self.subtasks.values())
+        return given_back - self.model.forgiven
 
     def maybe_finish(self) -> None:
         task = self.model
@@ -271,6 +276,8 @@ class RequestorMachine(RuleBasedStateMachine):
         provider's own too when it is `blamed`)."""
         if blamed:
             self.model.failures_by[subtask.provider_id] += 1
+            if self.model.failures_by[subtask.provider_id] > MAX_PROVIDER_FAILURES:
+                self.model.forgiven += 1
             if self.model.failures_by[subtask.provider_id] >= MAX_PROVIDER_FAILURES:
                 self.model.barred.add(subtask.provider_id)
         subtask.state = state
@@ -477,6 +484,7 @@ class RequestorMachine(RuleBasedStateMachine):
         self.offers = {p: env for p, env in self.offers.items() if p in holding}
         self.model.refused.clear()
         self.model.failures_by.clear()
+        self.model.forgiven = 0
 
     # the model against the store, the control API and the app's plan
 
