@@ -13,11 +13,29 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from apps.sdk.sandboxed_files import UnsafePath, file_digest, open_file
 
 CHUNK_BYTES = 256 * 1024
+READ_ON_LOOP_BYTES = 256 * 1024
+"""Files up to this size are hashed on the event loop: handing them to a thread costs more (a thread pool
+round trip and GIL hand-offs) than hashing them. Bigger ones go to a thread, so the loop never stalls on
+one."""
+
+T = TypeVar("T")
+
+
+async def hash_off_loop_if_big(path: Path, read: Callable[[], T]) -> T:
+    """`read()` (which reads and hashes the file at `path`) on the event loop if the file is small, in a
+    thread if it is big. A file that cannot be looked at is read on the loop: `read` raises for it at once."""
+    try:
+        size = path.lstat().st_size
+    except OSError:
+        size = 0
+    if size <= READ_ON_LOOP_BYTES:
+        return read()
+    return await asyncio.to_thread(read)
 
 
 def sha256_file(path: Path) -> str:

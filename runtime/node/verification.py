@@ -37,7 +37,7 @@ from runtime.node.app_servers import ResolvedApp
 from runtime.node.journal import DB_NAME, Entry, Input, Journal, connect
 from runtime.node.market import ProviderOffer
 from runtime.node.reexecute import Reexecutor, Unverifiable, first_difference
-from runtime.node.resources import sha256_file
+from runtime.node.resources import hash_off_loop_if_big, sha256_file
 from runtime.node.states import SubtaskState
 from runtime.node.store import Store, SubtaskRow, TaskRow, now_ms
 from runtime.node.trust import TrustPolicy, TrustStore, sample_rate
@@ -160,7 +160,7 @@ class Verification:
         provider = subtask.provider_id
         output = task.task_dir.subtask_outputs(subtask_id) / subtask.result_name
         # What is judged is the file on disk (the one the app verified), not a claim about it.
-        on_disk = await asyncio.to_thread(_digest_on_disk, output)
+        on_disk = await hash_off_loop_if_big(output, lambda: _digest_on_disk(output))
         self.journal.delivered(subtask_id, output, on_disk, subtask.fuel, subtask.wall_ms)
         entry = self.journal.get(subtask_id) or entry
         if verdict is VerifyResult.SUCCESS:
