@@ -176,10 +176,14 @@ class CoreMachine(RuleBasedStateMachine):
             self.check_capacity(ask.provider_id)
         self.asked.add((first.round_id, first.task_id))
         self.call_failed = False
-        answers = [self.app_answer(ask.round_id, ask.subtask_id, data) for ask in batch]
         follow_up: list[Action] = []
-        for answer in answers:
-            follow_up.extend(self.core.handle(answer))
+        for ask in batch:
+            if any(isinstance(action, FailTask) for action in follow_up):
+                # The core failed the task on an earlier answer of this call and forgot its copies: what
+                # the call says about the rest changes nothing (nor may it change the model's counts).
+                follow_up.extend(self.core.handle(NoSubtask(ask.round_id, ask.subtask_id)))
+                continue
+            follow_up.extend(self.core.handle(self.app_answer(ask.round_id, ask.subtask_id, data)))
         self.asked.discard((first.round_id, first.task_id))
         return follow_up
 
