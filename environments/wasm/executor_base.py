@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,13 +108,16 @@ def wasi_config(run: WasmRun, stdout: Capture, stderr: Capture) -> wasmtime.Wasi
             raise WasmError(f"cannot preopen {preopen.host} as {preopen.guest}: not a directory")
         wasi.preopen_dir(str(preopen.host), preopen.guest, preopen.writable)
     if run.stdin:
-        fd, name = tempfile.mkstemp(prefix="taskapi-stdin-")
+        # An anonymous file in memory: WASI opens it by path (a new descriptor, at offset 0), and it is
+        # gone with the run, with no file system work per run.
+        fd = os.memfd_create("taskapi-stdin", os.MFD_CLOEXEC)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(run.stdin)
-            wasi.stdin_file = name  # opened here; the file is unlinked at once
+            unwritten = memoryview(run.stdin)
+            while unwritten:
+                unwritten = unwritten[os.write(fd, unwritten) :]
+            wasi.stdin_file = f"/proc/self/fd/{fd}"
         finally:
-            os.unlink(name)
+            os.close(fd)
     return wasi
 
 
