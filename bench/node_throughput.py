@@ -271,6 +271,7 @@ async def run_task(
         created_s = time.perf_counter() - began
         status = await node.wait_for_task(task_id)
         wall_s = time.perf_counter() - began - created_s
+        cpu_s = cpu_seconds() - cpu_began  # before the teardown, whose processes may end unreaped by us
     finally:
         stop.set()
         await asyncio.gather(*runs, return_exceptions=True)
@@ -280,7 +281,7 @@ async def run_task(
     if status.state != "finished":
         raise SystemExit(f"{label}: task {status.state}: {status.reason}")
     accepted = status.subtasks_by_state.get("accepted", 0)
-    return Run(label, providers, wall_s, created_s, accepted, split, cpu_seconds() - cpu_began)
+    return Run(label, providers, wall_s, created_s, accepted, split, cpu_s)
 
 
 def report(run: Run, capacity: int) -> None:
