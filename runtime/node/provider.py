@@ -44,7 +44,7 @@ from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = 2
+DEFAULT_QUEUE = 8
 """Assignments a provider offers to hold beyond its capacity (docs/node.md, Batching in the node)."""
 UNJUDGED_PER_SLOT = 4
 """Results computed but not yet judged (uploading, or awaiting the verdict) a provider keeps per compute
@@ -264,7 +264,7 @@ class ProviderNode:
         while not stop.is_set():
             self._running = {k: t for k, t in self._running.items() if not t.done()}
             free = self._places() - len(self._uncomputed)
-            if free <= 0:
+            if free < self._ask_for_at_least():
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
@@ -293,6 +293,13 @@ class ProviderNode:
     def _places(self) -> int:
         """How many assignments to hold uncomputed now: the capacity, and the queue while it pays."""
         return self.config.capacity + (self.config.queue if self.times.queue_pays() else 0)
+
+    def _ask_for_at_least(self) -> int:
+        """How many places must be free before the provider asks for work: one while the queue is not
+        used (long computes: a freed slot is filled at once), half the queue while it is, so that one
+        RequestWork (and one app call on the requestor's side) brings several assignments while the other
+        half of the queue keeps the compute slots busy during its round trip."""
+        return max(1, self.config.queue // 2) if self.times.queue_pays() else 1
 
     def _ended(self, subtask_id: str, _: asyncio.Task[None]) -> None:
         self.activity.ended(subtask_id)

@@ -85,7 +85,15 @@ def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: C
     requestor = cluster.requestor(lease_ms=1500)
     cluster.provider("worker", requestor, capacity=3, env=env)
     task_id = requestor.submit("tutorialapp", env, SLOW_IN_FOUR)
-    wait_until(lambda: requestor.store.states(task_id) == {"assigned": 3}, "three ranges assigned")
+    # Range 2 may be judged already when the third assignment is seen (under load the poll can miss the
+    # short time all three are out): the kill then finds two ranges out instead of three.
+    wait_until(
+        lambda: (
+            len(requestor.store.subtasks(task_id)) == 3
+            and set(requestor.store.states(task_id)) <= {"assigned", "delivered", "accepted"}
+        ),
+        "three ranges assigned",
+    )
     before = {s.subtask_id: s.params for s in requestor.store.subtasks(task_id)}
     requestor.kill9()
 
