@@ -182,6 +182,35 @@ def test_an_old_provider_without_a_queue_holds_its_capacity_alone(tmp_path: Path
     run(scenario())
 
 
+def test_a_queued_provider_asks_for_work_in_halves_of_its_queue(tmp_path: Path) -> None:
+    """With its queue in use, a provider asks again only once half the queue is free, so each RequestWork
+    (and the app call behind it) brings several assignments, not one per compute that ends."""
+
+    async def scenario() -> None:
+        async with requestor(tmp_path) as pair:
+            asked: list[int] = []
+            request_work = pair.node.request_work
+
+            async def recording(provider_id: str, slots: int, wait_ms: int) -> list[npb.Assignment]:
+                asked.append(slots)
+                return await request_work(provider_id, slots, wait_ms)
+
+            pair.node.request_work = recording  # type: ignore[method-assign]
+            start_provider(pair, tmp_path, capacity=1, queue=8)
+            assert pair.provider is not None and pair.runner is not None
+            provider_id = pair.provider.provider_id
+            task_id = await pair.node.submit_task("tutorialapp", "local", {**QUICK, "subtasks": 16}, 16)
+            await until(lambda: len(pair.held_by(task_id, provider_id)) == 9, "capacity 1 + queue 8 held")
+            asked.clear()
+            pair.runner.gate.set()  # computes end one by one; 6 closed ranges are still pending
+            status = await pair.node.wait_for_task(task_id)
+            assert status.state == "finished", status.reason
+            assert asked, "the provider never asked again"
+            assert min(asked) >= 4, f"asked for fewer than half the queue: {asked}"
+
+    run(scenario())
+
+
 def test_a_queued_subtask_cancelled_by_heartbeat_is_dropped_unstarted(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with requestor(tmp_path, heartbeat_ms=100) as pair:
