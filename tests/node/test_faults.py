@@ -85,14 +85,13 @@ def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: C
     requestor = cluster.requestor(lease_ms=1500)
     cluster.provider("worker", requestor, capacity=3, env=env)
     task_id = requestor.submit("tutorialapp", env, SLOW_IN_FOUR)
-    # Range 2 may be judged already when the third assignment is seen (under load the poll can miss the
-    # short time all three are out): the kill then finds two ranges out instead of three.
+    # All three out and none judged yet (range 2 may be delivered already: a restart verifies it again).
     wait_until(
         lambda: (
             len(requestor.store.subtasks(task_id)) == 3
-            and set(requestor.store.states(task_id)) <= {"assigned", "delivered", "accepted"}
+            and set(requestor.store.states(task_id)) <= {"assigned", "delivered"}
         ),
-        "three ranges assigned",
+        "three ranges out, none judged",
     )
     before = {s.subtask_id: s.params for s in requestor.store.subtasks(task_id)}
     requestor.kill9()
