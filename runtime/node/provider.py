@@ -44,7 +44,7 @@ from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = 8
+DEFAULT_QUEUE = 2
 """Assignments a provider offers to hold beyond its capacity (docs/node.md, Batching in the node)."""
 UNJUDGED_PER_SLOT = 4
 """Results computed but not yet judged (uploading, or awaiting the verdict) a provider keeps per compute
