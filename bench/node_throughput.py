@@ -35,7 +35,7 @@ module (wasm_apps/tutorialapp, a fresh instance a call, appending to its plan's 
 before any timing.
 
     python bench/node_throughput.py [--env wasm|local] [--trivial-subtasks N] [--cpu-subtasks K]
-                                    [--cpu-repeats R] [--capacity C] [--no-reexecute]
+                                    [--cpu-repeats R] [--capacity C] [--queue Q] [--no-reexecute]
                                     [--scaling-subtasks A B]
                                     [--wasm-build c|component]
 """
@@ -65,7 +65,7 @@ from environments.wasm.runs import CompileLimits
 from protos import node_pb2 as npb
 from runtime.appmanager import AppManager
 from runtime.node.compute import ComputeOutcome, ComputeRunner
-from runtime.node.provider import ProviderConfig, ProviderNode
+from runtime.node.provider import DEFAULT_QUEUE, ProviderConfig, ProviderNode
 from runtime.node.requestor import ActiveTask, RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
 from runtime.node.runners import runners_for, whitelist_of
@@ -228,6 +228,7 @@ async def run_task(
     params: dict[str, Any],
     providers: int,
     capacity: int,
+    queue: int,
     work: Path,
     label: str,
     config: RequestorConfig,
@@ -250,7 +251,7 @@ async def run_task(
     runners = [[TimedRunner(runner, split) for runner in runners_for([env])] for _ in range(providers)]
     nodes = [
         ProviderNode(
-            ProviderConfig(HOST, port, token, work / f"provider-{index}", capacity=capacity),
+            ProviderConfig(HOST, port, token, work / f"provider-{index}", capacity=capacity, queue=queue),
             list(provider_runners),
             whitelist,
         )
@@ -373,6 +374,12 @@ def main() -> None:
     )
     parser.add_argument("--capacity", type=int, default=1, help="subtasks each provider computes at once")
     parser.add_argument(
+        "--queue",
+        type=int,
+        default=DEFAULT_QUEUE,
+        help="assignments each provider may hold beyond --capacity",
+    )
+    parser.add_argument(
         "--no-reexecute", action="store_true", help="the app's Verify alone (no re-execution of wasm results)"
     )
     parser.add_argument(
@@ -395,7 +402,8 @@ def main() -> None:
     reexecution = "off" if args.no_reexecute else "on"
     build = f" ({args.wasm_build} build)" if args.env == "wasm" else ""
     print(
-        f"node throughput: {args.env}{build}, capacity {args.capacity}, re-execution {reexecution},"
+        f"node throughput: {args.env}{build}, capacity {args.capacity}, queue {args.queue},"
+        f" re-execution {reexecution},"
         f" {cpus} CPUs"
     )
     trivial = {**TRIVIAL, "subtasks": args.trivial_subtasks}
@@ -415,7 +423,9 @@ def main() -> None:
                 for providers in (1, 2):
                     work = Path(tmp) / f"{label}-{providers}-{repeat}"
                     run = asyncio.run(
-                        run_task(args.env, params, providers, args.capacity, work, label, config, warm)
+                        run_task(
+                            args.env, params, providers, args.capacity, args.queue, work, label, config, warm
+                        )
                     )
                     runs.setdefault((label, providers), []).append(run)
                     report(run, args.capacity)
@@ -436,7 +446,9 @@ def main() -> None:
         for size in (small, big):
             params = {**TRIVIAL, "subtasks": size}
             run = asyncio.run(
-                run_task(args.env, params, 2, args.capacity, Path(tmp) / str(size), "scaling", config)
+                run_task(
+                    args.env, params, 2, args.capacity, args.queue, Path(tmp) / str(size), "scaling", config
+                )
             )
             scaling[size] = run
             report(run, args.capacity)
