@@ -68,11 +68,11 @@ def status_of(error: NodeError) -> Status:
     return next((status for kind, status in STATUSES if isinstance(error, kind)), Status.UNKNOWN)
 
 
-REFUSALS = (NodeError, IllegalTransition, ValueError)
-"""What the node raises for a request it will not carry out (answered as `refusal` says)."""
+_REFUSALS = (NodeError, IllegalTransition, ValueError)
+"""What the node raises for a request it will not carry out (answered as `_refusal` says)."""
 
 
-def refusal(error: Exception) -> GRPCError:
+def _refusal(error: Exception) -> GRPCError:
     """How a node refusal is answered: with its gRPC status; a state change that lost a race (the subtask or
     task moved on meanwhile) with FAILED_PRECONDITION, and a malformed id with INVALID_ARGUMENT."""
     if isinstance(error, NodeError):
@@ -84,17 +84,17 @@ def refusal(error: Exception) -> GRPCError:
 
 @contextmanager
 def _node_errors() -> Iterator[None]:
-    """Answer a node refusal with its gRPC error (`refusal`)."""
+    """Answer a node refusal with its gRPC error (`_refusal`)."""
     try:
         yield
-    except REFUSALS as exc:
-        raise refusal(exc) from exc
+    except _REFUSALS as exc:
+        raise _refusal(exc) from exc
 
 
 def _not_taken(subtask_id: str, error: Exception) -> npb.SubmitVerdict:
     """The verdict on a result of a SubmitResults call that the node refused: the status and message its
     SubmitResult call would have failed with."""
-    refused = refusal(error)
+    refused = _refusal(error)
     return npb.SubmitVerdict(subtask_id=subtask_id, status=refused.status.value, reason=refused.message or "")
 
 
@@ -245,7 +245,7 @@ class RequestorService(RequestorBase):
         async def answer(subtask_id: str, judgement: asyncio.Future[tuple[str, str]]) -> None:
             try:
                 verdict, reason = await asyncio.shield(judgement)
-            except REFUSALS as exc:
+            except _REFUSALS as exc:
                 await send(_not_taken(subtask_id, exc))
             else:
                 await send(npb.SubmitVerdict(subtask_id=subtask_id, verdict=verdict, reason=reason))
@@ -255,7 +255,7 @@ class RequestorService(RequestorBase):
                 header.provider_id = authenticated_provider(header.provider_id)
                 try:
                     judgement = await self.node.receive_result(header, parts.data())
-                except REFUSALS as exc:
+                except _REFUSALS as exc:
                     await send(_not_taken(header.subtask_id, exc))
                     continue
                 answers.append(asyncio.create_task(answer(header.subtask_id, judgement)))
