@@ -21,7 +21,8 @@ subtask, the app's NextSubtask included), transfer (receiving, hashing and stori
 (the provider's runner), verify (the app's Verify and any re-execution), and idle: what is left of a
 provider compute slot's time per subtask beyond its compute (RequestWork round trips, waiting for work or
 for a place among the unjudged results; a result's upload and verdict overlap the next compute).
-Scheduling and verify are per subtask, batches shared out among their subtasks.
+Scheduling and verify are per subtask, batches shared out among their subtasks. Each run also counts the
+node-protocol calls (streams) the requestor served a subtask, for the busiest methods.
 
 Then, in the same run: the cost of a task as it grows (2 providers, `--scaling-subtasks A B` trivial
 subtasks: wall and CPU per subtask of the bigger over the smaller; 1.0 is linear), and the peers on the
@@ -52,10 +53,13 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from grpclib.events import RecvRequest, listen
 
 from apps.sdk.workdir import ProviderTaskDir
 from apps.tutorialapp import pow
@@ -100,8 +104,6 @@ class Split:
         default_factory=lambda: dict.fromkeys(("scheduling", "transfer", "compute", "verify"), 0)
     )
 
-    verify_of: dict[str, float] = field(default_factory=dict)  # per subtask, to keep it out of transfer
-
     def add(self, stage: str, began: float, count: int = 1) -> None:
         """`count` subtasks went through `stage` together since `began`."""
         self.seconds[stage] += time.perf_counter() - began
@@ -120,21 +122,20 @@ class TimedRequestor(RequestorNode):
         finally:
             self.split.add("scheduling", began, len(asks))
 
-    async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
+    async def receive_result(
+        self, header: npb.ResultHeader, data: AsyncIterator[bytes]
+    ) -> asyncio.Future[tuple[str, str]]:
         began = time.perf_counter()
         try:
-            return await super().submit_result(header, data)
+            return await super().receive_result(header, data)
         finally:
-            verifying = self.split.verify_of.pop(header.subtask_id, 0.0)
-            self.split.seconds["transfer"] += time.perf_counter() - began - verifying
-            self.split.counts["transfer"] += 1
+            self.split.add("transfer", began)
 
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
         began = time.perf_counter()
         try:
             return await super()._verify(active, subtask_id)
         finally:
-            self.split.verify_of[subtask_id] = time.perf_counter() - began
             self.split.add("verify", began)
 
 
@@ -172,6 +173,8 @@ class Run:
     split: Split
     cpu_s: float
     """CPU seconds of this process and of the app server processes over the run."""
+    calls: Counter[str]
+    """Node-protocol calls (streams) the requestor served, by method."""
 
     @property
     def rate(self) -> float:
@@ -246,6 +249,12 @@ async def run_task(
     await node.start()
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
+    calls: Counter[str] = Counter()
+
+    async def count(event: RecvRequest) -> None:
+        calls[event.method_name.rsplit("/", 1)[-1]] += 1
+
+    listen(server, RecvRequest, count)
     stop = asyncio.Event()
     whitelist = whitelist_of(app for app in AppManager().inventory().apps if app.enabled)
     runners = [[TimedRunner(runner, split) for runner in runners_for([env])] for _ in range(providers)]
@@ -268,6 +277,7 @@ async def run_task(
             split = node.split = Split()
             for runner in itertools.chain.from_iterable(runners):
                 runner.split = split
+            calls.clear()
             cpu_began = cpu_seconds()
         began = time.perf_counter()
         task_id = await node.submit_task("tutorialapp", env, params, 10_000)
@@ -284,7 +294,7 @@ async def run_task(
     if status.state != "finished":
         raise SystemExit(f"{label}: task {status.state}: {status.reason}")
     accepted = status.subtasks_by_state.get("accepted", 0)
-    return Run(label, providers, wall_s, created_s, accepted, split, cpu_s)
+    return Run(label, providers, wall_s, created_s, accepted, split, cpu_s, calls)
 
 
 def report(run: Run, capacity: int) -> None:
@@ -299,6 +309,9 @@ def report(run: Run, capacity: int) -> None:
         f" = {run.rate:6.1f}/s (+{run.created_s * 1000:.0f} ms creating the task), {run.cpu_ms:.1f} CPU-ms a"
         f" subtask | ms per subtask: {parts}"
     )
+    busiest = ("RequestWork", "SubmitResults", "SubmitResult", "Heartbeat")
+    per_call = ", ".join(f"{name} {run.calls[name] / max(1, run.accepted):.2f}" for name in busiest)
+    print(f"    node-protocol calls a subtask: {per_call}")
 
 
 async def use_component_build() -> None:

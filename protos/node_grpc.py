@@ -35,6 +35,10 @@ class RequestorBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def SubmitResults(self, stream: 'grpclib.server.Stream[protos.node_pb2.ResultPart, protos.node_pb2.SubmitVerdict]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def ReportFailure(self, stream: 'grpclib.server.Stream[protos.node_pb2.FailureReport, protos.node_pb2.FailureReply]') -> None:
         pass
 
@@ -73,6 +77,12 @@ class RequestorBase(abc.ABC):
                 grpclib.const.Cardinality.STREAM_UNARY,
                 protos.node_pb2.ResultPart,
                 protos.node_pb2.SubmitReply,
+            ),
+            '/taskapi.node.Requestor/SubmitResults': grpclib.const.Handler(
+                self.SubmitResults,
+                grpclib.const.Cardinality.STREAM_STREAM,
+                protos.node_pb2.ResultPart,
+                protos.node_pb2.SubmitVerdict,
             ),
             '/taskapi.node.Requestor/ReportFailure': grpclib.const.Handler(
                 self.ReportFailure,
@@ -121,6 +131,12 @@ class RequestorStub:
             '/taskapi.node.Requestor/SubmitResult',
             protos.node_pb2.ResultPart,
             protos.node_pb2.SubmitReply,
+        )
+        self.SubmitResults = grpclib.client.StreamStreamMethod(
+            channel,
+            '/taskapi.node.Requestor/SubmitResults',
+            protos.node_pb2.ResultPart,
+            protos.node_pb2.SubmitVerdict,
         )
         self.ReportFailure = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/node.proto\x12\x0ctaskapi.node\"3\n\x08\x45nvOffer\x12\x0e\n\x06\x65nv_id\x18\x01 \x01(\t\x12\x17\n\x0f\x62\x65nchmark_score\x18\x02 \x01(\x01\"\x86\x01\n\x05Offer\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12$\n\x04\x65nvs\x18\x02 \x03(\x0b\x32\x16.taskapi.node.EnvOffer\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x12\n\nmemory_mib\x18\x05 \x01(\x04\x12\r\n\x05queue\x18\x06 \x01(\r\"1\n\x0bJoinRequest\x12\"\n\x05offer\x18\x01 \x01(\x0b\x32\x13.taskapi.node.Offer\"3\n\tJoinReply\x12\x10\n\x08lease_ms\x18\x01 \x01(\r\x12\x14\n\x0cheartbeat_ms\x18\x02 \x01(\r\"6\n\x08Resource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"\xa2\x02\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x04 \x01(\t\x12\x1a\n\x12prerequisites_json\x18\x05 \x01(\t\x12\x1b\n\x13subtask_params_json\x18\x06 \x01(\t\x12)\n\tresources\x18\x07 \x03(\x0b\x32\x16.taskapi.node.Resource\x12*\n\napp_module\x18\x08 \x01(\x0b\x32\x16.taskapi.node.Resource\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x04\x12\x18\n\x10max_result_bytes\x18\n \x01(\x04\x12\x10\n\x08\x61pp_name\x18\x0b \x01(\t\"B\n\x0bWorkRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\":\n\tWorkReply\x12-\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x18.taskapi.node.Assignment\"<\n\x10HeartbeatRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x13\n\x0bsubtask_ids\x18\x02 \x03(\t\"J\n\x0eHeartbeatReply\x12\x19\n\x11lease_deadline_ms\x18\x01 \x01(\x04\x12\x1d\n\x15\x63\x61ncelled_subtask_ids\x18\x02 \x03(\t\"\x1e\n\x0c\x46\x65tchRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"Q\n\x05Usage\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x04\x12\x0e\n\x06\x63pu_ns\x18\x02 \x01(\x04\x12\x19\n\x11peak_memory_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x66uel\x18\x04 \x01(\x04\"\x8c\x01\n\x0cResultHeader\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\"\n\x05usage\x18\x06 \x01(\x0b\x32\x13.taskapi.node.Usage\"R\n\nResultPart\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.taskapi.node.ResultHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\".\n\x0bSubmitReply\x12\x0f\n\x07verdict\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"H\n\rFailureReport\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x0e\n\x0c\x46\x61ilureReply\"#\n\x0cLeaveRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"s\n\x11SubmitTaskRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x02 \x01(\t\x12\x18\n\x10task_params_json\x18\x03 \x01(\t\x12\x14\n\x0cmax_subtasks\x18\x04 \x01(\r\x12\x11\n\tinput_ids\x18\x05 \x03(\t\"9\n\x0bInputHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"P\n\tInputPart\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.taskapi.node.InputHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"$\n\x10UploadInputReply\x12\x10\n\x08input_id\x18\x01 \x01(\t\"\"\n\x0fSubmitTaskReply\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"a\n\x0cProviderBill\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x10\n\x08subtasks\x18\x02 \x01(\r\x12\x0c\n\x04\x66uel\x18\x03 \x01(\x04\x12\x0e\n\x06\x63pu_ns\x18\x04 \x01(\x04\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\"\xca\x03\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12H\n\x11subtasks_by_state\x18\x06 \x03(\x0b\x32-.taskapi.node.TaskStatus.SubtasksByStateEntry\x12\x0f\n\x07outputs\x18\x07 \x03(\t\x12)\n\x05\x62ills\x18\x08 \x03(\x0b\x32\x1a.taskapi.node.ProviderBill\x12\x13\n\x0boutputs_dir\x18\t \x01(\t\x12*\n\x05trust\x18\n \x03(\x0b\x32\x1b.taskapi.node.ProviderTrust\x12=\n\x0bresult_info\x18\x0b \x03(\x0b\x32(.taskapi.node.TaskStatus.ResultInfoEntry\x1a\x36\n\x14SubtasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\x1a\x31\n\x0fResultInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd2\x01\n\rProviderTrust\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05trust\x18\x02 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\r\x12\x12\n\nreexecuted\x18\x05 \x01(\r\x12\x10\n\x08rejected\x18\x06 \x01(\r\x12\x0e\n\x06\x66orged\x18\x07 \x01(\r\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x08\x12\x13\n\x0b\x62lacklisted\x18\t \x01(\x08\x12\x1a\n\x12\x62\x65nchmark_inflated\x18\n \x01(\x08\"&\n\x13\x43ontrolAbortRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x13\n\x11\x43ontrolAbortReply2\xf7\x03\n\tRequestor\x12<\n\x04Join\x12\x19.taskapi.node.JoinRequest\x1a\x17.taskapi.node.JoinReply\"\x00\x12\x43\n\x0bRequestWork\x12\x19.taskapi.node.WorkRequest\x1a\x17.taskapi.node.WorkReply\"\x00\x12K\n\tHeartbeat\x12\x1e.taskapi.node.HeartbeatRequest\x1a\x1c.taskapi.node.HeartbeatReply\"\x00\x12\x44\n\rFetchResource\x12\x1a.taskapi.node.FetchRequest\x1a\x13.taskapi.node.Chunk\"\x00\x30\x01\x12G\n\x0cSubmitResult\x12\x18.taskapi.node.ResultPart\x1a\x19.taskapi.node.SubmitReply\"\x00(\x01\x12J\n\rReportFailure\x12\x1b.taskapi.node.FailureReport\x1a\x1a.taskapi.node.FailureReply\"\x00\x12?\n\x05Leave\x12\x1a.taskapi.node.LeaveRequest\x1a\x18.taskapi.node.LeaveReply\"\x00\x32\xbd\x02\n\x07\x43ontrol\x12N\n\nSubmitTask\x12\x1f.taskapi.node.SubmitTaskRequest\x1a\x1d.taskapi.node.SubmitTaskReply\"\x00\x12\x43\n\x07GetTask\x12\x1c.taskapi.node.GetTaskRequest\x1a\x18.taskapi.node.TaskStatus\"\x00\x12Q\n\tAbortTask\x12!.taskapi.node.ControlAbortRequest\x1a\x1f.taskapi.node.ControlAbortReply\"\x00\x12J\n\x0bUploadInput\x12\x17.taskapi.node.InputPart\x1a\x1e.taskapi.node.UploadInputReply\"\x00(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/node.proto\x12\x0ctaskapi.node\"3\n\x08\x45nvOffer\x12\x0e\n\x06\x65nv_id\x18\x01 \x01(\t\x12\x17\n\x0f\x62\x65nchmark_score\x18\x02 \x01(\x01\"\x86\x01\n\x05Offer\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12$\n\x04\x65nvs\x18\x02 \x03(\x0b\x32\x16.taskapi.node.EnvOffer\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x12\n\nmemory_mib\x18\x05 \x01(\x04\x12\r\n\x05queue\x18\x06 \x01(\r\"1\n\x0bJoinRequest\x12\"\n\x05offer\x18\x01 \x01(\x0b\x32\x13.taskapi.node.Offer\"3\n\tJoinReply\x12\x10\n\x08lease_ms\x18\x01 \x01(\r\x12\x14\n\x0cheartbeat_ms\x18\x02 \x01(\r\"6\n\x08Resource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"\xa2\x02\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x04 \x01(\t\x12\x1a\n\x12prerequisites_json\x18\x05 \x01(\t\x12\x1b\n\x13subtask_params_json\x18\x06 \x01(\t\x12)\n\tresources\x18\x07 \x03(\x0b\x32\x16.taskapi.node.Resource\x12*\n\napp_module\x18\x08 \x01(\x0b\x32\x16.taskapi.node.Resource\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x04\x12\x18\n\x10max_result_bytes\x18\n \x01(\x04\x12\x10\n\x08\x61pp_name\x18\x0b \x01(\t\"B\n\x0bWorkRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\":\n\tWorkReply\x12-\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x18.taskapi.node.Assignment\"<\n\x10HeartbeatRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x13\n\x0bsubtask_ids\x18\x02 \x03(\t\"J\n\x0eHeartbeatReply\x12\x19\n\x11lease_deadline_ms\x18\x01 \x01(\x04\x12\x1d\n\x15\x63\x61ncelled_subtask_ids\x18\x02 \x03(\t\"\x1e\n\x0c\x46\x65tchRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"Q\n\x05Usage\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x04\x12\x0e\n\x06\x63pu_ns\x18\x02 \x01(\x04\x12\x19\n\x11peak_memory_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x66uel\x18\x04 \x01(\x04\"\x8c\x01\n\x0cResultHeader\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\"\n\x05usage\x18\x06 \x01(\x0b\x32\x13.taskapi.node.Usage\"R\n\nResultPart\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.taskapi.node.ResultHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\".\n\x0bSubmitReply\x12\x0f\n\x07verdict\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"T\n\rSubmitVerdict\x12\x12\n\nsubtask_id\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\r\"H\n\rFailureReport\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x12\n\nsubtask_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x0e\n\x0c\x46\x61ilureReply\"#\n\x0cLeaveRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"s\n\x11SubmitTaskRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x02 \x01(\t\x12\x18\n\x10task_params_json\x18\x03 \x01(\t\x12\x14\n\x0cmax_subtasks\x18\x04 \x01(\r\x12\x11\n\tinput_ids\x18\x05 \x03(\t\"9\n\x0bInputHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"P\n\tInputPart\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.taskapi.node.InputHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"$\n\x10UploadInputReply\x12\x10\n\x08input_id\x18\x01 \x01(\t\"\"\n\x0fSubmitTaskReply\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"a\n\x0cProviderBill\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x10\n\x08subtasks\x18\x02 \x01(\r\x12\x0c\n\x04\x66uel\x18\x03 \x01(\x04\x12\x0e\n\x06\x63pu_ns\x18\x04 \x01(\x04\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\"\xca\x03\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x0e\n\x06\x65nv_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12H\n\x11subtasks_by_state\x18\x06 \x03(\x0b\x32-.taskapi.node.TaskStatus.SubtasksByStateEntry\x12\x0f\n\x07outputs\x18\x07 \x03(\t\x12)\n\x05\x62ills\x18\x08 \x03(\x0b\x32\x1a.taskapi.node.ProviderBill\x12\x13\n\x0boutputs_dir\x18\t \x01(\t\x12*\n\x05trust\x18\n \x03(\x0b\x32\x1b.taskapi.node.ProviderTrust\x12=\n\x0bresult_info\x18\x0b \x03(\x0b\x32(.taskapi.node.TaskStatus.ResultInfoEntry\x1a\x36\n\x14SubtasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\x1a\x31\n\x0fResultInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd2\x01\n\rProviderTrust\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\r\n\x05trust\x18\x02 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\r\x12\x12\n\nreexecuted\x18\x05 \x01(\r\x12\x10\n\x08rejected\x18\x06 \x01(\r\x12\x0e\n\x06\x66orged\x18\x07 \x01(\r\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x08\x12\x13\n\x0b\x62lacklisted\x18\t \x01(\x08\x12\x1a\n\x12\x62\x65nchmark_inflated\x18\n \x01(\x08\"&\n\x13\x43ontrolAbortRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x13\n\x11\x43ontrolAbortReply2\xc5\x04\n\tRequestor\x12<\n\x04Join\x12\x19.taskapi.node.JoinRequest\x1a\x17.taskapi.node.JoinReply\"\x00\x12\x43\n\x0bRequestWork\x12\x19.taskapi.node.WorkRequest\x1a\x17.taskapi.node.WorkReply\"\x00\x12K\n\tHeartbeat\x12\x1e.taskapi.node.HeartbeatRequest\x1a\x1c.taskapi.node.HeartbeatReply\"\x00\x12\x44\n\rFetchResource\x12\x1a.taskapi.node.FetchRequest\x1a\x13.taskapi.node.Chunk\"\x00\x30\x01\x12G\n\x0cSubmitResult\x12\x18.taskapi.node.ResultPart\x1a\x19.taskapi.node.SubmitReply\"\x00(\x01\x12L\n\rSubmitResults\x12\x18.taskapi.node.ResultPart\x1a\x1b.taskapi.node.SubmitVerdict\"\x00(\x01\x30\x01\x12J\n\rReportFailure\x12\x1b.taskapi.node.FailureReport\x1a\x1a.taskapi.node.FailureReply\"\x00\x12?\n\x05Leave\x12\x1a.taskapi.node.LeaveRequest\x1a\x18.taskapi.node.LeaveReply\"\x00\x32\xbd\x02\n\x07\x43ontrol\x12N\n\nSubmitTask\x12\x1f.taskapi.node.SubmitTaskRequest\x1a\x1d.taskapi.node.SubmitTaskReply\"\x00\x12\x43\n\x07GetTask\x12\x1c.taskapi.node.GetTaskRequest\x1a\x18.taskapi.node.TaskStatus\"\x00\x12Q\n\tAbortTask\x12!.taskapi.node.ControlAbortRequest\x1a\x1f.taskapi.node.ControlAbortReply\"\x00\x12J\n\x0bUploadInput\x12\x17.taskapi.node.InputPart\x1a\x1e.taskapi.node.UploadInputReply\"\x00(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -67,42 +67,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULTPART']._serialized_end=1307
   _globals['_SUBMITREPLY']._serialized_start=1309
   _globals['_SUBMITREPLY']._serialized_end=1355
-  _globals['_FAILUREREPORT']._serialized_start=1357
-  _globals['_FAILUREREPORT']._serialized_end=1429
-  _globals['_FAILUREREPLY']._serialized_start=1431
-  _globals['_FAILUREREPLY']._serialized_end=1445
-  _globals['_LEAVEREQUEST']._serialized_start=1447
-  _globals['_LEAVEREQUEST']._serialized_end=1482
-  _globals['_LEAVEREPLY']._serialized_start=1484
-  _globals['_LEAVEREPLY']._serialized_end=1496
-  _globals['_SUBMITTASKREQUEST']._serialized_start=1498
-  _globals['_SUBMITTASKREQUEST']._serialized_end=1613
-  _globals['_INPUTHEADER']._serialized_start=1615
-  _globals['_INPUTHEADER']._serialized_end=1672
-  _globals['_INPUTPART']._serialized_start=1674
-  _globals['_INPUTPART']._serialized_end=1754
-  _globals['_UPLOADINPUTREPLY']._serialized_start=1756
-  _globals['_UPLOADINPUTREPLY']._serialized_end=1792
-  _globals['_SUBMITTASKREPLY']._serialized_start=1794
-  _globals['_SUBMITTASKREPLY']._serialized_end=1828
-  _globals['_GETTASKREQUEST']._serialized_start=1830
-  _globals['_GETTASKREQUEST']._serialized_end=1863
-  _globals['_PROVIDERBILL']._serialized_start=1865
-  _globals['_PROVIDERBILL']._serialized_end=1962
-  _globals['_TASKSTATUS']._serialized_start=1965
-  _globals['_TASKSTATUS']._serialized_end=2423
-  _globals['_TASKSTATUS_SUBTASKSBYSTATEENTRY']._serialized_start=2318
-  _globals['_TASKSTATUS_SUBTASKSBYSTATEENTRY']._serialized_end=2372
-  _globals['_TASKSTATUS_RESULTINFOENTRY']._serialized_start=2374
-  _globals['_TASKSTATUS_RESULTINFOENTRY']._serialized_end=2423
-  _globals['_PROVIDERTRUST']._serialized_start=2426
-  _globals['_PROVIDERTRUST']._serialized_end=2636
-  _globals['_CONTROLABORTREQUEST']._serialized_start=2638
-  _globals['_CONTROLABORTREQUEST']._serialized_end=2676
-  _globals['_CONTROLABORTREPLY']._serialized_start=2678
-  _globals['_CONTROLABORTREPLY']._serialized_end=2697
-  _globals['_REQUESTOR']._serialized_start=2700
-  _globals['_REQUESTOR']._serialized_end=3203
-  _globals['_CONTROL']._serialized_start=3206
-  _globals['_CONTROL']._serialized_end=3523
+  _globals['_SUBMITVERDICT']._serialized_start=1357
+  _globals['_SUBMITVERDICT']._serialized_end=1441
+  _globals['_FAILUREREPORT']._serialized_start=1443
+  _globals['_FAILUREREPORT']._serialized_end=1515
+  _globals['_FAILUREREPLY']._serialized_start=1517
+  _globals['_FAILUREREPLY']._serialized_end=1531
+  _globals['_LEAVEREQUEST']._serialized_start=1533
+  _globals['_LEAVEREQUEST']._serialized_end=1568
+  _globals['_LEAVEREPLY']._serialized_start=1570
+  _globals['_LEAVEREPLY']._serialized_end=1582
+  _globals['_SUBMITTASKREQUEST']._serialized_start=1584
+  _globals['_SUBMITTASKREQUEST']._serialized_end=1699
+  _globals['_INPUTHEADER']._serialized_start=1701
+  _globals['_INPUTHEADER']._serialized_end=1758
+  _globals['_INPUTPART']._serialized_start=1760
+  _globals['_INPUTPART']._serialized_end=1840
+  _globals['_UPLOADINPUTREPLY']._serialized_start=1842
+  _globals['_UPLOADINPUTREPLY']._serialized_end=1878
+  _globals['_SUBMITTASKREPLY']._serialized_start=1880
+  _globals['_SUBMITTASKREPLY']._serialized_end=1914
+  _globals['_GETTASKREQUEST']._serialized_start=1916
+  _globals['_GETTASKREQUEST']._serialized_end=1949
+  _globals['_PROVIDERBILL']._serialized_start=1951
+  _globals['_PROVIDERBILL']._serialized_end=2048
+  _globals['_TASKSTATUS']._serialized_start=2051
+  _globals['_TASKSTATUS']._serialized_end=2509
+  _globals['_TASKSTATUS_SUBTASKSBYSTATEENTRY']._serialized_start=2404
+  _globals['_TASKSTATUS_SUBTASKSBYSTATEENTRY']._serialized_end=2458
+  _globals['_TASKSTATUS_RESULTINFOENTRY']._serialized_start=2460
+  _globals['_TASKSTATUS_RESULTINFOENTRY']._serialized_end=2509
+  _globals['_PROVIDERTRUST']._serialized_start=2512
+  _globals['_PROVIDERTRUST']._serialized_end=2722
+  _globals['_CONTROLABORTREQUEST']._serialized_start=2724
+  _globals['_CONTROLABORTREQUEST']._serialized_end=2762
+  _globals['_CONTROLABORTREPLY']._serialized_start=2764
+  _globals['_CONTROLABORTREPLY']._serialized_end=2783
+  _globals['_REQUESTOR']._serialized_start=2786
+  _globals['_REQUESTOR']._serialized_end=3367
+  _globals['_CONTROL']._serialized_start=3370
+  _globals['_CONTROL']._serialized_end=3687
 # @@protoc_insertion_point(module_scope)

@@ -168,6 +168,18 @@ class SubmitReply(_message.Message):
     reason: str
     def __init__(self, verdict: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class SubmitVerdict(_message.Message):
+    __slots__ = ("subtask_id", "verdict", "reason", "status")
+    SUBTASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    subtask_id: str
+    verdict: str
+    reason: str
+    status: int
+    def __init__(self, subtask_id: _Optional[str] = ..., verdict: _Optional[str] = ..., reason: _Optional[str] = ..., status: _Optional[int] = ...) -> None: ...
+
 class FailureReport(_message.Message):
     __slots__ = ("provider_id", "subtask_id", "reason")
     PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -44,7 +44,7 @@ class ProviderActivity:
     def ended(self, subtask_id: str) -> None:
         self.running.pop(subtask_id, None)
 
-    def judged(self, subtask_id: str, reply: npb.SubmitReply, usage: npb.Usage) -> None:
+    def judged(self, subtask_id: str, reply: npb.SubmitVerdict, usage: npb.Usage) -> None:
         """The requestor's verdict on a delivered result."""
         if reply.verdict == "accepted":
             self.accepted += 1

@@ -4,7 +4,8 @@ It computes up to `capacity` subtasks at once and, while its computes are short 
 up to `queue` more assignments (offered at Join) that start as soon as a compute slot frees; their inputs
 are fetched while they wait, their leases renewed by heartbeat, and one the requestor cancels is dropped
 unstarted. A compute slot frees when its compute ends: the result's upload and the wait for its verdict go
-on beside the next compute, at most `UNJUDGED_PER_SLOT` per slot (past that, the slot waits).
+on beside the next compute, at most `UNJUDGED_PER_SLOT` per slot (past that, the slot waits). Results go
+up together: every one ready in one SubmitResults call, one call at a time (result_delivery.py).
 
 Failures are reported at once (never left to a lease timeout); results are retried while the lease
 lasts, so a requestor restart loses no finished work.
@@ -38,9 +39,9 @@ from runtime.node.errors import REFUSED_PREFIX
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.provider_queue import ComputeTimes
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
-from runtime.node.resources import Downloads, HashedFile, hash_off_loop_if_big, read_chunks
+from runtime.node.resources import Downloads, HashedFile, hash_off_loop_if_big
+from runtime.node.result_delivery import ResultDelivery
 from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_unless_stopped
-from runtime.node.store import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,6 @@ class RequestorRefused(Exception):
         else:
             message = f"requestor at {address}: {fatal_reason(error) or describe_failure(error)}"
         super().__init__(message)
-
-
-def transient(error: GRPCError) -> bool:
-    """A refusal that passes: the requestor is shutting down (or restarting) and will be back."""
-    return error.status is Status.UNAVAILABLE
 
 
 def _may_have_forgotten_us(error: Exception) -> bool:
@@ -201,16 +197,18 @@ class ProviderNode:
         sign_calls(channel, self.key)
         stub = RequestorStub(channel)
         metadata = bearer(self.config.token)
+        delivery = ResultDelivery(stub, metadata)
         try:
             await self._join(stub, metadata, stop)
             heartbeat = asyncio.create_task(self._heartbeat_forever(stub, metadata))
             try:
-                await self._work(stub, metadata, stop)
+                await self._work(stub, metadata, delivery, stop)
             finally:
                 heartbeat.cancel()
                 for task in self._running.values():
                     task.cancel()
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
+                await delivery.close()
                 with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
                     await stub.Leave(
                         npb.LeaveRequest(provider_id=self.provider_id), metadata=metadata, timeout=5
@@ -258,7 +256,9 @@ class ProviderNode:
         )
         await sleep_unless_stopped(delay, stop)
 
-    async def _work(self, stub: RequestorStub, metadata: dict[str, str], stop: asyncio.Event) -> None:
+    async def _work(
+        self, stub: RequestorStub, metadata: dict[str, str], delivery: ResultDelivery, stop: asyncio.Event
+    ) -> None:
         backoff = Backoff()
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -286,7 +286,7 @@ class ProviderNode:
             for assignment in reply.assignments:
                 self.activity.started(assignment)
                 self._uncomputed.add(assignment.subtask_id)
-                running = asyncio.create_task(self._execute(stub, metadata, assignment))
+                running = asyncio.create_task(self._execute(stub, metadata, delivery, assignment))
                 running.add_done_callback(functools.partial(self._ended, assignment.subtask_id))
                 self._running[assignment.subtask_id] = running
 
@@ -330,7 +330,11 @@ class ProviderNode:
                     task.cancel()
 
     async def _execute(
-        self, stub: RequestorStub, metadata: dict[str, str], assignment: npb.Assignment
+        self,
+        stub: RequestorStub,
+        metadata: dict[str, str],
+        delivery: ResultDelivery,
+        assignment: npb.Assignment,
     ) -> None:
         try:
             computed = await self._compute(stub, metadata, assignment)
@@ -340,9 +344,8 @@ class ProviderNode:
             return
         result, usage = computed
         try:
-            await self._submit(stub, metadata, assignment, result, usage)
+            await self._submit(delivery, assignment, result, usage)
         finally:
-            result.close()
             self._unjudged.release()
 
     async def _compute(
@@ -419,15 +422,9 @@ class ProviderNode:
         await self._downloads.ensure(target, resource.sha256, download, f"resource {resource.name}")
 
     async def _submit(
-        self,
-        stub: RequestorStub,
-        metadata: dict[str, str],
-        assignment: npb.Assignment,
-        result: HashedFile,
-        usage: npb.Usage,
+        self, delivery: ResultDelivery, assignment: npb.Assignment, result: HashedFile, usage: npb.Usage
     ) -> None:
-        """Send the result; retry while the lease lasts if the requestor is unreachable or UNAVAILABLE (e.g.
-        restarting)."""
+        """Send the result (result_delivery.py, which closes it) and note the verdict."""
         header = npb.ResultHeader(
             provider_id=self.provider_id,
             subtask_id=assignment.subtask_id,
@@ -436,32 +433,12 @@ class ProviderNode:
             sha256=result.sha256,
             usage=usage,
         )
-        backoff = Backoff()
-        while True:
-            try:
-                reply = await self._send_result(stub, metadata, header, result)
-                log.info("subtask %s %s %s", assignment.subtask_id, reply.verdict, reply.reason)
-                self.activity.judged(assignment.subtask_id, reply, usage)
-                self.completed += 1
-                return
-            except (OSError, StreamTerminatedError, GRPCError) as exc:
-                if isinstance(exc, GRPCError) and not transient(exc):
-                    log.warning("subtask %s: result not taken: %s", assignment.subtask_id, exc.message)
-                    return
-                if now_ms() > assignment.deadline_ms + 60_000:
-                    log.error("subtask %s: giving up on delivery: %s", assignment.subtask_id, exc)
-                    return
-                await asyncio.sleep(backoff.next_delay())
-
-    @staticmethod
-    async def _send_result(
-        stub: RequestorStub, metadata: dict[str, str], header: npb.ResultHeader, result: HashedFile
-    ) -> npb.SubmitReply:
-        async with stub.SubmitResult.open(metadata=metadata, timeout=300) as stream:
-            await stream.send_message(npb.ResultPart(header=header))
-            for block in read_chunks(result.handle):
-                await stream.send_message(npb.ResultPart(data=block))
-            await stream.end()
-            reply = await stream.recv_message()
-        assert reply is not None
-        return reply
+        verdict = await delivery.deliver(header, result, assignment.deadline_ms)
+        if verdict is None:
+            return
+        if verdict.status != Status.OK.value:
+            log.warning("subtask %s: result not taken: %s", assignment.subtask_id, verdict.reason)
+            return
+        log.info("subtask %s %s %s", assignment.subtask_id, verdict.verdict, verdict.reason)
+        self.activity.judged(assignment.subtask_id, verdict, usage)
+        self.completed += 1

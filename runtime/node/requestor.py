@@ -583,7 +583,17 @@ class RequestorNode:
         return handle
 
     async def submit_result(self, header: npb.ResultHeader, data: AsyncIterator[bytes]) -> npb.SubmitReply:
-        """Receive a result file (size and sha256 checked on arrival), verify it with the app, answer.
+        """Receive a result file (`receive_result`), verify it with the app, answer."""
+        verdict, reason = await asyncio.shield(await self.receive_result(header, data))
+        return npb.SubmitReply(verdict=verdict, reason=reason)
+
+    async def receive_result(
+        self, header: npb.ResultHeader, data: AsyncIterator[bytes]
+    ) -> asyncio.Future[tuple[str, str]]:
+        """Receive a result file (size and sha256 checked on arrival); once it is in, the future of its
+        (verdict, reason), which the node settles whether or not anyone awaits it (a result refused on
+        arrival has it at once). `data` may be left partly unread: a result refused for its header is not
+        read at all, and reading stops at the first chunk past the announced size.
 
         One upload per subtask at a time: a second one while the first is arriving is refused
         ALREADY_EXISTS (it could otherwise mix its bytes with the first's, or have them accepted under the
@@ -602,7 +612,7 @@ class RequestorNode:
 
     async def _receive_result(
         self, active: ActiveTask, subtask_id: str, header: npb.ResultHeader, data: AsyncIterator[bytes]
-    ) -> npb.SubmitReply:
+    ) -> asyncio.Future[tuple[str, str]]:
         """Content-addressed end to end: the bytes go to a temporary file of this upload alone and are
         hashed as they arrive; only if they match the announced size and sha256 is that very file renamed
         into place and the digest of its bytes recorded. So the file the app verifies, the re-execution
@@ -663,8 +673,7 @@ class RequestorNode:
         verification = asyncio.ensure_future(self._judge(active, row))
         self._verifying.add(verification)
         verification.add_done_callback(self._verifying.discard)
-        verdict, reason = await asyncio.shield(verification)
-        return npb.SubmitReply(verdict=verdict, reason=reason)
+        return verification
 
     def _result_dir(self, active: ActiveTask, row: SubtaskRow) -> Path:
         """Where a delivered result lies: the app's subtask_outputs, or the node's own dir for replicas."""
@@ -800,10 +809,15 @@ class RequestorNode:
             history = self.store.history(subtask_id)
             raise IllegalTransition(f"subtask {subtask_id}", current, verdict, history)
 
-    async def _refuse_result(self, active: ActiveTask, subtask_id: str, reason: str) -> npb.SubmitReply:
+    async def _refuse_result(
+        self, active: ActiveTask, subtask_id: str, reason: str
+    ) -> asyncio.Future[tuple[str, str]]:
+        """Fail a result that did not pass the checks on arrival; its verdict, settled."""
         log.warning("subtask %s: result refused: %s", subtask_id, reason)
         await self._apply(TakenBack(subtask_id, SubtaskState.FAILED, reason))
-        return npb.SubmitReply(verdict="rejected", reason=reason)
+        refused: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        refused.set_result(("rejected", reason))
+        return refused
 
     async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
         task_id = active.row.task_id

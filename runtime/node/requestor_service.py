@@ -8,7 +8,7 @@ import json
 import logging
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -68,18 +68,83 @@ def status_of(error: NodeError) -> Status:
     return next((status for kind, status in STATUSES if isinstance(error, kind)), Status.UNKNOWN)
 
 
+_REFUSALS = (NodeError, IllegalTransition, ValueError)
+"""What the node raises for a request it will not carry out (answered as `_refusal` says)."""
+
+
+def _refusal(error: Exception) -> GRPCError:
+    """How a node refusal is answered: with its gRPC status; a state change that lost a race (the subtask or
+    task moved on meanwhile) with FAILED_PRECONDITION, and a malformed id with INVALID_ARGUMENT."""
+    if isinstance(error, NodeError):
+        return GRPCError(status_of(error), short_message(error.message))
+    if isinstance(error, IllegalTransition):
+        return GRPCError(Status.FAILED_PRECONDITION, short_message(str(error)))
+    return GRPCError(Status.INVALID_ARGUMENT, short_message(str(error)))
+
+
 @contextmanager
 def _node_errors() -> Iterator[None]:
-    """Answer a node refusal with its gRPC status, a state change that lost a race (the subtask or task
-    moved on meanwhile) with FAILED_PRECONDITION, and a malformed id with INVALID_ARGUMENT."""
+    """Answer a node refusal with its gRPC error (`_refusal`)."""
     try:
         yield
-    except NodeError as exc:
-        raise GRPCError(status_of(exc), short_message(exc.message)) from exc
-    except IllegalTransition as exc:
-        raise GRPCError(Status.FAILED_PRECONDITION, short_message(str(exc))) from exc
-    except ValueError as exc:
-        raise GRPCError(Status.INVALID_ARGUMENT, short_message(str(exc))) from exc
+    except _REFUSALS as exc:
+        raise _refusal(exc) from exc
+
+
+def _not_taken(subtask_id: str, error: Exception) -> npb.SubmitVerdict:
+    """The verdict on a result of a SubmitResults call that the node refused: the status and message its
+    SubmitResult call would have failed with."""
+    refused = _refusal(error)
+    return npb.SubmitVerdict(subtask_id=subtask_id, status=refused.status.value, reason=refused.message or "")
+
+
+class ResultParts:
+    """The parts of a SubmitResults stream, read as results: each header, then that result's data parts up to
+    its announced size (so a result is complete without waiting for the part after it)."""
+
+    def __init__(self, receive: Callable[[], Awaitable[npb.ResultPart | None]]) -> None:
+        self._receive = receive
+        self._ahead: npb.ResultPart | None = None
+        """A part read while looking for a result's data: the next header, come early."""
+        self._ended = False
+        self._left = 0
+        """Bytes of the current result's announced size not read yet."""
+
+    async def _next(self) -> npb.ResultPart | None:
+        part, self._ahead = self._ahead, None
+        if part is None and not self._ended:
+            part = await self._receive()
+            self._ended = part is None
+        return part
+
+    async def headers(self) -> AsyncIterator[npb.ResultHeader]:
+        """Each result's header, in order; whatever the previous result's reader left of its data is skipped.
+        INVALID_ARGUMENT if the stream does not start with a header, or a result's data go past its size."""
+        part = await self._next()
+        if part is None or part.WhichOneof("part") != "header":
+            raise GRPCError(Status.INVALID_ARGUMENT, "SubmitResults must start with a header")
+        while part is not None:
+            header = part.header
+            self._left = header.size
+            yield header
+            async for _ in self.data():
+                pass
+            part = await self._next()
+            if part is not None and part.WhichOneof("part") != "header":
+                problem = "data past" if part.WhichOneof("part") == "data" else "a part of no kind after"
+                raise GRPCError(
+                    Status.INVALID_ARGUMENT,
+                    f"{problem} the {header.size} bytes announced for subtask {header.subtask_id!r}",
+                )
+
+    async def data(self) -> AsyncIterator[bytes]:
+        """The current result's data parts, until its announced size is reached or another part comes."""
+        while self._left > 0 and (part := await self._next()) is not None:
+            if part.WhichOneof("part") != "data":
+                self._ahead = part
+                return
+            self._left -= len(part.data)
+            yield part.data
 
 
 class RequestorService(RequestorBase):
@@ -152,6 +217,52 @@ class RequestorService(RequestorBase):
         with _node_errors():
             reply = await self.node.submit_result(first.header, data())
         await stream.send_message(reply)
+
+    async def SubmitResults(self, stream: Stream[npb.ResultPart, npb.SubmitVerdict]) -> None:
+        """Results one after another, each received as SubmitResult receives one; a verdict each, sent as
+        it is judged. A result the node refuses gets its refusal as its verdict and the next one is read;
+        the call itself fails only for what spoils the stream (a header naming another provider, malformed
+        parts, a stall). The provider may keep the call open for results yet to come: it may be quiet while
+        one of the call's verdicts is pending, and the stall limit counts from when none is."""
+        answers: list[asyncio.Task[None]] = []
+
+        async def receive() -> npb.ResultPart | None:
+            part = asyncio.ensure_future(stream.recv_message())
+            try:
+                while not part.done() and (pending := [answer for answer in answers if not answer.done()]):
+                    await asyncio.wait([part, *pending], return_when=asyncio.FIRST_COMPLETED)
+                return await within_stall_limit(part, self.stall_s, "SubmitResults")
+            finally:
+                part.cancel()
+
+        parts = ResultParts(receive)
+        sending = asyncio.Lock()
+
+        async def send(verdict: npb.SubmitVerdict) -> None:
+            async with sending:
+                await within_stall_limit(stream.send_message(verdict), self.stall_s, "SubmitResults")
+
+        async def answer(subtask_id: str, judgement: asyncio.Future[tuple[str, str]]) -> None:
+            try:
+                verdict, reason = await asyncio.shield(judgement)
+            except _REFUSALS as exc:
+                await send(_not_taken(subtask_id, exc))
+            else:
+                await send(npb.SubmitVerdict(subtask_id=subtask_id, verdict=verdict, reason=reason))
+
+        try:
+            async for header in parts.headers():
+                header.provider_id = authenticated_provider(header.provider_id)
+                try:
+                    judgement = await self.node.receive_result(header, parts.data())
+                except _REFUSALS as exc:
+                    await send(_not_taken(header.subtask_id, exc))
+                    continue
+                answers.append(asyncio.create_task(answer(header.subtask_id, judgement)))
+            await asyncio.gather(*answers)
+        finally:
+            for task in answers:
+                task.cancel()
 
     async def ReportFailure(self, stream: Stream[npb.FailureReport, npb.FailureReply]) -> None:
         request = await stream.recv_message()
@@ -258,6 +369,7 @@ REQUEST_LIMITS: dict[str, int] = {
     REQUESTOR_PREFIX + "Heartbeat": SMALL_MESSAGE_BYTES,
     REQUESTOR_PREFIX + "FetchResource": SMALL_MESSAGE_BYTES,
     REQUESTOR_PREFIX + "SubmitResult": MAX_MESSAGE_BYTES,  # a header, then parts of the result file
+    REQUESTOR_PREFIX + "SubmitResults": MAX_MESSAGE_BYTES,  # headers, each followed by parts of its file
     REQUESTOR_PREFIX + "ReportFailure": SMALL_MESSAGE_BYTES,
     REQUESTOR_PREFIX + "Leave": SMALL_MESSAGE_BYTES,
     # a task's parameters may be large (a --params file's values); only a control-token holder gets this far

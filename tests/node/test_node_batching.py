@@ -29,7 +29,7 @@ from runtime.node.compute import ComputeOutcome, ComputeRunner
 from runtime.node.market import MAX_QUEUE
 from runtime.node.provider import UNJUDGED_PER_SLOT, ProviderConfig, ProviderNode
 from runtime.node.requestor import RequestorConfig, RequestorNode
-from runtime.node.requestor_service import serve_requestor
+from runtime.node.requestor_service import RequestorServer, serve_requestor
 from runtime.node.runners import builtin_whitelist, runners_for
 from runtime.node.states import SubtaskState
 from runtime.node.verification import VerificationConfig
@@ -79,6 +79,7 @@ class GatedRunner:
 @dataclass
 class Pair:
     node: RequestorNode
+    server: RequestorServer
     port: int
     token: str
     provider: ProviderNode | None = None
@@ -114,7 +115,7 @@ async def requestor(tmp_path: Path, **config: int) -> AsyncIterator[Pair]:
     await node.start()
     token = secrets.token_hex(16)
     server, port = await serve_requestor(node, HOST, 0, provider_token=token, control_token=token)
-    pair = Pair(node, port, token)
+    pair = Pair(node, server, port, token)
     try:
         yield pair
     finally:

@@ -4,17 +4,19 @@ One in-process RequestorNode, served by `serve_requestor` on a free port, with t
 requestor app server as a real child process, is shared by every example: each example submits its
 own task and uses its own provider ids, and aborts its task at the end, so examples cannot see each
 other's work. Rules speak the node protocol through raw stubs (Join, RequestWork, Heartbeat,
-SubmitResult, ReportFailure, Leave), the control API (AbortTask) and the lease reaper (expire a lease
-made stale in the store). A model of the task and of every subtask predicts each reply's gRPC status
-and content; after every step the model must equal the store, the control API's status and the app's
-own plan file.
+SubmitResult, SubmitResults, ReportFailure, Leave), the control API (AbortTask) and the lease reaper
+(expire a lease made stale in the store). A model of the task and of every subtask predicts each
+reply's gRPC status and content; after every step the model must equal the store, the control API's
+status and the app's own plan file.
 
 The model states the intended behaviour (docs/protocol.md and the node's module docs):
 - RequestWork hands out the lowest pending range first, up to `slots` (at least 1) and never past the
   provider's capacity (its live subtasks count), only to joined providers offering the task's
   environment and not barred from it;
 - a result is taken only from the provider holding the subtask while it is `assigned`
-  (NOT_FOUND for anyone else, FAILED_PRECONDITION once it is not assigned);
+  (NOT_FOUND for anyone else, FAILED_PRECONDITION once it is not assigned); several results sent in one
+  SubmitResults call get, each, the verdict or refusal status its own SubmitResult would have got, taken
+  in the order sent;
 - a result with the wrong digest or name is refused (`failed`), a wrong claim is rejected by Verify
   (`rejected`, and its provider gets no more of the task); both return the range to pending, as do a
   reported failure (`failed`), an expired lease and a Leave (`expired`);
@@ -59,6 +61,7 @@ from hypothesis.stateful import (
 
 from apps.tutorialapp import pow
 from apps.tutorialapp.plan import OPEN_END, PLAN_FILE, Plan
+from protos import node_pb2 as npb
 from runtime.node.requestor import RequestorConfig, RequestorNode
 from runtime.node.requestor_service import serve_requestor
 from runtime.node.scheduling import LeasesRenewed
@@ -390,34 +393,70 @@ class RequestorMachine(RuleBasedStateMachine):
         subtask = data.draw(st.sampled_from(self.live()), "live subtask")
         self._submit_result(subtask.provider_id, subtask.subtask_id, "honest")
 
-    def _submit_result(self, provider_id: str, subtask_id: str, kind: str) -> None:
+    def _result(self, subtask_id: str, kind: str) -> ResultFile:
         subtask = self.subtasks.get(subtask_id)
         params_json = subtask.params_json if subtask else json.dumps(self.model.params(0))
-        result = {
+        return {
             "honest": ResultFile("result.json", honest_result(params_json)),
             "wrong claim": ResultFile("result.json", bogus_result(params_json)),
             "wrong sha256": ResultFile("result.json", honest_result(params_json), announced_sha256="0" * 64),
             "bad name": ResultFile("../result.json", honest_result(params_json)),
         }[kind]
-        reply = self.wire(provider_id).submit(subtask_id, result)
+
+    def _submit_result(self, provider_id: str, subtask_id: str, kind: str) -> None:
+        reply = self.wire(provider_id).submit(subtask_id, self._result(subtask_id, kind))
+        verdict = reply.message or npb.SubmitReply()
+        self._judged(provider_id, subtask_id, kind, reply.status, verdict.verdict, verdict.reason)
+
+    @precondition(lambda self: self.task is not None)
+    @rule(data=st.data())
+    def submit_results(self, data: st.DataObject) -> None:
+        """Several results in one SubmitResults call: each verdict is what its own SubmitResult would have
+        answered, a refusal included, and the model takes the results in the order sent."""
+        provider_id, first = self.pick(data)
+        others = [*self.subtasks, f"{self.model.task_id}-unknown"]
+        named = [first, *data.draw(st.lists(st.sampled_from(others), max_size=3), "more subtasks")]
+        named = list(dict.fromkeys(named))  # one result per subtask in a call
+        kinds = [data.draw(st.sampled_from(SUBMISSIONS), f"kind of {subtask_id}") for subtask_id in named]
+        if self.failures() + len(named) > MAX_FAILURES:
+            # A failure that ends the task races the results still arriving: keep this call honest.
+            kinds = ["honest"] * len(named)
+        reply = self.wire(provider_id).submit_results(
+            [
+                (subtask_id, self._result(subtask_id, kind))
+                for subtask_id, kind in zip(named, kinds, strict=True)
+            ]
+        )
+        verdicts = {verdict.subtask_id: verdict for verdict in reply.value()}
+        assert sorted(verdicts) == sorted(named), (verdicts, named)
+        self.seen["results submitted together"] += 1
+        for subtask_id, kind in zip(named, kinds, strict=True):
+            verdict = verdicts[subtask_id]
+            status = Status(verdict.status)
+            self._judged(provider_id, subtask_id, kind, status, verdict.verdict, verdict.reason)
+
+    def _judged(
+        self, provider_id: str, subtask_id: str, kind: str, status: Status, verdict: str, reason: str
+    ) -> None:
+        """Check the answer to a result of `kind` against the model, and move the model on."""
+        subtask = self.subtasks.get(subtask_id)
         expected = self.expected_owner_status(provider_id, subtask_id)
-        assert reply.status is expected, (reply, expected)
+        assert status is expected, (status, reason, expected)
         if expected is not Status.OK:
             return
         assert subtask is not None
-        verdict = reply.value().verdict
         if kind == "honest":
-            assert verdict == "accepted", reply
+            assert verdict == "accepted", (verdict, reason)
             subtask.state = "accepted"
             self.seen["subtask accepted"] += 1
             self.model.ranges[subtask.index].state = "done"
             self.maybe_finish()
         elif kind == "wrong claim":
-            assert verdict == "rejected" and "fewer than" in reply.value().reason, reply
+            assert verdict == "rejected" and "fewer than" in reason, (verdict, reason)
             self.model.barred.add(provider_id)
             self.give_back(subtask, "rejected", blamed=False)
         else:
-            assert verdict == "rejected", reply
+            assert verdict == "rejected", (verdict, reason)
             self.give_back(subtask, "failed", blamed=True)
 
     @precondition(lambda self: self.task is not None)

@@ -181,6 +181,20 @@ class RawProvider:
         assert reply is not None
         return reply
 
+    def submit_results(self, results: Sequence[tuple[str, ResultFile]]) -> Reply[list[npb.SubmitVerdict]]:
+        """Several results in one SubmitResults call, in order: the verdicts, in the order they came."""
+        return self.loop.call(self._submit_results(results), "SubmitResults")
+
+    async def _submit_results(self, results: Sequence[tuple[str, ResultFile]]) -> list[npb.SubmitVerdict]:
+        async with self.stub.SubmitResults.open(metadata=self.metadata) as stream:
+            for subtask_id, result in results:
+                await stream.send_message(npb.ResultPart(header=result.header(self.provider_id, subtask_id)))
+                for offset in range(0, len(result.data), result.chunk_bytes):
+                    chunk = result.data[offset : offset + result.chunk_bytes]
+                    await stream.send_message(npb.ResultPart(data=chunk))
+            await stream.end()
+            return [verdict async for verdict in stream]
+
 
 class Control:
     """The control API (`taskapi task ...`) over its own channel."""

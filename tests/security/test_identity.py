@@ -123,6 +123,9 @@ IMPOSTURES: dict[str, Callable[[RawProvider, str], Reply[Any]]] = {
     "SubmitResult": lambda impostor, subtask_id: impostor.submit(
         subtask_id, ResultFile("result.json", b'{"nonce": 1}')
     ),
+    "SubmitResults": lambda impostor, subtask_id: impostor.submit_results(
+        [(subtask_id, ResultFile("result.json", b'{"nonce": 1}'))]
+    ),
     "ReportFailure": lambda impostor, subtask_id: impostor.report_failure(subtask_id, "refused: impostor"),
     "Leave (take the victim's work back)": lambda impostor, _: impostor.leave(),
 }
@@ -238,6 +241,9 @@ UNSIGNED_CALLS: dict[str, Callable[[RequestorStub, dict[str, str]], Any]] = {
         npb.FetchRequest(sha256="0" * 64), metadata=token
     ),
     "SubmitResult": lambda stub, token: stub.SubmitResult(
+        [npb.ResultPart(header=npb.ResultHeader(subtask_id="x"))], metadata=token
+    ),
+    "SubmitResults": lambda stub, token: stub.SubmitResults(
         [npb.ResultPart(header=npb.ResultHeader(subtask_id="x"))], metadata=token
     ),
     "ReportFailure": lambda stub, token: stub.ReportFailure(

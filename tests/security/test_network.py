@@ -155,7 +155,7 @@ SMALL_REQUESTS: dict[str, tuple[str, Filled]] = {
     "AbortTask": ("control", lambda t, filler: npb.ControlAbortRequest(task_id=filler)),
 }
 # streams of file parts, and SubmitTask: a task's parameters may be as large as a --params file
-LARGE_REQUESTS = {"SubmitResult", "UploadInput", "SubmitTask"}
+LARGE_REQUESTS = {"SubmitResult", "SubmitResults", "UploadInput", "SubmitTask"}
 
 
 def of_size(target: Target, fill: Filled, size: int) -> Message:

@@ -92,6 +92,9 @@ class HostileRequestor(RequestorBase):
     async def SubmitResult(self, stream: Stream[npb.ResultPart, npb.SubmitReply]) -> None:
         raise GRPCError(Status.UNIMPLEMENTED, "this requestor takes no results")
 
+    async def SubmitResults(self, stream: Stream[npb.ResultPart, npb.SubmitVerdict]) -> None:
+        raise GRPCError(Status.UNIMPLEMENTED, "this requestor takes no results")
+
     async def ReportFailure(self, stream: Stream[npb.FailureReport, npb.FailureReply]) -> None:
         report = await stream.recv_message()
         assert report is not None
