@@ -141,15 +141,18 @@ class ResultDelivery:
                 await self._wake.wait()
                 continue
             try:
-                again = await self._call()
+                failed = not await self._call()
             except Exception:  # a bug here must not leave every later result waiting forever
                 log.exception("sending results failed")
-                again = []
+                failed = True
                 for delivery in self._taken:
                     delivery.settle(None)
-            if again:
+            # A failed call (a requestor that is down refuses the connection at once) or results answered
+            # UNAVAILABLE: what waits goes again after a backoff, never at once.
+            unsettled = sum(not delivery.outcome.done() for delivery in self._taken)
+            if failed or unsettled:
                 delay = backoff.next_delay()
-                log.warning("%d result(s) go again in %.1f s", len(again), delay)
+                log.warning("%d result(s) go again in %.1f s", unsettled + len(self._ready), delay)
                 await asyncio.sleep(delay)
             else:
                 backoff.reset()
@@ -169,18 +172,18 @@ class ResultDelivery:
                 delivery.settle(SINGLY)
             self._ready.clear()
 
-    async def _call(self) -> list[_Delivery]:
-        """One SubmitResults call (`_send`): settles each result whose outcome is known; returns those to be
-        sent again."""
+    async def _call(self) -> bool:
+        """One SubmitResults call (`_send`): settles each result whose outcome is known; the others stay
+        unsettled, to be sent again. False if the call failed on the way (unreachable, broken,
+        UNAVAILABLE)."""
         waiting: dict[str, _Delivery] = {}
-        again: list[_Delivery] = []
         self.calls += 1
         try:
             async with self._stub.SubmitResults.open(
                 metadata=self._metadata, timeout=CALL_TIMEOUT_S
             ) as stream:
                 await stream.send_request()
-                verdicts = asyncio.create_task(self._receive(stream, waiting, again))
+                verdicts = asyncio.create_task(self._receive(stream, waiting))
                 try:
                     try:
                         await self._send(stream, waiting, verdicts)
@@ -196,7 +199,7 @@ class ResultDelivery:
                 self._batches = False
                 for delivery in waiting.values():
                     delivery.settle(SINGLY)
-                return again
+                return True
             if isinstance(exc, GRPCError) and not transient(exc):
                 for subtask_id, delivery in waiting.items():
                     delivery.settle(
@@ -204,9 +207,10 @@ class ResultDelivery:
                             subtask_id=subtask_id, status=exc.status.value, reason=exc.message or ""
                         )
                     )
-                return again
+                return True
             log.warning("SubmitResults failed: %s", describe_failure(exc))
-        return again + list(waiting.values())
+            return False
+        return True
 
     async def _send(
         self,
@@ -242,10 +246,9 @@ class ResultDelivery:
         self,
         stream: Stream[npb.ResultPart, npb.SubmitVerdict],
         waiting: dict[str, _Delivery],
-        again: list[_Delivery],
     ) -> None:
-        """Take the call's verdicts as they come: each settles its result, or puts it in `again` (status
-        UNAVAILABLE: not taken now)."""
+        """Take the call's verdicts as they come: each settles its result, but UNAVAILABLE (not taken now),
+        which leaves it unsettled, to go again."""
         try:
             async for verdict in stream:
                 answered = waiting.pop(verdict.subtask_id, None)
@@ -253,7 +256,6 @@ class ResultDelivery:
                     log.warning("a verdict for subtask %r, which this call did not carry", verdict.subtask_id)
                 elif verdict.status == Status.UNAVAILABLE.value:
                     log.warning("subtask %s: result not taken now: %s", verdict.subtask_id, verdict.reason)
-                    again.append(answered)
                 else:
                     answered.settle(verdict)
                 if not waiting:

@@ -23,6 +23,7 @@ from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
 
+from apps.sdk.process import free_port
 from protos import node_pb2 as npb
 from protos.node_grpc import RequestorStub
 from runtime.node.requestor_service import REQUESTOR_PREFIX
@@ -329,5 +330,27 @@ def test_only_the_results_whose_verdict_never_came_are_sent_again(tmp_path: Path
             channel.close()
             server.close()
             await server.wait_closed()
+
+    run(scenario())
+
+
+def test_results_wait_out_a_backoff_while_the_requestor_is_down(tmp_path: Path) -> None:
+    """Nothing listens (the requestor killed): each failed call is followed by a backoff, not tried again at
+    once (it was: thousands of connection attempts a second until the requestor came back)."""
+
+    async def scenario() -> None:
+        (result,) = result_files(tmp_path, ["a"])
+        header = npb.ResultHeader(subtask_id="a", file_name="a", size=result.size, sha256=result.sha256)
+        channel = Channel(HOST, free_port(HOST))
+        delivery = ResultDelivery(RequestorStub(channel), {})
+        try:
+            sending = asyncio.create_task(delivery.deliver(header, result, 2**62))
+            await asyncio.sleep(1.5)
+            assert not sending.done()
+            assert 1 <= delivery.calls <= 5, f"{delivery.calls} calls in 1.5 s to a requestor that is down"
+            sending.cancel()
+        finally:
+            await delivery.close()
+            channel.close()
 
     run(scenario())
