@@ -288,8 +288,13 @@ class RequestorNode:
         for subtask in self.store.subtasks(task_id=task_id, states=(SubtaskState.DELIVERED,)):
             current = self.store.subtask(subtask.subtask_id)
             if (
-                current is not None and current.state is SubtaskState.DELIVERED
-            ):  # not settled by its quorum meanwhile
+                current is None or current.state is not SubtaskState.DELIVERED
+            ):  # settled by its quorum meanwhile
+                continue
+            judged = self.store.app_verdict(current.subtask_id)
+            if judged is not None and active.redundancy is None:  # the app judged it before the restart
+                await self._verify(active, current.subtask_id, judged)
+            else:
                 await self._judge(active, current)
         await self._run([CheckFinished(task_id)])
 
@@ -819,14 +824,22 @@ class RequestorNode:
         refused.set_result(("rejected", reason))
         return refused
 
-    async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
+    async def _verify(
+        self, active: ActiveTask, subtask_id: str, judged: tuple[str, str] | None = None
+    ) -> tuple[str, str]:
+        """The app's Verify, then the rest of the ladder. `judged`: the app's verdict and reason, kept
+        before a restart (the app refuses to verify a subtask twice); then the app is not asked again."""
         task_id = active.row.task_id
-        try:
-            verdict, reason, info = await self._verify_batches.verify(active.client, task_id, subtask_id)
-        except GRPCError as exc:
-            verdict, reason, info = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}", {}
-        if info:
-            self.store.set_result_info(subtask_id, info)
+        if judged is not None:
+            verdict, reason = VerifyResult[judged[0]], judged[1]
+        else:
+            try:
+                verdict, reason, info = await self._verify_batches.verify(active.client, task_id, subtask_id)
+            except GRPCError as exc:
+                verdict, reason = VerifyResult.INCONCLUSIVE, f"Verify failed: {exc.message}"
+            else:
+                if verdict in (VerifyResult.SUCCESS, VerifyResult.FAILURE):  # final on the app's side
+                    self.store.set_app_verdict(subtask_id, verdict.name, reason, info)
         # The rest of the ladder: re-execution of a sample, trust, journal (verification.py).
         verdict, reason = await self.verification.ladder(
             active, subtask_id, verdict, reason, self.core.offers

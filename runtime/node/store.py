@@ -125,6 +125,13 @@ def _history_by_trigger(db: sqlite3.Connection) -> None:
     )
 
 
+def _app_verdicts(db: sqlite3.Connection) -> None:
+    """The app's own verdict on each result, kept as it arrives: a requestor that restarts before its
+    ladder (re-execution, trust) ended cannot ask the app again, which refuses a second Verify."""
+    db.execute("ALTER TABLE subtasks ADD COLUMN app_verdict TEXT")
+    db.execute("ALTER TABLE subtasks ADD COLUMN app_reason TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _first_schema,
     _replicas,
@@ -132,6 +139,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _history,
     _result_info,
     _history_by_trigger,
+    _app_verdicts,
 )
 """The store's schema, version by version: `PRAGMA user_version` counts those a store has had."""
 
@@ -435,11 +443,21 @@ class Store:
         ).fetchall()
         return {row["state"]: row["n"] for row in rows}
 
-    def set_result_info(self, subtask_id: str, info: dict[str, str]) -> None:
-        """Keep what the app reported about the subtask's result when it verified it."""
+    def set_app_verdict(self, subtask_id: str, verdict: str, reason: str, info: dict[str, str]) -> None:
+        """Keep the app's verdict on the subtask's result, and what it reported about the result."""
         self._db.execute(
-            "UPDATE subtasks SET result_info_json = ? WHERE subtask_id = ?", (json.dumps(info), subtask_id)
+            "UPDATE subtasks SET app_verdict = ?, app_reason = ?, result_info_json = ? WHERE subtask_id = ?",
+            (verdict, reason, json.dumps(info), subtask_id),
         )
+
+    def app_verdict(self, subtask_id: str) -> tuple[str, str] | None:
+        """The app's verdict on the subtask's result and its reason, if it gave one (set_app_verdict)."""
+        row = self._db.execute(
+            "SELECT app_verdict, app_reason FROM subtasks WHERE subtask_id = ?", (subtask_id,)
+        ).fetchone()
+        if row is None or row["app_verdict"] is None:
+            return None
+        return row["app_verdict"], row["app_reason"]
 
     def result_info(self, task_id: str) -> dict[str, str]:
         """What the app reported about the task's accepted results: each key's distinct values, sorted,

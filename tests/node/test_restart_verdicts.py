@@ -1,0 +1,75 @@
+"""A requestor that stops (or dies) after its app verified a result, before the rest of the verification
+ladder (re-execution, trust) ended, finishes the result with the app's verdict when it starts again: the
+app refuses to verify a subtask twice ("is verified, not assigned"), and before the app's verdict was kept
+that refusal failed the result as INCONCLUSIVE and blamed its honest provider."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_requestor_machine import HOST, PROVIDER_TOKEN, Harness
+from .wire import RawProvider, ResultFile, honest_result
+
+GUARD_S = 60.0
+PARAMS = {"input": "beta", "difficulty": 6, "subtasks": 3}
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    served = Harness(tmp_path / "requestor")
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    try:
+        await asyncio.wait_for(poll(), GUARD_S)
+    except TimeoutError:
+        raise AssertionError(f"hang: {what} did not happen within {GUARD_S:.0f} s") from None
+
+
+async def held_ladder(*_: Any) -> Any:
+    """The rest of the ladder (re-execution, say) still running when the requestor stops."""
+    await asyncio.Event().wait()
+
+
+def test_a_result_the_app_judged_before_a_restart_keeps_the_apps_verdict(harness: Harness) -> None:
+    task_id = harness.control.submit("tutorialapp", "local", PARAMS).value().task_id
+    provider = RawProvider(harness.loop, HOST, harness.port, PROVIDER_TOKEN, "judged-before-restart")
+    try:
+        provider.join(capacity=1).value()
+        (assignment,) = provider.request_work(slots=1).value().assignments
+        subtask_id = assignment.subtask_id
+        harness.node.verification.ladder = held_ladder  # type: ignore[method-assign,assignment]
+        result = ResultFile("result.json", honest_result(assignment.subtask_params_json))
+        submitting = harness.loop.loop.create_task(provider._submit(subtask_id, result))
+        store = harness.node.store
+        harness.loop.run(until(lambda: store.app_verdict(subtask_id) is not None, "the app's verdict"))
+        judged = store.app_verdict(subtask_id)
+        assert judged is not None and judged[0] == "SUCCESS"
+
+        harness.restart()  # the held verification outlives stop()'s grace and is cancelled: still delivered
+        submitting.cancel()
+        restarted = harness.node.store
+
+        def state() -> str | None:
+            row = restarted.subtask(subtask_id)
+            return None if row is None else row.state
+
+        harness.loop.run(until(lambda: state() != "delivered", "the result judged again"))
+        row = restarted.subtask(subtask_id)
+        assert row is not None and row.state == "accepted", row
+    finally:
+        harness.control.abort(task_id)
+        provider.close()
