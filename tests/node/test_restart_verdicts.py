@@ -6,16 +6,16 @@ that refusal failed the result as INCONCLUSIVE and blamed its honest provider.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .test_node_batching import until
 from .test_requestor_machine import HOST, PROVIDER_TOKEN, Harness
 from .wire import RawProvider, ResultFile, honest_result
 
-GUARD_S = 60.0
 PARAMS = {"input": "beta", "difficulty": 6, "subtasks": 3}
 
 
@@ -26,17 +26,6 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         yield served
     finally:
         served.close()
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    try:
-        await asyncio.wait_for(poll(), GUARD_S)
-    except TimeoutError:
-        raise AssertionError(f"hang: {what} did not happen within {GUARD_S:.0f} s") from None
 
 
 async def held_ladder(*_: Any) -> Any:
