@@ -131,10 +131,12 @@ class TimedRequestor(RequestorNode):
         finally:
             self.split.add("transfer", began)
 
-    async def _verify(self, active: ActiveTask, subtask_id: str) -> tuple[str, str]:
+    async def _verify(
+        self, active: ActiveTask, subtask_id: str, judged: tuple[str, str] | None = None
+    ) -> tuple[str, str]:
         began = time.perf_counter()
         try:
-            return await super()._verify(active, subtask_id)
+            return await super()._verify(active, subtask_id, judged)
         finally:
             self.split.add("verify", began)
 
