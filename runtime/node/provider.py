@@ -39,7 +39,7 @@ from runtime.node.errors import REFUSED_PREFIX
 from runtime.node.identity import ProviderKey, sign_calls
 from runtime.node.provider_queue import ComputeTimes
 from runtime.node.requestor_service import TOKEN_REFUSED, bearer
-from runtime.node.resources import Downloads, HashedFile, hash_off_loop_if_big
+from runtime.node.resources import Downloads, HashedFile
 from runtime.node.result_delivery import ResultDelivery
 from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_unless_stopped
 
@@ -375,9 +375,7 @@ class ProviderNode:
                 self.times.computed(asyncio.get_running_loop().time() - began)
                 # Opened without following links: a guest's link to a host file is refused (UnsafePath),
                 # and the bytes sent are the bytes hashed here.
-                result = await hash_off_loop_if_big(
-                    outcome.output, lambda: HashedFile.open(task_dir.root, outcome.output)
-                )
+                result = await HashedFile.open_off_loop_if_big(task_dir.root, outcome.output)
                 try:
                     await self._unjudged.acquire()  # the slot stays taken while too many await verdicts
                 except BaseException:

@@ -24,7 +24,7 @@ from environments.wasm.environment import WasmEnvironment
 from protos import node_pb2 as npb
 from runtime.node.compute import WasmRunner
 from runtime.node.journal import Entry
-from runtime.node.resources import CHUNK_BYTES, HashedFile, VerifiedFiles, hash_off_loop_if_big
+from runtime.node.resources import CHUNK_BYTES, HashedFile, VerifiedFiles
 
 
 class Unverifiable(Exception):
@@ -83,9 +83,7 @@ class Reexecutor:
                 app_module=npb.Resource(name=module.name, sha256=entry.module_sha256),
             )
             outcome = await self._wasm(entry.env_id).compute(assignment, task_dir, module)
-            output = await hash_off_loop_if_big(
-                outcome.output, lambda: HashedFile.open(task_dir.root, outcome.output)
-            )
+            output = await HashedFile.open_off_loop_if_big(task_dir.root, outcome.output)
             output.close()
             yield Rerun(outcome.output, output.sha256, int(outcome.usage.fuel), int(outcome.usage.wall_ms))
         finally:

@@ -291,11 +291,7 @@ class RequestorNode:
                 current is None or current.state is not SubtaskState.DELIVERED
             ):  # settled by its quorum meanwhile
                 continue
-            judged = self.store.app_verdict(current.subtask_id)
-            if judged is not None and active.redundancy is None:  # the app judged it before the restart
-                await self._verify(active, current.subtask_id, judged)
-            else:
-                await self._judge(active, current)
+            await self._judge(active, current, self.store.app_verdict(current.subtask_id))
         await self._run([CheckFinished(task_id)])
 
     # control API
@@ -689,10 +685,13 @@ class RequestorNode:
     def _result_path(self, active: ActiveTask, row: SubtaskRow) -> Path:
         return self._result_dir(active, row) / (row.result_name or "")
 
-    async def _judge(self, active: ActiveTask, row: SubtaskRow) -> tuple[str, str]:
-        """Verify a delivered result: at once, or as one of a quorum once all its copies are in."""
+    async def _judge(
+        self, active: ActiveTask, row: SubtaskRow, judged: tuple[str, str] | None = None
+    ) -> tuple[str, str]:
+        """Verify a delivered result: at once, or as one of a quorum once all its copies are in. `judged`:
+        the app's verdict kept before a restart (`_verify`; a quorum's results are verified as a quorum)."""
         if active.redundancy is None:
-            return await self._verify(active, row.subtask_id)
+            return await self._verify(active, row.subtask_id, judged)
         verdicts = await self._settle(active, row.replica_of or row.subtask_id, active.redundancy)
         return verdicts.get(row.subtask_id, HELD)
 

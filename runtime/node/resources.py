@@ -213,5 +213,10 @@ class HashedFile:
             raise
         return cls(handle, path.name, digest, handle.tell())
 
+    @classmethod
+    async def open_off_loop_if_big(cls, folder: Path, path: Path) -> HashedFile:
+        """`open`, on the event loop for a small file and in a thread for a big one (hash_off_loop_if_big)."""
+        return await hash_off_loop_if_big(path, lambda: cls.open(folder, path))
+
     def close(self) -> None:
         self.handle.close()
