@@ -148,6 +148,14 @@ def requestor() -> None:
     type=click.FloatRange(min=0),
     help="Seconds a task waits once every provider that came was dropped from it or refused it, then fails.",
 )
+@click.option(
+    "--queue-compute-ms",
+    default=RequestorConfig.queue_compute_ms,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Providers may queue a task's subtasks beyond their capacity while its latest result computed in at"
+    " most this many ms (longer ones wait out whole computes in a queue at the task's end).",
+)
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."
@@ -198,6 +206,7 @@ def requestor_serve(
     token: str | None,
     lease_ms: int,
     stranded_s: float,
+    queue_compute_ms: int,
     metrics_port: int | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -243,6 +252,7 @@ def requestor_serve(
                 lease_ms=lease_ms,
                 heartbeat_ms=max(50, lease_ms // 6),
                 stranded_s=stranded_s,
+                queue_compute_ms=queue_compute_ms,
                 verification=verification,
             ),
         )

@@ -59,7 +59,7 @@ class AppServerRunner:
     Golem's convention by default: one provider server per Compute, which serves it and exits (the server
     is killed if it has not exited `EXIT_GRACE_S` after its reply). A build whose descriptor declares
     `provider_server: reusable` keeps one persistent server per task instead. cpu_ns is approximated by
-    wall time.
+    wall time: a single-call server's start counts, a reusable server's does not.
     """
 
     EXIT_GRACE_S = 10.0
@@ -87,9 +87,10 @@ class AppServerRunner:
         app = AppManager().resolve(assignment.app_name, self.env_id)
         launch = await self._launcher(app)
         params = _params(assignment.subtask_params_json)
-        began = time.monotonic()
-        if app.descriptor.provider_server == "reusable":
-            client = await self._reusable_server(assignment.task_id, launch, task_dir)
+        reusable = app.descriptor.provider_server == "reusable"
+        client = await self._reusable_server(assignment.task_id, launch, task_dir) if reusable else None
+        began = time.monotonic()  # a reusable server's start serves the whole task, not this compute
+        if client is not None:
             output = await client.compute(assignment.task_id, assignment.subtask_id, params)
         else:
             output = await self._single_call(launch, task_dir, assignment, params)

@@ -45,7 +45,7 @@ from runtime.node.retry import Backoff, describe_failure, fatal_reason, sleep_un
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = 2
+DEFAULT_QUEUE = 8
 """Assignments a provider offers to hold beyond its capacity (docs/node.md, Batching in the node)."""
 UNJUDGED_PER_SLOT = 4
 """Results computed but not yet judged (uploading, or awaiting the verdict) a provider keeps per compute

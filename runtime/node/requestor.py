@@ -118,6 +118,9 @@ class RequestorConfig:
     stranded_s: float = 60.0
     """How long a task may go with no live subtask while every joined provider was dropped from it or refused
     its app (and at least one was) before it fails with that reason instead of waiting forever."""
+    queue_compute_ms: int = Budgets.queue_compute_ms
+    """Providers queue a task's subtasks beyond their capacity only while its latest result computed in at
+    most this many ms (scheduling.Budgets)."""
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
     def budgets(self) -> Budgets:
@@ -128,6 +131,7 @@ class RequestorConfig:
             max_provider_failures=self.max_provider_failures,
             max_app_errors=self.max_app_errors,
             stranded_ms=round(self.stranded_s * 1000),
+            queue_compute_ms=self.queue_compute_ms,
         )
 
 
@@ -668,7 +672,7 @@ class RequestorNode:
         BYTES.labels("results").inc(received)
         usage = {"wall_ms": header.usage.wall_ms, "cpu_ns": header.usage.cpu_ns, "fuel": header.usage.fuel}
         self.store.deliver_subtask(subtask_id, name, sha256, usage)
-        self.core.handle(ResultDelivered(subtask_id))
+        self.core.handle(ResultDelivered(subtask_id, header.usage.wall_ms))
         # Delivered, the result is the requestor's: it is verified even if the provider hangs up now
         # (else the subtask would stay `delivered` forever and its task could never finish).
         verification = asyncio.ensure_future(self._judge(active, row))

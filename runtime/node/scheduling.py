@@ -24,16 +24,18 @@ The store stays the durable record (every action that changes a subtask is writt
 a restarted shell rebuilds the core from it (`TaskOpened` carries a task's live copies).
 
 Invariants the core keeps (tests/node/test_scheduling_core.py drives it with Hypothesis):
-- a provider never holds more than its offer's capacity plus queue (requested and assigned copies count)
-  nor is given more than the slots it asked for in one round;
+- a provider never holds more than its offer's capacity plus queue (requested and assigned copies count),
+  nor is given more than the slots it asked for in one round; beyond its capacity it gets a task's
+  subtasks only once the task's delivered results show short computes;
 - two live copies of one subtask never go to the same provider, and a subtask has more than one live copy
   only while its task wants replicas (quorum > 1);
 - no action names a task once the core has failed, finished or closed it;
 - a task fails once its failures exceed `max_failures`, or its app failed `max_app_errors` NextSubtask
   calls in a row (a call of several asks counts once), or no joined provider may take it for
   `stranded_ms`, each with a reason naming it;
-- a provider that caused `max_provider_failures` failures in a task is dropped from it, and its failures
-  there past that (copies it still held, results on their way) do not count against the task's budget;
+- a provider that caused `max_provider_failures` failures in a task is dropped from it; once a provider is
+  shut out of a task (dropped, caught with a wrong result, or refused its app), its further failures there
+  (copies it still held, results on their way) do not count against the task's budget;
 - a task is finished only when none of its copies is live and the app says nothing is pending.
 """
 
@@ -71,6 +73,11 @@ class Budgets:
     """NextSubtask calls in a row a task's app may fail before the task fails."""
     stranded_ms: int = 60_000
     """How long a task may go with no live copy while every joined provider is shut out of it."""
+    queue_compute_ms: int = 100
+    """A task's subtasks fill places in providers' queues (beyond their capacity) only while its latest
+    delivered result shows a compute this short: a queued assignment then holds back at most this much work
+    at the task's end. Until its first delivery a task's compute time is unknown, and providers get their
+    capacity alone."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,14 @@ class TaskPlan:
     failures_by_provider: Counter[str] = field(default_factory=Counter)
     app_errors: int = 0
     stranded_since_ms: int | None = None
+    compute_ms: int | None = None
+    """What its latest delivered result's compute took, as its provider reported it (one slow start, such
+    as an app server's, is forgotten at the next delivery)."""
+
+    def shuts_out(self, provider_id: str) -> bool:
+        """Whether the provider gets no more of its subtasks: dropped, caught with a wrong result, or refused
+        its app."""
+        return provider_id in self.refused_by or provider_id in self.dropped
 
     @property
     def idle(self) -> bool:
@@ -234,6 +249,8 @@ class LeasesRenewed:
 @dataclass(frozen=True)
 class ResultDelivered:
     subtask_id: str
+    compute_ms: int
+    """What its compute took, as its provider reported it."""
 
 
 class Verdict(enum.Enum):
@@ -445,7 +462,7 @@ class SchedulingCore:
         """Why no joined provider may take the task, when none may and at least one was shut out (dropped,
         blacklisted, or refused its app); None while someone still may."""
         plan = self.tasks[task_id]
-        out = {p for p in self.offers if p in plan.refused_by or p in plan.dropped or p in excluded}
+        out = {p for p in self.offers if plan.shuts_out(p) or p in excluded}
         if len(out) < len(self.offers):
             return None
         out |= dropped | plan.dropped
@@ -481,10 +498,8 @@ class SchedulingCore:
                     if copy is not None and copy.provider_id == provider_id:
                         copy.deadline_ms = deadline_ms
                 return []
-            case ResultDelivered(subtask_id):
-                copy = self.copy(subtask_id)
-                if copy is not None and copy.state is SubtaskState.ASSIGNED:
-                    self._move(copy, SubtaskState.DELIVERED)
+            case ResultDelivered():
+                self._delivered(event)
                 return []
             case VerificationDone():
                 return self._verified(event)
@@ -543,9 +558,12 @@ class SchedulingCore:
             self._computing[copy.provider_id] -= 1
 
     def _set(self, plan: TaskPlan, copy: Copy, state: SubtaskState, reason: str = "") -> SetState:
-        """A copy leaves play (every state but a live one); counted if it is a failure."""
+        """A copy leaves play (every state but a live one). A failure counts against the task's budget
+        unless its provider was already shut out of the task (dropped, or caught with a wrong result, or
+        refused its app): what such a provider still held or delivered is its fault, bounded by its
+        capacity + queue, and must not let one provider spend the whole budget."""
         self._remove(plan, copy)
-        if state in FAILURE_STATES:
+        if state in FAILURE_STATES and not plan.shuts_out(copy.provider_id):
             plan.failures += 1
         return SetState(copy.subtask_id, state, reason)
 
@@ -562,8 +580,7 @@ class SchedulingCore:
     def _may_take(self, plan: TaskPlan, offer: ProviderOffer, excluded: frozenset[str]) -> bool:
         spec = plan.spec
         return (
-            offer.provider_id not in plan.refused_by
-            and offer.provider_id not in plan.dropped
+            not plan.shuts_out(offer.provider_id)
             and spec.task_id not in excluded
             and self.market.accepts(offer, spec.env_id, spec.params)
             and offer.has_memory_for(spec.min_memory_mib)
@@ -581,13 +598,27 @@ class SchedulingCore:
         return self._continue(event.round_id, [])
 
     def _room(self, round_: Round) -> int:
-        """How many more copies the round may give: slots left, and places left in its provider's
-        capacity + queue (requested copies count)."""
+        """How many more copies the round may give of its current task: slots left, and places left in its
+        provider's capacity, plus its queue if the task's computes are known to be short (requested copies
+        count)."""
         offer = self.offers.get(round_.provider_id)
         if offer is None:
             return 0
+        plan = self.tasks.get(round_.task_ids[0]) if round_.task_ids else None
+        queue = offer.queue if plan is not None and self._queues(plan) else 0
         slots_left = round_.slots - round_.given - round_.asking
-        return max(0, min(slots_left, offer.holds - self.computing(round_.provider_id)))
+        return max(0, min(slots_left, offer.capacity + queue - self.computing(round_.provider_id)))
+
+    def _delivered(self, event: ResultDelivered) -> None:
+        copy = self.copy(event.subtask_id)
+        if copy is None or copy.state is not SubtaskState.ASSIGNED:
+            return
+        self._move(copy, SubtaskState.DELIVERED)
+        self.tasks[copy.task_id].compute_ms = event.compute_ms
+
+    def _queues(self, plan: TaskPlan) -> bool:
+        """Whether the task's subtasks may wait in providers' queues: its latest result computed quickly."""
+        return plan.compute_ms is not None and plan.compute_ms <= self.budgets.queue_compute_ms
 
     def _has_room(self, round_: Round) -> bool:
         return self._room(round_) > 0
@@ -736,8 +767,8 @@ class SchedulingCore:
             return self._take_back(plan, copy, SubtaskState.FAILED, event.reason, blame=True)
         # A provider caught with a wrong result gets no more of this task's subtasks: else a fast cheater
         # burns the task's failure budget in a blink and the task fails.
-        plan.refused_by.add(copy.provider_id)
         actions: list[Action] = [self._set(plan, copy, SubtaskState.REJECTED, event.reason)]
+        plan.refused_by.add(copy.provider_id)
         actions.extend(self._count_failure(plan, f"subtask {copy.subtask_id} rejected: {event.reason}", None))
         actions.extend(self._finish_check(copy.task_id))
         return actions
@@ -747,9 +778,9 @@ class SchedulingCore:
         if copy is None:
             return []
         plan = self.tasks[copy.task_id]
+        actions: list[Action] = [self._set(plan, copy, state, reason)]
         if refuse:
             plan.refused_by.add(copy.provider_id)
-        actions: list[Action] = [self._set(plan, copy, state, reason)]
         if state in FAILURE_STATES:  # counted against the task's budget (not its provider's)
             actions.extend(self._count_failure(plan, f"subtask {subtask_id} {state}: {reason}", None))
         actions.extend(self._finish_check(copy.task_id))
@@ -762,9 +793,10 @@ class SchedulingCore:
         if copy is None:
             return []
         plan = self.tasks[copy.task_id]
+        actions = self._take_back(plan, copy, state, reason, blame=blame)
         if refuse:
             plan.refused_by.add(copy.provider_id)
-        return self._take_back(plan, copy, state, reason, blame=blame)
+        return actions
 
     def _take_back(
         self, plan: TaskPlan, copy: Copy, state: SubtaskState, reason: str, *, blame: bool
@@ -802,10 +834,6 @@ class SchedulingCore:
         actions: list[Action] = []
         if provider_id:
             plan.failures_by_provider[provider_id] += 1
-            if plan.failures_by_provider[provider_id] > self.budgets.max_provider_failures:
-                # Already dropped: what it still delivers (copies it held, results on their way) is its
-                # failure, not the task's, so one provider cannot spend the task's whole budget.
-                plan.failures -= 1
             if plan.failures_by_provider[provider_id] == self.budgets.max_provider_failures:
                 plan.dropped.add(provider_id)
                 reason = f"{self.budgets.max_provider_failures} failures in this task; last: {message}"

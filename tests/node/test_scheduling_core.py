@@ -16,8 +16,9 @@ actions, and checks after each action:
 - no action names a task after it was failed, finished or closed;
 - a task fails "too many failures" only past `max_failures` failures, and always then; "the app failed"
   only after `max_app_errors` NextSubtask errors in a row; a stranded task only after `stranded_ms`;
-- a provider is dropped from a task exactly when it caused `max_provider_failures` failures there (its
-  failures past that do not count against the task's budget), and never gets a copy of that task afterwards;
+- a provider is dropped from a task exactly when it caused `max_provider_failures` failures there, and
+  never gets a copy of that task afterwards, nor does one caught with a wrong result or refusing its app;
+  once shut out so, its further failures there do not count against the task's budget;
 - a task finishes only when none of its copies is live and its app has nothing pending or handed out.
 
 Each example starts with a task and 1-3 providers. About a thousand steps a second on the loaded 2-core
@@ -117,7 +118,15 @@ class AppTask:
     failures: int = 0
     blamed: Counter[str] = field(default_factory=Counter)
     dropped: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    """Providers caught with a wrong result or refusing its app: shut out of it, as the dropped are."""
     stranded_since: int | None = None
+    compute_ms: int | None = None
+    """What its latest delivered result's compute took, as reported."""
+
+    def queues(self) -> bool:
+        """Whether its subtasks may fill providers' queues: its results show short computes."""
+        return self.compute_ms is not None and self.compute_ms <= BUDGETS.queue_compute_ms
 
 
 class CoreMachine(RuleBasedStateMachine):
@@ -173,7 +182,7 @@ class CoreMachine(RuleBasedStateMachine):
         for ask in batch:
             assert ask.subtask_id not in self.subtasks
             self.subtasks[ask.subtask_id] = SubtaskRecord(ask.task_id, ask.provider_id, S.REQUESTED)
-            self.check_capacity(ask.provider_id)
+            self.check_capacity(ask.provider_id, self.tasks[ask.task_id])
         self.asked.add((first.round_id, first.task_id))
         self.call_failed = False
         follow_up: list[Action] = []
@@ -197,7 +206,8 @@ class CoreMachine(RuleBasedStateMachine):
                 record = self.subtasks[subtask_id]
                 self.move(subtask_id, S.ASSIGNED)
                 assert deadline_ms == self.now + BUDGETS.lease_ms
-                assert provider_id not in self.tasks[task_id].dropped, f"{provider_id} was dropped"
+                app = self.tasks[task_id]
+                assert provider_id not in app.dropped | app.refused, f"{provider_id} was shut out"
                 record.provider_id = provider_id
                 primary = record.replica_of or subtask_id
                 holders = [
@@ -207,7 +217,7 @@ class CoreMachine(RuleBasedStateMachine):
                 ]
                 assert len(holders) == len(set(holders)), f"{primary} held twice by one provider: {holders}"
                 self.given[provider_id] += 1
-                self.check_capacity(provider_id)
+                self.check_capacity(provider_id, self.tasks[task_id])
             case WantReplica(task_id, primary_id, replica_id):
                 assert self.tasks[task_id].spec.quorum > 1, "a replica of a task without a quorum"
                 assert self.subtasks[primary_id].state in LIVE_SUBTASK_STATES
@@ -223,8 +233,8 @@ class CoreMachine(RuleBasedStateMachine):
                 record = self.subtasks[subtask_id]
                 app = self.tasks[record.task_id]
                 self.move(subtask_id, state)
-                if state in FAILURE_STATES:
-                    app.failures += 1
+                if state in FAILURE_STATES and record.provider_id not in app.dropped | app.refused:
+                    app.failures += 1  # a shut-out provider's leftovers are its own, not the task's
                 if reason == LEASE_EXPIRED:
                     self.blame(record)
                 if state is S.ACCEPTED and subtask_id in app.out:
@@ -283,10 +293,7 @@ class CoreMachine(RuleBasedStateMachine):
         record.state = state
 
     def blame(self, record: SubtaskRecord) -> None:
-        app = self.tasks[record.task_id]
-        app.blamed[record.provider_id] += 1
-        if app.blamed[record.provider_id] > BUDGETS.max_provider_failures:
-            app.failures -= 1  # a dropped provider's further failures are its own, not the task's
+        self.tasks[record.task_id].blamed[record.provider_id] += 1
 
     def computing(self, provider_id: str) -> int:
         return sum(
@@ -294,10 +301,17 @@ class CoreMachine(RuleBasedStateMachine):
             for r in self.subtasks.values()
         )
 
-    def check_capacity(self, provider_id: str) -> None:
+    def check_capacity(self, provider_id: str, given_of: AppTask) -> None:
+        """After the provider was given a copy of `given_of`'s: within its capacity, plus its queue only if
+        that task's computes are known to be short."""
         computing = self.computing(provider_id)
         offer = self.offers[provider_id]
         assert computing <= offer.capacity + offer.queue, f"{provider_id} holds {computing}"
+        if not given_of.queues():
+            assert computing <= offer.capacity, (
+                f"{provider_id} holds {computing} with a copy of {given_of.spec.task_id}, whose computes are"
+                f" {given_of.compute_ms} ms: past its capacity {offer.capacity}"
+            )
 
     def live(self, task_id: str, states: Iterable[SubtaskState] = LIVE_SUBTASK_STATES) -> list[str]:
         wanted = set(states)
@@ -373,7 +387,10 @@ class CoreMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def deliver(self, data: st.DataObject) -> None:
         subtask_id = data.draw(st.sampled_from(self.copies_in((S.ASSIGNED,))), "delivered")
-        self.drive(ResultDelivered(subtask_id), data)
+        compute_ms = data.draw(st.sampled_from((1, BUDGETS.queue_compute_ms, 5_000)), "compute ms")
+        app = self.tasks[self.subtasks[subtask_id].task_id]
+        app.compute_ms = compute_ms
+        self.drive(ResultDelivered(subtask_id, compute_ms), data)
         self.move(subtask_id, S.DELIVERED)
         record = self.subtasks[subtask_id]
         primary = record.replica_of or subtask_id
@@ -387,6 +404,8 @@ class CoreMachine(RuleBasedStateMachine):
             if verdict is Verdict.INCONCLUSIVE:  # taken back, blamed (a rejection refuses instead)
                 self.blame(record)
             self.drive(VerificationDone(primary, verdict, "judged"), data)
+            if verdict is Verdict.REJECTED:
+                self.tasks[record.task_id].refused.add(record.provider_id)
             return
         outcome = data.draw(st.sampled_from(("accept", "accept", "reject", "referee", "no quorum")), "quorum")
         replicas = [sid for sid in live if sid != primary]
@@ -400,6 +419,8 @@ class CoreMachine(RuleBasedStateMachine):
         else:
             verdict = Verdict.ACCEPTED if outcome == "accept" else Verdict.REJECTED
             self.drive(VerificationDone(primary, verdict, outcome), data)
+            if verdict is Verdict.REJECTED:
+                self.tasks[record.task_id].refused.add(self.subtasks[primary].provider_id)
             state = S.ACCEPTED if outcome == "accept" else S.REJECTED
             for replica in replicas:
                 self.drive(CopyJudged(replica, state, outcome), data)
@@ -410,6 +431,9 @@ class CoreMachine(RuleBasedStateMachine):
         subtask_id = data.draw(st.sampled_from(self.copies_in((S.ASSIGNED,))), "failed")
         self.blame(self.subtasks[subtask_id])
         self.drive(TakenBack(subtask_id, S.FAILED, "provider failed", refuse=refused), data)
+        if refused:
+            record = self.subtasks[subtask_id]
+            self.tasks[record.task_id].refused.add(record.provider_id)
 
     @precondition(lambda self: self.offers)
     @rule(data=st.data())
@@ -499,12 +523,21 @@ def test_the_scheduling_core_keeps_its_invariants() -> None:
     )
 
 
-def asks_of_a_round(capacity: int, queue: int, slots: int, pending: int) -> list[list[AskApp]]:
+def asks_of_a_round(
+    capacity: int, queue: int, slots: int, pending: int, compute_ms: int | None = 1
+) -> list[list[AskApp]]:
     """The NextSubtasks calls (the AskApps of each batch) one RequestWork round makes for a provider with
-    this capacity and queue, the app offering `pending` subtasks and then none."""
+    this capacity and queue, the app offering `pending` subtasks and then none; before it, another provider
+    delivered one of the task's results, computed in `compute_ms` (None: no result yet)."""
     ids = itertools.count()
     core = SchedulingCore(BUDGETS, Balanced(), lambda task_id: f"{task_id}-{next(ids)}")
     core.handle(TaskOpened(TaskSpec("t", "wasm", {})))
+    if compute_ms is not None:
+        core.handle(ProviderJoined(ProviderOffer("earlier", {"wasm": 1.0}, 0.0, 1)))
+        (ask,) = core.handle(ProviderAsked(0, "earlier", 1, 0))
+        assert isinstance(ask, AskApp)
+        core.handle(SubtaskOffered(0, ask.subtask_id, 0))
+        core.handle(ResultDelivered(ask.subtask_id, compute_ms))
     core.handle(ProviderJoined(ProviderOffer("p", {"wasm": 1.0}, 0.0, capacity, queue=queue)))
     calls: list[list[AskApp]] = []
     actions = core.handle(ProviderAsked(1, "p", slots, 0))
@@ -527,3 +560,10 @@ def test_a_round_asks_the_app_once_for_every_place_of_capacity_and_queue() -> No
     assert [len(batch) for batch in asks_of_a_round(capacity=4, queue=4, slots=3, pending=10)] == [3]
     # The app had fewer than asked: the round moves on (no second call), as after one NoSubtask before.
     assert [len(batch) for batch in asks_of_a_round(capacity=4, queue=0, slots=8, pending=2)] == [4]
+
+
+def test_a_task_fills_queues_only_once_its_results_show_short_computes() -> None:
+    short, long = BUDGETS.queue_compute_ms, BUDGETS.queue_compute_ms + 1
+    assert [len(batch) for batch in asks_of_a_round(1, 8, 9, 20, compute_ms=short)] == [9]
+    assert [len(batch) for batch in asks_of_a_round(1, 8, 9, 20, compute_ms=long)] == [1]
+    assert [len(batch) for batch in asks_of_a_round(2, 8, 9, 20, compute_ms=None)] == [2]

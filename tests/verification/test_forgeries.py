@@ -80,17 +80,21 @@ def test_honest_nine_times_then_cheating_is_caught_on_the_tenth(tmp_path: Path, 
             assert status.state == "finished", status.reason
             entries = [e for e in h.journal(status.task_id) if e.provider_id == "turncoat"]
             judged = [e for e in entries if e.verdict != "assigned"]
-            assert [e.verdict for e in judged[:9]] == ["accepted"] * 9
-            assert all(e.checked == "reexecuted" for e in judged[:9])
-            tenth = judged[9]
-            assert tenth.verdict == "forged" and tenth.subtask_id in forger.forged()
+            # Verdicts are journalled as verifications end, which with pipelined deliveries need not be
+            # the order the turncoat computed in: its forgeries are told apart by their ids.
+            forged_ids = forger.forged()
+            honest = [e for e in judged if e.subtask_id not in forged_ids]
+            forged = [e for e in judged if e.subtask_id in forged_ids]
+            assert [e.verdict for e in honest] == ["accepted"] * 9
+            assert all(e.checked == "reexecuted" for e in honest)
+            assert forged and {e.verdict for e in forged} == {"forged"}, "a forgery was accepted"
+            tenth = forged[0]
             assert "claimed fuel" in tenth.reason and tenth.reexec_fuel is not None
             assert tenth.fuel is not None and tenth.fuel > tenth.reexec_fuel
-            assert all(e.verdict in ("forged", "assigned") for e in judged[10:])
             assert_honest_all_accepted(h, {"turncoat"})
             bills = {b.provider_id: b for b in h.node.task_status(status.task_id).bills}
             assert bills[h.id("turncoat")].subtasks == 9, "forged work must not be billed"
-            assert bills[h.id("turncoat")].fuel == sum(e.reexec_fuel or 0 for e in judged[:9])
+            assert bills[h.id("turncoat")].fuel == sum(e.reexec_fuel or 0 for e in honest)
 
     asyncio.run(scenario())
 
