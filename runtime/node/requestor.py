@@ -85,7 +85,6 @@ from runtime.node.scheduling import (
     WantReplica,
 )
 from runtime.node.states import (
-    FAILURE_STATES,
     LIVE_SUBTASK_STATES,
     IllegalTransition,
     SubtaskState,
@@ -261,7 +260,6 @@ class RequestorNode:
         client = await self._apps.client(app)
         task_dir = RequestorWorkDir(self._apps.work_dir(app)).task_dir(row.task_id)
         live = self.store.subtasks(task_id=row.task_id, states=LIVE_SUBTASK_STATES)
-        counts = self.store.count_by_state(row.task_id)
         redundancy = app.descriptor.redundancy
         spec = TaskSpec(
             row.task_id,
@@ -273,7 +271,10 @@ class RequestorNode:
         copies = tuple(
             Copy(s.subtask_id, s.task_id, s.provider_id, s.state, s.replica_of, s.deadline_ms) for s in live
         )
-        self.core.handle(TaskOpened(spec, copies, sum(counts.get(state, 0) for state in FAILURE_STATES)))
+        failures = self.store.counted_failures(row.task_id)
+        # Verify's failures and max_provider_failures both drop a provider from the task for good.
+        dropped = frozenset(self.verification.trust.dropped_from(row.task_id))
+        self.core.handle(TaskOpened(spec, copies, failures, dropped))
         active = ActiveTask(row, app, client, task_dir, self.core.tasks[row.task_id])
         if app.module is not None:
             digest, size = self.resources.register(app.module.parent, app.module.name)
@@ -917,12 +918,12 @@ class RequestorNode:
                 if active is not None:
                     with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
                         await active.client.abort_subtask(task_id, subtask_id)
-            case SetState(subtask_id, state, reason):
+            case SetState(subtask_id, state, reason, forgiven):
                 if reason == LEASE_EXPIRED:
                     row = self.store.subtask(subtask_id)
                     holder = row.provider_id if row is not None else "?"
                     log.warning("subtask %s: lease of provider %s expired", subtask_id, holder)
-                self.store.set_subtask_state(subtask_id, state, reason)
+                self.store.set_subtask_state(subtask_id, state, reason, forgiven)
                 SUBTASKS.labels(state).inc()
             case DropProvider(task_id, provider_id, reason):
                 log.warning("provider %s dropped from task %s: %s", provider_id, task_id, reason)

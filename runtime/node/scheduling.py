@@ -113,7 +113,8 @@ class TaskPlan:
     copies: dict[str, Copy] = field(default_factory=dict)
     """Live copies, in creation order."""
     refused_by: set[str] = field(default_factory=set)
-    """Providers that get no more of its subtasks: refused its app, or delivered a result found wrong."""
+    """Providers that get no more of its subtasks: refused its app, or delivered a result found wrong (and,
+    after a restart, those dropped from it before)."""
     dropped: set[str] = field(default_factory=set)
     """Providers dropped for causing `max_provider_failures` failures."""
     failures: int = 0
@@ -156,11 +157,14 @@ class Round:
 
 @dataclass(frozen=True)
 class TaskOpened:
-    """A task became active (created, or resumed with its live copies and past failures)."""
+    """A task became active (created, or resumed with its live copies, the past failures that count
+    against its budget, and the providers dropped from it for good: caught with a wrong result, or past
+    max_provider_failures)."""
 
     spec: TaskSpec
     copies: tuple[Copy, ...] = ()
     failures: int = 0
+    shut_out: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -392,6 +396,8 @@ class SetState:
     subtask_id: str
     state: SubtaskState
     reason: str = ""
+    forgiven: bool = False
+    """A failure that does not count against the task's budget: its provider was already shut out."""
 
 
 @dataclass(frozen=True)
@@ -522,7 +528,7 @@ class SchedulingCore:
     # tasks
 
     def _opened(self, event: TaskOpened) -> list[Action]:
-        plan = TaskPlan(event.spec, failures=event.failures)
+        plan = TaskPlan(event.spec, failures=event.failures, refused_by=set(event.shut_out))
         self.tasks[event.spec.task_id] = plan
         for copy in event.copies:
             if copy.state in LIVE:
@@ -563,9 +569,11 @@ class SchedulingCore:
         refused its app): what such a provider still held or delivered is its fault, bounded by its
         capacity + queue, and must not let one provider spend the whole budget."""
         self._remove(plan, copy)
-        if state in FAILURE_STATES and not plan.shuts_out(copy.provider_id):
+        failure = state in FAILURE_STATES
+        forgiven = failure and plan.shuts_out(copy.provider_id)
+        if failure and not forgiven:
             plan.failures += 1
-        return SetState(copy.subtask_id, state, reason)
+        return SetState(copy.subtask_id, state, reason, forgiven)
 
     def _fail(self, task_id: str, reason: str) -> FailTask:
         self._close(task_id)

@@ -21,6 +21,7 @@ from typing import Any
 from runtime.node.row_cache import RowCache
 from runtime.node.schema import Migration, columns, execute_ddl, migrate, use_wal
 from runtime.node.states import (
+    FAILURE_STATES,
     SUBTASK_TRANSITIONS,
     TASK_TRANSITIONS,
     IllegalTransition,
@@ -132,6 +133,12 @@ def _app_verdicts(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE subtasks ADD COLUMN app_reason TEXT NOT NULL DEFAULT ''")
 
 
+def _forgiven_failures(db: sqlite3.Connection) -> None:
+    """Which failures did not count against their task's budget (their provider was already shut out of
+    it): a restarted requestor counts the others alone, as before it stopped."""
+    db.execute("ALTER TABLE subtasks ADD COLUMN forgiven INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _first_schema,
     _replicas,
@@ -140,6 +147,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _result_info,
     _history_by_trigger,
     _app_verdicts,
+    _forgiven_failures,
 )
 """The store's schema, version by version: `PRAGMA user_version` counts those a store has had."""
 
@@ -189,6 +197,8 @@ class SubtaskRow:
     updated_ms: int = 0
     replica_of: str | None = None
     reason: str = ""
+    forgiven: bool = False
+    """A failure that did not count against its task's budget (scheduling.SetState)."""
 
 
 class Store:
@@ -330,9 +340,12 @@ class Store:
         ).fetchall()
         return [_subtask_row(row) for row in rows]
 
-    def set_subtask_state(self, subtask_id: str, state: SubtaskState, reason: str = "") -> None:
-        """Move a subtask to `state`; IllegalTransition (nothing written) if the table forbids it."""
-        self._transition(subtask_id, state, reason=reason)
+    def set_subtask_state(
+        self, subtask_id: str, state: SubtaskState, reason: str = "", forgiven: bool = False
+    ) -> None:
+        """Move a subtask to `state` (`forgiven`: a failure its task's budget does not count);
+        IllegalTransition (nothing written) if the table forbids it."""
+        self._transition(subtask_id, state, reason=reason, forgiven=forgiven)
 
     def _transition(self, subtask_id: str, state: SubtaskState, reason: str = "", **fields: Any) -> None:
         """One conditional UPDATE: the row changes only from a state that may become `state`. Its reason
@@ -442,6 +455,15 @@ class Store:
             "SELECT state, COUNT(*) AS n FROM subtasks WHERE task_id = ? GROUP BY state", (task_id,)
         ).fetchall()
         return {row["state"]: row["n"] for row in rows}
+
+    def counted_failures(self, task_id: str) -> int:
+        """The task's failures that count against its budget (every failure state, less the forgiven)."""
+        marks = ",".join("?" * len(FAILURE_STATES))
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM subtasks WHERE task_id = ? AND state IN ({marks}) AND NOT forgiven",
+            (task_id, *FAILURE_STATES),
+        ).fetchone()
+        return int(row[0])
 
     def set_app_verdict(self, subtask_id: str, verdict: str, reason: str, info: dict[str, str]) -> None:
         """Keep the app's verdict on the subtask's result, and what it reported about the result."""
@@ -561,4 +583,5 @@ def _subtask_row(row: sqlite3.Row) -> SubtaskRow:
         row["updated_ms"],
         row["replica_of"],
         row["reason"],
+        bool(row["forgiven"]),
     )

@@ -86,6 +86,9 @@ def test_a_killed_requestor_restarts_and_finishes_without_recomputing(cluster: C
     cluster.provider("worker", requestor, capacity=3, env=env)
     task_id = requestor.submit("tutorialapp", env, SLOW_IN_FOUR)
     wait_until(lambda: requestor.store.states(task_id) == {"assigned": 3}, "three ranges assigned")
+    if env == "wasm":  # the module comes from the requestor: killed before, the provider could not compute
+        modules = cluster.root / "worker" / "provider" / "modules"
+        wait_until(lambda: any(modules.glob("*.wasm")), "the provider holding the module")
     before = {s.subtask_id: s.params for s in requestor.store.subtasks(task_id)}
     requestor.kill9()
 

@@ -21,8 +21,9 @@ The model states the intended behaviour (docs/protocol.md and the node's module 
   (`rejected`, and its provider gets no more of the task); both return the range to pending, as do a
   reported failure (`failed`), an expired lease and a Leave (`expired`);
 - more than `max_failures` such outcomes fail the task; a provider that caused `max_provider_failures`
-  of them (a refused result, a reported failure, an expired lease: not a Leave) gets no more of the task,
-  and what it still held and fails after that counts against it alone, not the task (until a restart);
+  of them (a refused result, a reported failure, an expired lease: not a Leave) gets no more of the task;
+  once a provider is shut out of the task (so dropped, rejected, or refusing its app), what it still held
+  and fails after that counts against it alone, not the task, and a restart counts it the same;
   aborting a task aborts its live subtasks;
 - a task finishes as soon as its answer is certain and no subtask is live, whatever made it so;
 - a restarted requestor keeps every task and subtask state and every live lease; providers holding
@@ -161,9 +162,9 @@ class TaskModel:
     barred: set[str] = field(default_factory=set)  # dropped from the task: stored, outlives a restart
     refused: set[str] = field(default_factory=set)  # refused the task's app: forgotten by a restart
     failures_by: Counter[str] = field(default_factory=Counter)
-    # A dropped provider's further failures (what it still held) do not count against the task; a
-    # restart forgets this with failures_by, and then every stored failure counts again.
-    forgiven: int = 0
+    # Failures of a provider already barred or refused (what it still held) do not count against the
+    # task; the store keeps which, so a restart counts them the same.
+    forgiven: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.range_size = max(1, -(-(2**self.difficulty) // self.subtasks))
@@ -260,7 +261,7 @@ class RequestorMachine(RuleBasedStateMachine):
 
     def failures(self) -> int:
         given_back = sum(s.state in ("rejected", "failed", "expired") for s in self.subtasks.values())
-        return given_back - self.model.forgiven
+        return given_back - len(self.model.forgiven)
 
     def maybe_finish(self) -> None:
         task = self.model
@@ -277,10 +278,10 @@ class RequestorMachine(RuleBasedStateMachine):
     def give_back(self, subtask: SubtaskModel, state: str, *, blamed: bool) -> None:
         """A subtask leaves its provider: its range is pending again, the failure budget shrinks (the
         provider's own too when it is `blamed`)."""
+        if subtask.provider_id in self.model.barred | self.model.refused:
+            self.model.forgiven.add(subtask.subtask_id)
         if blamed:
             self.model.failures_by[subtask.provider_id] += 1
-            if self.model.failures_by[subtask.provider_id] > MAX_PROVIDER_FAILURES:
-                self.model.forgiven += 1
             if self.model.failures_by[subtask.provider_id] >= MAX_PROVIDER_FAILURES:
                 self.model.barred.add(subtask.provider_id)
         subtask.state = state
@@ -453,8 +454,8 @@ class RequestorMachine(RuleBasedStateMachine):
             self.maybe_finish()
         elif kind == "wrong claim":
             assert verdict == "rejected" and "fewer than" in reason, (verdict, reason)
-            self.model.barred.add(provider_id)
             self.give_back(subtask, "rejected", blamed=False)
+            self.model.barred.add(provider_id)
         else:
             assert verdict == "rejected", (verdict, reason)
             self.give_back(subtask, "failed", blamed=True)
@@ -468,9 +469,9 @@ class RequestorMachine(RuleBasedStateMachine):
         expected = self.expected_owner_status(provider_id, subtask_id)
         assert reply.status is expected, (reply, expected)
         if expected is Status.OK:
+            self.give_back(self.subtasks[subtask_id], "failed", blamed=True)
             if refuse:
                 self.model.refused.add(provider_id)
-            self.give_back(self.subtasks[subtask_id], "failed", blamed=True)
 
     @rule(p=st.integers(0, PROVIDERS - 1))
     def leave(self, p: int) -> None:
@@ -523,7 +524,6 @@ class RequestorMachine(RuleBasedStateMachine):
         self.offers = {p: env for p, env in self.offers.items() if p in holding}
         self.model.refused.clear()
         self.model.failures_by.clear()
-        self.model.forgiven = 0
 
     # the model against the store, the control API and the app's plan
 

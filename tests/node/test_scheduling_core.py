@@ -229,12 +229,16 @@ class CoreMachine(RuleBasedStateMachine):
                 if subtask_id in app.out:
                     app.out.discard(subtask_id)
                     app.pending += 1
-            case SetState(subtask_id, state, reason):
+            case SetState(subtask_id, state, reason, forgiven):
                 record = self.subtasks[subtask_id]
                 app = self.tasks[record.task_id]
                 self.move(subtask_id, state)
-                if state in FAILURE_STATES and record.provider_id not in app.dropped | app.refused:
-                    app.failures += 1  # a shut-out provider's leftovers are its own, not the task's
+                failure = state in FAILURE_STATES
+                # a shut-out provider's leftovers are its own failures, not the task's
+                shut_out = record.provider_id in app.dropped | app.refused
+                assert forgiven == (failure and shut_out), f"{subtask_id} {state}: forgiven {forgiven}"
+                if failure and not shut_out:
+                    app.failures += 1
                 if reason == LEASE_EXPIRED:
                     self.blame(record)
                 if state is S.ACCEPTED and subtask_id in app.out:
