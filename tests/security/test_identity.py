@@ -420,6 +420,13 @@ def test_a_provider_never_holds_more_leases_than_its_capacity_and_queue(
     served: Served, capacity: int, queue: int, slots: int, concurrent: int
 ) -> None:
     task_id = served.submit(subtasks=16)
+    # The requestor fills queue places with a task's subtasks once one of its results shows a short compute.
+    first = served.provider("first")
+    first.join(capacity=1).value()
+    (assignment,) = first.request_work(slots=1).value().assignments
+    result = ResultFile("result.json", honest_result(assignment.subtask_params_json))
+    assert first.submit(assignment.subtask_id, result).value().verdict == "accepted"
+    first.close()
     provider = served.provider("greedy")
     try:
         provider.join(capacity=capacity, queue=queue).value()
