@@ -225,11 +225,12 @@ class RequestorService(RequestorBase):
         parts, a stall). The provider may keep the call open for results yet to come: it may be quiet while
         one of the call's verdicts is pending, and the stall limit counts from when none is."""
         answers: list[asyncio.Task[None]] = []
+        pending: set[asyncio.Task[None]] = set()  # the answers not done: no scan of a long call's `answers`
 
         async def receive() -> npb.ResultPart | None:
             part = asyncio.ensure_future(stream.recv_message())
             try:
-                while not part.done() and (pending := [answer for answer in answers if not answer.done()]):
+                while not part.done() and pending:
                     await asyncio.wait([part, *pending], return_when=asyncio.FIRST_COMPLETED)
                 return await within_stall_limit(part, self.stall_s, "SubmitResults")
             finally:
@@ -258,7 +259,10 @@ class RequestorService(RequestorBase):
                 except _REFUSALS as exc:
                     await send(_not_taken(header.subtask_id, exc))
                     continue
-                answers.append(asyncio.create_task(answer(header.subtask_id, judgement)))
+                answering = asyncio.create_task(answer(header.subtask_id, judgement))
+                answers.append(answering)
+                pending.add(answering)
+                answering.add_done_callback(pending.discard)
             await asyncio.gather(*answers)
         finally:
             for task in answers:
