@@ -36,11 +36,6 @@ class ProviderOffer:
     """Assignments it holds beyond `capacity`, queued for a free compute slot (0: none, as by a provider
     from before the queue)."""
 
-    @property
-    def holds(self) -> int:
-        """The most copies it may hold at once: computing and queued."""
-        return self.capacity + self.queue
-
     @classmethod
     def checked(
         cls,
